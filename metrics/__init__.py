@@ -1,0 +1,1 @@
+"""Similarity metrics between representations (rows = samples, columns = features)."""

@@ -1,0 +1,294 @@
+"""Image sources: a folder, the ISIC 2018 task-1 layout, the bundled sample photographs, and
+deterministic synthetic sets. Each yields images (and masks where it has them) keyed by sample id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo.errors import DataError, UnknownNameError, ZooError
+from zoo.hookspecs import hookimpl
+from zoo.specs import DatasetSpec
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+
+
+class Dataset:
+    """An ordered, fingerprinted set of images with optional binary masks.
+
+    `loaders[i]()` returns sample i's PIL image; `mask_loaders[i]()` (if any) its mask as a bool
+    array. The fingerprint changes whenever any pixel could have changed.
+    """
+
+    def __init__(self, name: str, ids: Sequence[str], loaders: Sequence[Callable[[], Any]],
+                 fingerprint: str, mask_loaders: Sequence[Callable[[], np.ndarray]] | None = None,
+                 origin: Sequence[str] | None = None) -> None:
+        self.name = name
+        self.ids = list(ids)
+        self._loaders = list(loaders)
+        self._masks = list(mask_loaders) if mask_loaders is not None else None
+        self._origin = list(origin) if origin is not None else list(ids)
+        self.fingerprint = fingerprint
+        self.skipped: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def has_masks(self) -> bool:
+        return self._masks is not None
+
+    def image(self, i: int) -> Any:
+        """Sample i as an RGB PIL image; an unreadable file is a `DataError` naming it."""
+        try:
+            im = self._loaders[i]()
+            im.load()
+            return im.convert("RGB")
+        except ZooError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any decoder failure means a bad file
+            raise DataError(f"cannot read image {self._origin[i]}: {exc}; fix or remove it, "
+                            "or pass --skip-bad to skip unreadable images") from None
+
+    def mask(self, i: int) -> np.ndarray:
+        """Sample i's binary mask (H, W) bool."""
+        if self._masks is None:
+            raise DataError(f"dataset {self.name} has no masks")
+        return self._masks[i]()
+
+    def subset(self, indices: Sequence[int], name: str | None = None) -> Dataset:
+        """The samples at `indices`, keyed and fingerprinted as a new dataset."""
+        idx = list(indices)
+        fp = _digest({"parent": self.fingerprint, "ids": [self.ids[i] for i in idx]})
+        masks = [self._masks[i] for i in idx] if self._masks is not None else None
+        return Dataset(name or self.name, [self.ids[i] for i in idx],
+                       [self._loaders[i] for i in idx], fp, masks, [self._origin[i] for i in idx])
+
+    def without_unreadable(self) -> Dataset:
+        """A copy without the images that fail to decode; `.skipped` lists their ids."""
+        good, bad = [], []
+        for i in range(len(self)):
+            try:
+                self.image(i)
+                good.append(i)
+            except DataError:
+                bad.append(self.ids[i])
+        out = self.subset(good)
+        out.skipped = bad
+        return out
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _open_image(path: Path) -> Callable[[], Any]:
+    def load() -> Any:
+        from PIL import Image
+
+        return Image.open(path)
+
+    return load
+
+
+def _file_stats(paths: Sequence[Path], root: Path) -> list:
+    return [[str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns] for p in paths]
+
+
+def image_folder(path: str | None) -> Dataset:
+    """Every image under `path`, recursively, sorted; sample id = path relative to the folder."""
+    if not path:
+        raise ZooError("dataset 'folder' needs a path: --data folder:PATH (or just --data PATH)")
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise DataError(f"image folder {path!r} does not exist or is not a folder")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found under {path}")
+    ids = [str(p.relative_to(root)) for p in files]
+    fp = _digest({"folder": _file_stats(files, root)})
+    return Dataset(f"folder:{root}", ids, [_open_image(p) for p in files], fp,
+                   origin=[str(p) for p in files])
+
+
+ISIC_SPLITS = {
+    "train": ("ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1_Training_GroundTruth"),
+    "validation": ("ISIC2018_Task1-2_Validation_Input", "ISIC2018_Task1_Validation_GroundTruth"),
+    "test": ("ISIC2018_Task1-2_Test_Input", "ISIC2018_Task1_Test_GroundTruth"),
+}
+
+
+def _open_mask(path: Path) -> Callable[[], np.ndarray]:
+    def load() -> np.ndarray:
+        from PIL import Image
+
+        try:
+            with Image.open(path) as im:
+                return np.asarray(im.convert("L")) > 127
+        except Exception as exc:  # noqa: BLE001
+            raise DataError(f"cannot read mask {path}: {exc}") from None
+
+    return load
+
+
+def isic_folder(path: str | None) -> Dataset:
+    """The ISIC 2018 task-1 layout: `<split>_Input/ISIC_x.jpg` + `..._GroundTruth/ISIC_x_segmentation.png`.
+
+    Sample ids are `split/ISIC_x`; every split present is included (see `split_of`).
+    """
+    if not path:
+        raise ZooError("dataset 'isic' needs a path: --data isic:PATH")
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise DataError(f"ISIC folder {path!r} does not exist or is not a folder")
+    ids, loaders, masks, origin, stats = [], [], [], [], []
+    for split, (inp, gt) in ISIC_SPLITS.items():
+        if not (root / inp).is_dir():
+            continue
+        for img in sorted((root / inp).glob("ISIC_*.jpg")):
+            mask = root / gt / f"{img.stem}_segmentation.png"
+            if not mask.is_file():
+                raise DataError(f"ISIC image {img} has no ground-truth mask {mask}")
+            ids.append(f"{split}/{img.stem}")
+            loaders.append(_open_image(img))
+            masks.append(_open_mask(mask))
+            origin.append(str(img))
+            stats += _file_stats([img, mask], root)
+    if not ids:
+        raise DataError(f"{path} has no ISIC 2018 task-1 images; expected folders "
+                        f"{', '.join(v[0] for v in ISIC_SPLITS.values())}")
+    return Dataset(f"isic:{root}", ids, loaders, _digest({"isic": stats}), masks, origin)
+
+
+def split_of(sample_id: str) -> str:
+    """The split prefix of a sample id (`train/ISIC_1` -> `train`), '' when there is none."""
+    return sample_id.split("/", 1)[0] if "/" in sample_id else ""
+
+
+# The photographs that ship inside scikit-image and scikit-learn (no download needed).
+SKIMAGE_SAMPLES = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
+                   "immunohistochemistry", "retina", "colorwheel", "camera", "coins", "moon",
+                   "page", "text", "clock")
+SKLEARN_SAMPLES = ("china.jpg", "flower.jpg")
+
+
+def _array_loader(make: Callable[[], np.ndarray]) -> Callable[[], Any]:
+    def load() -> Any:
+        from PIL import Image
+
+        return Image.fromarray(np.asarray(make()).astype(np.uint8))
+
+    return load
+
+
+def bundled_samples(arg: str | None = None) -> Dataset:
+    """The real photographs bundled with scikit-image and scikit-learn (16 images, offline)."""
+    if arg:
+        raise ZooError("dataset 'samples' takes no argument")
+    import skimage
+    import sklearn
+    from skimage import data as skdata
+
+    def sklearn_image(name: str) -> np.ndarray:
+        from sklearn.datasets import load_sample_image
+
+        return load_sample_image(name)
+
+    ids = [f"skimage/{n}" for n in SKIMAGE_SAMPLES] + [f"sklearn/{n}" for n in SKLEARN_SAMPLES]
+    loaders = [_array_loader(getattr(skdata, n)) for n in SKIMAGE_SAMPLES]
+    loaders += [_array_loader(lambda n=n: sklearn_image(n)) for n in SKLEARN_SAMPLES]
+    fp = _digest({"samples": ids, "skimage": skimage.__version__, "sklearn": sklearn.__version__})
+    return Dataset("samples", ids, loaders, fp)
+
+
+def _parse_count(arg: str | None, default: int, name: str) -> int:
+    if not arg:
+        return default
+    try:
+        n = int(arg)
+    except ValueError:
+        raise ZooError(f"dataset '{name}' takes a sample count, e.g. {name}:{default}") from None
+    if n < 1:
+        raise ZooError(f"dataset '{name}': sample count must be >= 1")
+    return n
+
+
+def synthetic_shapes(n: int, size: int = 128, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`n` deterministic images (n, S, S, 3) uint8 of coloured ellipses on smooth textured
+    backgrounds, with their union masks (n, S, S) bool."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    images = np.empty((n, size, size, 3), np.uint8)
+    masks = np.zeros((n, size, size), bool)
+    for i in range(n):
+        base = rng.uniform(0.35, 0.85, 3)
+        fx, fy, ph = rng.uniform(2, 9), rng.uniform(2, 9), rng.uniform(0, 6.3)
+        texture = 0.08 * np.sin(2 * np.pi * (fx * xx + fy * yy) + ph)[..., None]
+        img = base + texture + rng.normal(0, 0.03, (size, size, 3))
+        for _ in range(rng.integers(1, 4)):
+            cx, cy = rng.uniform(0.2, 0.8, 2)
+            rx, ry = rng.uniform(0.08, 0.25, 2)
+            th = rng.uniform(0, np.pi)
+            dx, dy = xx - cx, yy - cy
+            u = (dx * np.cos(th) + dy * np.sin(th)) / rx
+            v = (-dx * np.sin(th) + dy * np.cos(th)) / ry
+            wobble = 1 + 0.15 * np.sin(rng.integers(3, 7) * np.arctan2(v, u) + rng.uniform(0, 6))
+            blob = u**2 + v**2 <= wobble**2
+            shade = base * rng.uniform(0.2, 0.6) + rng.uniform(0, 0.2, 3)
+            img[blob] = shade + rng.normal(0, 0.03, (blob.sum(), 3))
+            masks[i] |= blob
+        images[i] = np.clip(img * 255, 0, 255).astype(np.uint8)
+    return images, masks
+
+
+def synthetic(arg: str | None = None) -> Dataset:
+    """Deterministic synthetic images with exact masks (`synthetic:N`, default 64 at 128 px)."""
+    n = _parse_count(arg, 64, "synthetic")
+    cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def arrays() -> tuple[np.ndarray, np.ndarray]:
+        if "a" not in cache:
+            cache["a"] = synthetic_shapes(n)
+        return cache["a"]
+
+    ids = [f"synthetic/{i:05d}" for i in range(n)]
+    loaders = [_array_loader(lambda i=i: arrays()[0][i]) for i in range(n)]
+    masks = [lambda i=i: arrays()[1][i] for i in range(n)]
+    return Dataset(f"synthetic:{n}", ids, loaders, _digest({"synthetic": n, "v": 1}), masks)
+
+
+def open_dataset(data: str) -> Dataset:
+    """Resolve `--data`: a registered name (`samples`, `synthetic:64`, `isic:PATH`) or a folder."""
+    from zoo.registry import get_registry
+
+    registry = get_registry()
+    name, _, arg = data.partition(":")
+    if name in registry.datasets:
+        return registry.dataset(name).open(arg or None)
+    path = Path(data).expanduser()
+    if path.is_dir():
+        if any((path / inp).is_dir() for inp, _ in ISIC_SPLITS.values()):
+            return isic_folder(data)
+        return image_folder(data)
+    if path.exists():
+        raise DataError(f"--data {data!r} is a file; pass a folder of images or a dataset name")
+    raise UnknownNameError("dataset", data, registry.datasets,
+                           "Pass a registered dataset or an existing image folder")
+
+
+@hookimpl
+def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
+    register(DatasetSpec("samples", bundled_samples, "16 real photographs bundled with "
+                         "scikit-image and scikit-learn (no download)"))
+    register(DatasetSpec("synthetic", synthetic, "deterministic coloured blobs on textured "
+                         "backgrounds with exact masks; synthetic:N for N images"))
+    register(DatasetSpec("folder", image_folder, "every image under a folder, recursively; "
+                         "folder:PATH or just PATH", needs_path=True))
+    register(DatasetSpec("isic", isic_folder, "ISIC 2018 task-1 layout with ground-truth masks; "
+                         "isic:PATH", needs_path=True))

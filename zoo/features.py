@@ -1,0 +1,132 @@
+"""Uniform layer features and the explicit reductions to a (samples, dims) matrix.
+
+Arrays are channels-last: NCHW layers are stored (N, H, W, C), tokens (N, L, C), queries
+(N, Q, C), vectors (N, C). Reductions never touch the channel (last) axis.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from zoo.errors import DataError, ZooError
+
+REDUCTIONS = ("gap", "cls", "grid:K", "positions:K", "flatten", "none")
+
+
+@dataclass
+class LayerFeatures:
+    """A layer's features over a dataset: channels-last `data`, its layout, and row sample ids."""
+
+    data: np.ndarray
+    layout: str
+    sample_ids: list[str]
+    prefix_tokens: int = 0
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        ndim = {"NCHW": 4, "NLC": 3, "NQC": 3, "NC": 2}[self.layout]
+        if self.data.ndim != ndim:
+            raise ValueError(f"{self.layout} features need {ndim} dims, got {self.data.shape}")
+        if len(self.sample_ids) != self.data.shape[0]:
+            raise ValueError(f"{len(self.sample_ids)} sample ids for {self.data.shape[0]} rows")
+
+    @property
+    def channels(self) -> int:
+        return int(self.data.shape[-1])
+
+    def spatial(self) -> np.ndarray:
+        """(N, H, W, C) view for spatial layouts; ViT patch tokens are laid on their grid."""
+        if self.layout == "NCHW":
+            return self.data
+        if self.layout == "NLC":
+            patches = self.data[:, self.prefix_tokens:]
+            side = math.isqrt(patches.shape[1])
+            if side * side != patches.shape[1]:
+                raise ZooError(f"{patches.shape[1]} patch tokens do not form a square grid")
+            return patches.reshape(patches.shape[0], side, side, patches.shape[2])
+        raise ZooError(f"layout {self.layout} has no spatial grid")
+
+    def reduce(self, reduction: str) -> tuple[np.ndarray, list[str]]:
+        """Reduce to a (rows, dims) matrix and its row ids (see `reduce_array`)."""
+        return reduce_array(self.data, self.layout, self.sample_ids, reduction, self.prefix_tokens)
+
+
+def parse_reduction(reduction: str) -> tuple[str, int | None]:
+    """'grid:4' -> ('grid', 4); validates the name and argument."""
+    m = re.fullmatch(r"(gap|cls|flatten|none)|(grid|positions):(\d+)", reduction)
+    if not m:
+        raise ZooError(f"unknown reduction {reduction!r}; use one of {', '.join(REDUCTIONS)}")
+    if m.group(1):
+        return m.group(1), None
+    k = int(m.group(3))
+    if k < 1:
+        raise ZooError(f"reduction {reduction!r}: K must be >= 1")
+    return m.group(2), k
+
+
+def _adaptive_pool(maps: np.ndarray, k: int) -> np.ndarray:
+    """Average-pool (N, H, W, C) to (N, K, K, C) with torch's adaptive-pool bin edges."""
+    n, h, w, c = maps.shape
+    out = np.empty((n, k, k, c), dtype=np.float64)
+    for i in range(k):
+        r0, r1 = (i * h) // k, -(-((i + 1) * h) // k)
+        for j in range(k):
+            c0, c1 = (j * w) // k, -(-((j + 1) * w) // k)
+            out[:, i, j] = maps[:, r0:r1, c0:c1].mean(axis=(1, 2), dtype=np.float64)
+    return out.astype(maps.dtype, copy=False)
+
+
+def reduce_array(data: np.ndarray, layout: str, sample_ids: list[str], reduction: str,
+                 prefix_tokens: int = 0) -> tuple[np.ndarray, list[str]]:
+    """Reduce channels-last features to (rows, dims), pooling only spatial/token axes.
+
+    gap: mean over space, patch tokens (prefix tokens excluded) or queries. cls: the first prefix
+    token. grid:K: adaptive average pool to KxK then flatten. positions:K: pool to KxK and make
+    each position a row (id `sample#p`). flatten: everything after N. none: as stored.
+    """
+    name, k = parse_reduction(reduction)
+    feats = LayerFeatures(data, layout, sample_ids, prefix_tokens)
+    n = data.shape[0]
+    if name == "none":
+        return data, list(sample_ids)
+    if name == "flatten":
+        return data.reshape(n, -1), list(sample_ids)
+    if name == "cls":
+        if layout != "NLC" or prefix_tokens < 1:
+            raise ZooError(f"reduction 'cls' needs a token layer with a class token (got {layout}"
+                           f" with {prefix_tokens} prefix tokens); use 'gap'")
+        return data[:, 0], list(sample_ids)
+    if name == "gap":
+        if layout == "NC":
+            return data, list(sample_ids)
+        if layout == "NLC":
+            return data[:, prefix_tokens:].mean(axis=1), list(sample_ids)
+        return data.reshape(n, -1, data.shape[-1]).mean(axis=1), list(sample_ids)
+    if layout not in ("NCHW", "NLC"):
+        raise ZooError(f"reduction {reduction!r} needs a spatial layer, got {layout}; use 'gap'")
+    pooled = _adaptive_pool(feats.spatial(), k)
+    if name == "grid":
+        return pooled.reshape(n, -1), list(sample_ids)
+    rows = pooled.reshape(n * k * k, -1)
+    return rows, [f"{sid}#{p}" for sid in sample_ids for p in range(k * k)]
+
+
+def pair_by_ids(a_ids: list[str], b_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices that pair A with B by sample id (in A's order); mismatched sets are an error."""
+    if a_ids == b_ids:
+        idx = np.arange(len(a_ids))
+        return idx, idx
+    b_index = {sid: i for i, sid in enumerate(b_ids)}
+    if len(b_index) != len(b_ids) or len(set(a_ids)) != len(a_ids):
+        raise DataError("duplicate sample ids: rows cannot be paired")
+    missing_b = [s for s in a_ids if s not in b_index]
+    missing_a = len(b_ids) - (len(a_ids) - len(missing_b))
+    if missing_b or missing_a:
+        example = missing_b[:3] or [s for s in b_ids if s not in set(a_ids)][:3]
+        raise DataError(f"sample ids do not match: {len(missing_b)} only in A, {missing_a} only "
+                        f"in B (e.g. {example}); extract both over the same data")
+    return np.arange(len(a_ids)), np.array([b_index[s] for s in a_ids])

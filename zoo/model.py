@@ -1,0 +1,132 @@
+"""The model contract: a loaded model that yields channels-last features for named layers.
+
+Families subclass `ZooModel` only where the default (forward hooks on module paths) does not fit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from zoo.errors import UnknownNameError, ZooError
+from zoo.specs import InputConfig, LayerInfo, ModelSpec
+
+
+class _StopForward(Exception):
+    """Raised from a hook once every requested layer is captured (early stop)."""
+
+
+class ZooModel:
+    """A model ready for extraction: module in eval mode, its layers and input convention.
+
+    `fingerprint` identifies the weights for cache keys ("" means: do not cache).
+    """
+
+    def __init__(self, spec: ModelSpec, module: nn.Module, layers: Sequence[LayerInfo], *,
+                 fingerprint: str, random_init: bool, device: str = "cpu",
+                 input: InputConfig | None = None) -> None:
+        self.spec = spec
+        self.module = module.eval().to(device)
+        self.layers = {info.name: info for info in layers}
+        self.input = input or spec.input
+        self.fingerprint = fingerprint
+        self.random_init = random_init
+        self.device = torch.device(device)
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    def layer(self, name: str) -> LayerInfo:
+        """The `LayerInfo` called `name`, or a clear error listing the layers."""
+        if name not in self.layers:
+            raise UnknownNameError(f"layer of {self.id}", name, self.layers,
+                                   f"See `zoo info {self.id}`")
+        return self.layers[name]
+
+    def preprocess(self, images: Sequence[Any]) -> torch.Tensor:
+        """PIL images -> normalised (N, 3, S, S) batch: resize the short side, centre-crop."""
+        return torch.from_numpy(np.stack([preprocess_image(im, self.input) for im in images]))
+
+    def run(self, x: torch.Tensor) -> Any:
+        """One forward pass of the wrapped module (families override for special calls)."""
+        return self.module(x)
+
+    def convert(self, info: LayerInfo, output: Any) -> torch.Tensor:
+        """A hooked module's output -> channels-last tensor of the layer's layout."""
+        if isinstance(output, (tuple, list)):
+            output = output[0]
+        if info.layout == "NCHW":
+            return output.permute(0, 2, 3, 1)
+        return output
+
+    @torch.no_grad()
+    def forward_layers(self, x: torch.Tensor, layers: Sequence[str],
+                       stop_early: bool = True) -> dict[str, torch.Tensor]:
+        """Channels-last features of `layers` for batch `x`, via forward hooks.
+
+        A module that fires several times per forward must be declared one call at a time
+        (`LayerInfo.call`, named `name@k`); a second call of a layer declared without one is an
+        error, never a silent concat (a full forward, `stop_early=False`, always checks this).
+        """
+        infos = [self.layer(n) for n in layers]
+        by_module: dict[str, list[LayerInfo]] = {}
+        for info in infos:
+            by_module.setdefault(info.module, []).append(info)
+        captured: dict[str, torch.Tensor] = {}
+        handles = []
+
+        def make_hook(module_name: str):
+            calls = {"n": 0}
+
+            def hook(_mod: nn.Module, _inp: Any, out: Any) -> None:
+                k = calls["n"]
+                calls["n"] += 1
+                for info in by_module[module_name]:
+                    if info.call is None and k > 0:
+                        raise ZooError(f"module {module_name} fires more than once per forward; "
+                                       f"layer {info.name} must name one call (name@k)")
+                    if info.call in (None, k):
+                        captured[info.name] = self.convert(info, out).detach()
+                if stop_early and len(captured) == len(infos):
+                    raise _StopForward
+
+            return hook
+
+        modules = dict(self.module.named_modules())
+        for module_name in by_module:
+            if module_name not in modules:
+                raise ZooError(f"{self.id}: module {module_name!r} not found in the network")
+            handles.append(modules[module_name].register_forward_hook(make_hook(module_name)))
+        try:
+            self.run(x.to(self.device))
+        except _StopForward:
+            pass
+        finally:
+            for h in handles:
+                h.remove()
+        missing = [i.name for i in infos if i.name not in captured]
+        if missing:
+            raise ZooError(f"{self.id}: layers {missing} did not fire during the forward pass")
+        return {name: captured[name] for name in layers}
+
+
+def preprocess_image(image: Any, cfg: InputConfig) -> np.ndarray:
+    """One PIL image -> normalised float32 (3, S, S) array following `cfg`."""
+    from PIL import Image
+
+    filters = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
+    im = image.convert("RGB")
+    w, h = im.size
+    scale = cfg.size / min(w, h)
+    nw, nh = max(cfg.size, round(w * scale)), max(cfg.size, round(h * scale))
+    im = im.resize((nw, nh), filters[cfg.interpolation])
+    left, top = (nw - cfg.size) // 2, (nh - cfg.size) // 2
+    im = im.crop((left, top, left + cfg.size, top + cfg.size))
+    arr = np.asarray(im, dtype=np.float32) / 255.0
+    arr = (arr - np.asarray(cfg.mean, np.float32)) / np.asarray(cfg.std, np.float32)
+    return arr.transpose(2, 0, 1).copy()
