@@ -85,13 +85,13 @@ def reduce_array(data: np.ndarray, layout: str, sample_ids: list[str], reduction
     """Reduce channels-last features to (rows, dims), pooling only spatial/token axes.
 
     gap: mean over space, patch tokens (prefix tokens excluded) or queries. cls: the first prefix
-    token. grid:K: adaptive average pool to KxK then flatten. positions:K: pool to KxK and make
+    token (vectors, layout NC, pass through gap and cls unchanged). grid:K: adaptive average pool to KxK then flatten. positions:K: pool to KxK and make
     each position a row (id `sample#p`). flatten: everything after N. none: as stored.
     """
     name, k = parse_reduction(reduction)
     feats = LayerFeatures(data, layout, sample_ids, prefix_tokens)
     n = data.shape[0]
-    if name == "none":
+    if name == "none" or (layout == "NC" and name in ("gap", "cls")):
         return data, list(sample_ids)
     if name == "flatten":
         return data.reshape(n, -1), list(sample_ids)
@@ -101,8 +101,6 @@ def reduce_array(data: np.ndarray, layout: str, sample_ids: list[str], reduction
                            f" with {prefix_tokens} prefix tokens); use 'gap'")
         return data[:, 0], list(sample_ids)
     if name == "gap":
-        if layout == "NC":
-            return data, list(sample_ids)
         if layout == "NLC":
             return data[:, prefix_tokens:].mean(axis=1), list(sample_ids)
         return data.reshape(n, -1, data.shape[-1]).mean(axis=1), list(sample_ids)
@@ -111,8 +109,15 @@ def reduce_array(data: np.ndarray, layout: str, sample_ids: list[str], reduction
     pooled = _adaptive_pool(feats.spatial(), k)
     if name == "grid":
         return pooled.reshape(n, -1), list(sample_ids)
-    rows = pooled.reshape(n * k * k, -1)
-    return rows, [f"{sid}#{p}" for sid in sample_ids for p in range(k * k)]
+    return pooled.reshape(n * k * k, -1), row_ids(sample_ids, reduction)
+
+
+def row_ids(sample_ids: list[str], reduction: str) -> list[str]:
+    """Row ids after `reduction`: sample ids, or `sample#p` per position for positions:K."""
+    name, k = parse_reduction(reduction)
+    if name != "positions":
+        return list(sample_ids)
+    return [f"{sid}#{p}" for sid in sample_ids for p in range(k * k)]
 
 
 def pair_by_ids(a_ids: list[str], b_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -10,6 +10,7 @@ import functools
 import importlib
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -94,17 +95,22 @@ class Registry:
         print(f"zoo: warning: plugin {info.name!r} {message}", file=sys.stderr)
 
     def _collect(self) -> None:
-        self._call("register_models", self._add_model)
-        self._call("register_metrics", self._add_metric)
-        self._call("register_datasets", self._add_dataset)
+        for hook, add in (("register_models", self._add_model),
+                          ("register_metrics", self._add_metric),
+                          ("register_datasets", self._add_dataset)):
+            self._call(hook, lambda info, add=add: {"register": functools.partial(add, info)})
 
-    def _call(self, hook: str, add: Any) -> None:
+    def add_commands(self, app: Any) -> None:
+        """Let every plugin add its commands to the Typer `app`."""
+        self._call("register_commands", lambda info: {"app": app})
+
+    def _call(self, hook: str, kwargs_for: Callable[[PluginInfo], dict[str, Any]]) -> None:
         """Call one hook plugin by plugin, so a failure is pinned on the plugin that raised."""
         infos = {p.name: p for p in self.plugins}
         for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
             info = infos[impl.plugin_name]
             try:
-                impl.function(register=functools.partial(add, info))
+                impl.function(**kwargs_for(info))
             except Exception as exc:  # noqa: BLE001
                 self._fail(info, f"raised in {hook}: {type(exc).__name__}: {exc}")
 

@@ -1,0 +1,47 @@
+"""The `zoo` entry point: builds the Typer app from plugins and turns user errors into one line."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from zoo.errors import ZooError
+
+HELP = ("Compare the internal representations of a zoo of vision models, layer by layer.\n\n"
+        "Start with `zoo list`, `zoo info MODEL` and `zoo compare A B`.")
+
+
+def build_app() -> typer.Typer:
+    """The Typer app with every plugin's commands (built-ins included) added."""
+    from zoo.registry import get_registry
+
+    app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False,
+                      pretty_exceptions_enable=False, rich_markup_mode=None)
+    get_registry().add_commands(app)
+    return app
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one error line on stderr and exit with `code`."""
+    print(f"zoo: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; ZooError and usage errors end as one line and exit 2, never a traceback."""
+    try:
+        command = typer.main.get_command(build_app())
+        code = command.main(args=argv, prog_name="zoo", standalone_mode=False)
+    except ZooError as exc:
+        fail(str(exc))
+    except typer.TyperException as exc:  # click's usage errors, vendored by typer
+        message = exc.format_message()
+        if message.startswith("Usage:"):  # a group called without a command: show its help
+            print(message, file=sys.stderr)
+            raise SystemExit(2) from None
+        ctx = getattr(exc, "ctx", None)
+        fail(message + (f" (see `{ctx.command_path} --help`)" if ctx else ""), exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        fail("interrupted; finished work is cached and a rerun resumes", 130)
+    raise SystemExit(code if isinstance(code, int) else 0)

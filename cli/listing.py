@@ -1,0 +1,91 @@
+"""`zoo list`, `zoo info`, `zoo plugins`: what is registered, without loading any weights."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from zoo.cli.common import JsonOpt, print_json, print_table
+from zoo.errors import UnknownNameError
+
+KINDS = ("models", "metrics", "datasets")
+
+
+def list_cmd(kind: Annotated[str, typer.Argument(help="models, metrics or datasets")] = "models",
+             json_: JsonOpt = False) -> None:
+    """List registered models (with their tags), metrics or datasets."""
+    from zoo.registry import get_registry
+
+    registry = get_registry()
+    if kind not in KINDS:
+        raise UnknownNameError("list", kind, KINDS)
+    if kind == "models":
+        rows = [{"id": s.id, "family": s.family, "default": s.default or
+                 len(registry.families[s.family]) == 1, "input": s.input.size,
+                 "weights": s.weights, "description": s.description}
+                for s in registry.models.values()]
+        columns = ["id", "default", "input", "weights", "description"]
+    elif kind == "metrics":
+        rows = [{"name": m.name, "kind": getattr(m, "kind", ""),
+                 "symmetric": getattr(m, "symmetric", True),
+                 "reference": getattr(m, "reference", ""),
+                 "description": getattr(m, "description", "")}
+                for m in registry.metrics.values()]
+        columns = ["name", "kind", "symmetric", "reference"]
+    else:
+        rows = [{"name": d.name, "needs_path": d.needs_path, "description": d.description}
+                for d in registry.datasets.values()]
+        columns = ["name", "description"]
+    if json_:
+        print_json(rows)
+    else:
+        print_table(f"{len(rows)} {kind}", columns, [[r[c] for c in columns] for r in rows])
+
+
+def info_cmd(model: Annotated[str, typer.Argument(help="model id or family")],
+             json_: JsonOpt = False) -> None:
+    """Show a model's layers (role, layout, channels, stride, depth) without loading weights."""
+    from zoo.registry import get_registry
+
+    spec = get_registry().model(model)
+    layers = spec.layers()
+    if json_:
+        print_json({"id": spec.id, "weights": spec.weights, "description": spec.description,
+                    "input": spec.input.key(), "layers": [i.as_dict() for i in layers]})
+        return
+    print(f"{spec.id}: {spec.description}\nweights: {spec.weights}\ninput: {spec.input.size} px,"
+          f" mean {spec.input.mean}, std {spec.input.std}, {spec.input.interpolation}")
+    print_table(f"{len(layers)} layers", ["layer", "role", "layout", "channels", "stride",
+                                          "depth", "module"],
+                [[i.name, i.role, i.layout + (f"+{i.prefix_tokens}" if i.prefix_tokens else ""),
+                  i.channels, i.stride if i.stride is not None else "-", f"{i.depth:.2f}",
+                  i.module + (f" (call {i.call})" if i.call is not None else "")]
+                 for i in layers])
+
+
+def plugins_cmd(json_: JsonOpt = False) -> None:
+    """Show loaded plugins, what each registered, and the ones that failed."""
+    from zoo.registry import get_registry
+
+    plugins = get_registry().plugins
+    if json_:
+        print_json([p.__dict__ for p in plugins])
+        return
+    print_table("plugins", ["plugin", "source", "status", "registered"],
+                [[p.name, p.source, f"FAILED: {p.error}" if p.error else "ok",
+                  _summary(p.registered)] for p in plugins])
+
+
+def _summary(registered: list[str]) -> str:
+    counts: dict[str, int] = {}
+    for item in registered:
+        kind = item.split(":", 1)[0]
+        counts[kind] = counts.get(kind, 0) + 1
+    return ", ".join(f"{n} {k}{'s' if n > 1 else ''}" for k, n in counts.items()) or "-"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("list")(list_cmd)
+    app.command("info")(info_cmd)
+    app.command("plugins")(plugins_cmd)

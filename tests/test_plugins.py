@@ -1,0 +1,83 @@
+"""Plugin discovery through entry points, isolation of broken plugins, strict and disable modes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, assert_user_error, run_zoo
+
+
+def _fake_distribution(site: Path, name: str, module_source: str) -> None:
+    """Install a one-module distribution with a `zoo` entry point into `site` (no network)."""
+    (site / f"{name}.py").write_text(module_source)
+    info = site / f"{name}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[zoo]\n{name} = {name}\n")
+
+
+@pytest.fixture
+def broken_site(tmp_path: Path) -> dict[str, str]:
+    _fake_distribution(tmp_path, "zoo_broken", "raise RuntimeError('boom at import')\n")
+    _fake_distribution(tmp_path, "zoo_badhook", (
+        "import zoo\n@zoo.hookimpl\ndef register_models(register):\n"
+        "    register('not a spec')\n"))
+    return {"PYTHONPATH": str(tmp_path)}
+
+
+def test_broken_plugins_are_reported_and_never_stop_zoo_list(broken_site):
+    result = run_zoo("list", env=broken_site)
+    assert result.returncode == 0, result.stderr
+    assert "toy/cnn" in result.stdout
+    assert "plugin 'zoo_broken' failed to load: RuntimeError: boom at import" in result.stderr
+    assert "plugin 'zoo_badhook' raised in register_models" in result.stderr
+    listing = run_zoo("plugins", "--json", env=broken_site)
+    failed = {p["name"] for p in __import__("json").loads(listing.stdout) if p["error"]}
+    assert {"zoo_broken", "zoo_badhook"} <= failed
+
+
+def test_strict_mode_makes_a_broken_plugin_fatal(broken_site):
+    result = run_zoo("list", env={**broken_site, "ZOO_STRICT_PLUGINS": "1"})
+    assert_user_error(result, "zoo_broken", "ZOO_STRICT_PLUGINS")
+
+
+def test_disabled_plugins_are_skipped(broken_site):
+    env = {**broken_site, "ZOO_DISABLE_PLUGINS": "zoo_broken,zoo_badhook,toy"}
+    result = run_zoo("list", "--json", env=env)
+    assert result.returncode == 0 and result.stderr == ""
+    assert "toy/cnn" not in result.stdout
+
+
+def test_duplicate_registration_is_reported(tmp_path):
+    _fake_distribution(tmp_path, "zoo_dupe", (
+        "import zoo\nfrom zoo.plugins.toy import cnn_layers, _load\n@zoo.hookimpl\n"
+        "def register_models(register):\n"
+        "    register(zoo.ModelSpec('toy', 'cnn', _load, cnn_layers))\n"))
+    result = run_zoo("list", env={"PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 0
+    assert "'toy/cnn' is already registered" in result.stderr
+
+
+def test_example_plugin_is_discovered_through_its_entry_point(tmp_path):
+    """Install examples/zoo-example-plugin for real (pip, no network) and use it from the CLI."""
+    target = tmp_path / "site"
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index",
+                          "--no-build-isolation", "--quiet", "--target", str(target),
+                          str(REPO / "examples" / "zoo-example-plugin")],
+                         capture_output=True, text=True)
+    assert pip.returncode == 0, pip.stderr
+    assert list(target.glob("zoo_example_plugin-*.dist-info"))
+    env = {"PYTHONPATH": str(target)}
+    listing = run_zoo("plugins", "--json", env=env)
+    example = [p for p in __import__("json").loads(listing.stdout) if p["name"] == "example"]
+    assert example and example[0]["source"] == "zoo-example-plugin"
+    assert example[0]["registered"] == ["model:patchmlp/tiny"]
+    assert_user_error(run_zoo("extract", "patchmlp", env=env), "--random-init")
+    extracted = run_zoo("extract", "patchmlp", "--random-init", "--data", "synthetic:4",
+                        "--json", env=env)
+    assert extracted.returncode == 0, extracted.stderr
+    assert '"random_init": true' in extracted.stdout
