@@ -219,48 +219,87 @@ def _parse_count(arg: str | None, default: int, name: str) -> int:
     return n
 
 
-def synthetic_shapes(n: int, size: int = 128, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """`n` deterministic images (n, S, S, 3) uint8 of coloured ellipses on smooth textured
-    backgrounds, with their union masks (n, S, S) bool."""
-    rng = np.random.default_rng(seed)
+def _blob(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, radius: tuple[float, float],
+          lobes: int) -> np.ndarray:
+    """An irregular blob: an ellipse whose radius wobbles with `lobes` random harmonics."""
+    cy, cx = rng.uniform(0.3, 0.7, 2)
+    ry, rx = rng.uniform(*radius, 2)
+    theta = rng.uniform(0, np.pi)
+    dy, dx = yy - cy, xx - cx
+    u = (dx * np.cos(theta) + dy * np.sin(theta)) / rx
+    v = (-dx * np.sin(theta) + dy * np.cos(theta)) / ry
+    angle = np.arctan2(v, u)
+    wobble = 1 + sum(rng.uniform(0, 0.12) * np.sin(k * angle + rng.uniform(0, 2 * np.pi))
+                     for k in range(2, 2 + lobes))
+    return u**2 + v**2 <= wobble**2
+
+
+def synthetic_images(n: int, kind: str, size: int = 128, seed: int = 0
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """`n` deterministic images (n, S, S, 3) uint8 with exact binary masks (n, S, S).
+
+    kind "shapes": 1-3 coloured blobs on smooth striped backgrounds of random colour.
+    kind "lesions": one dark, mottled, irregular lesion on textured skin, with hairs crossing it
+    (hairs are not part of the mask), as a stand-in for ISIC 2018 task 1.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng([seed, n, size, kind == "lesions"])
     yy, xx = np.mgrid[0:size, 0:size] / size
     images = np.empty((n, size, size, 3), np.uint8)
     masks = np.zeros((n, size, size), bool)
     for i in range(n):
-        base = rng.uniform(0.35, 0.85, 3)
-        fx, fy, ph = rng.uniform(2, 9), rng.uniform(2, 9), rng.uniform(0, 6.3)
-        texture = 0.08 * np.sin(2 * np.pi * (fx * xx + fy * yy) + ph)[..., None]
-        img = base + texture + rng.normal(0, 0.03, (size, size, 3))
-        for _ in range(rng.integers(1, 4)):
-            cx, cy = rng.uniform(0.2, 0.8, 2)
-            rx, ry = rng.uniform(0.08, 0.25, 2)
-            th = rng.uniform(0, np.pi)
-            dx, dy = xx - cx, yy - cy
-            u = (dx * np.cos(th) + dy * np.sin(th)) / rx
-            v = (-dx * np.sin(th) + dy * np.cos(th)) / ry
-            wobble = 1 + 0.15 * np.sin(rng.integers(3, 7) * np.arctan2(v, u) + rng.uniform(0, 6))
-            blob = u**2 + v**2 <= wobble**2
-            shade = base * rng.uniform(0.2, 0.6) + rng.uniform(0, 0.2, 3)
-            img[blob] = shade + rng.normal(0, 0.03, (blob.sum(), 3))
-            masks[i] |= blob
+        if kind == "lesions":
+            skin = np.array([0.86, 0.66, 0.55]) * rng.uniform(0.85, 1.1) + rng.normal(0, 0.03, 3)
+            texture = gaussian_filter(rng.normal(0, 1, (size, size)), size / 16)
+            img = skin + 0.5 * texture[..., None] * np.array([0.04, 0.05, 0.05])
+            blob = _blob(rng, yy, xx, (0.12, 0.3), 4)
+            mottle = gaussian_filter(rng.normal(0, 1, (size, size)), size / 40)
+            lesion = np.array([0.45, 0.28, 0.2]) * rng.uniform(0.6, 1.2)
+            img[blob] = lesion + 0.25 * mottle[blob][:, None] * np.array([0.3, 0.2, 0.15])
+            for _ in range(rng.integers(0, 4)):  # hairs: thin dark lines across the image
+                a, b = rng.uniform(0, 1, 2), rng.uniform(0, 1, 2)
+                t = np.linspace(0, 1, 4 * size)[:, None]
+                pts = np.clip(((a + (b - a) * t) * size).astype(int), 0, size - 1)
+                img[pts[:, 0], pts[:, 1]] = 0.15
+            masks[i] = blob
+        else:
+            base = rng.uniform(0.35, 0.85, 3)
+            fx, fy, ph = rng.uniform(2, 9), rng.uniform(2, 9), rng.uniform(0, 6.3)
+            img = base + 0.08 * np.sin(2 * np.pi * (fx * xx + fy * yy) + ph)[..., None]
+            for _ in range(rng.integers(1, 4)):
+                blob = _blob(rng, yy, xx, (0.08, 0.25), 3)
+                img[blob] = base * rng.uniform(0.2, 0.6) + rng.uniform(0, 0.2, 3)
+                masks[i] |= blob
+        img = img + rng.normal(0, 0.02, img.shape)
         images[i] = np.clip(img * 255, 0, 255).astype(np.uint8)
     return images, masks
 
 
-def synthetic(arg: str | None = None) -> Dataset:
-    """Deterministic synthetic images with exact masks (`synthetic:N`, default 64 at 128 px)."""
-    n = _parse_count(arg, 64, "synthetic")
-    cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+def synthetic_dataset(kind: str, n: int, size: int = 128) -> Dataset:
+    """A generated set as a `Dataset` (arrays made once, on first use)."""
+    made: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def arrays() -> tuple[np.ndarray, np.ndarray]:
-        if "a" not in cache:
-            cache["a"] = synthetic_shapes(n)
-        return cache["a"]
+        if "a" not in made:
+            made["a"] = synthetic_images(n, kind, size)
+        return made["a"]
 
-    ids = [f"synthetic/{i:05d}" for i in range(n)]
+    ids = [f"{kind}/{i:05d}" for i in range(n)]
     loaders = [_array_loader(lambda i=i: arrays()[0][i]) for i in range(n)]
     masks = [lambda i=i: arrays()[1][i] for i in range(n)]
-    return Dataset(f"synthetic:{n}", ids, loaders, _digest({"synthetic": n, "v": 1}), masks)
+    fp = _digest({"synthetic": kind, "n": n, "size": size, "v": 1})
+    return Dataset(f"{kind}:{n}", ids, loaders, fp, masks)
+
+
+def synthetic(arg: str | None = None) -> Dataset:
+    """Coloured blobs on striped backgrounds with exact masks (`synthetic:N`, default 64)."""
+    return synthetic_dataset("shapes", _parse_count(arg, 64, "synthetic"))
+
+
+def lesions(arg: str | None = None) -> Dataset:
+    """Lesion-like blobs on skin-like texture with exact masks (`lesions:N`, default 400)."""
+    return synthetic_dataset("lesions", _parse_count(arg, 400, "lesions"))
 
 
 def open_dataset(data: str) -> Dataset:
@@ -288,6 +327,8 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
                          "scikit-image and scikit-learn (no download)"))
     register(DatasetSpec("synthetic", synthetic, "deterministic coloured blobs on textured "
                          "backgrounds with exact masks; synthetic:N for N images"))
+    register(DatasetSpec("lesions", lesions, "synthetic binary segmentation set (ISIC stand-in): "
+                         "lesion-like blobs on skin texture, exact masks; lesions:N"))
     register(DatasetSpec("folder", image_folder, "every image under a folder, recursively; "
                          "folder:PATH or just PATH", needs_path=True))
     register(DatasetSpec("isic", isic_folder, "ISIC 2018 task-1 layout with ground-truth masks; "
