@@ -35,6 +35,7 @@ BUILTIN_PLUGINS = {
     "dinov2": "zoo.plugins.dinov2",
     "mae": "zoo.plugins.mae",
     "resnet-ssl": "zoo.plugins.resnet_ssl",
+    "trained": "zoo.plugins.trained",  # after the families: a trained default wins
 }
 
 
@@ -145,15 +146,18 @@ class Registry:
         return out
 
     def model(self, name: str) -> ModelSpec:
-        """Resolve `family/arch.tag`, `family/arch` (its first tag) or a bare family name."""
+        """Resolve `family/arch.tag`, `family/arch` (its default or first tag) or a bare family.
+
+        Among several specs marked default, the last registered wins: that is a checkpoint the
+        project trained itself (plugin `trained`, loaded after the families).
+        """
         if name in self.models:
             return self.models[name]
-        family = self.families.get(name)
-        if family:
-            return next((s for s in family if s.default), family[0])
-        prefixed = [s for s in self.models.values() if s.id.startswith(name + ".")]
-        if prefixed:
-            return next((s for s in prefixed if s.default), prefixed[0])
+        candidates = self.families.get(name) or [
+            s for s in self.models.values() if s.id.startswith(name + ".")]
+        if candidates:
+            defaults = [s for s in candidates if s.default]
+            return defaults[-1] if defaults else candidates[0]
         raise UnknownNameError("model", name, list(self.families) + list(self.models),
                                "See `zoo list models`")
 
