@@ -9,7 +9,8 @@ import typer
 from zoo.hookspecs import hookimpl
 
 # One module per command group; each defines `register(app)`.
-GROUPS = ("zoo.cli.listing", "zoo.cli.extract", "zoo.cli.cache")
+GROUPS = ("zoo.cli.listing", "zoo.cli.extract", "zoo.cli.cache", "zoo.cli.compare",
+          "zoo.cli.matrix")
 
 
 @hookimpl

@@ -25,12 +25,17 @@ def select_layers(available: Sequence[str], patterns: Sequence[str] | None, mode
         return list(available)
     chosen: list[str] = []
     for pattern in patterns:
-        hits = [n for n in available if fnmatch.fnmatchcase(n, pattern)]
+        hits = layer_matches(available, pattern)
         if not hits:
             raise UnknownNameError(f"layer of {model}", pattern, available,
                                    f"See `zoo info {model}`")
         chosen += [h for h in hits if h not in chosen]
     return [n for n in available if n in chosen]
+
+
+def layer_matches(available: Sequence[str], pattern: str) -> list[str]:
+    """The layer names that `pattern` (a name or a glob) selects."""
+    return [n for n in available if fnmatch.fnmatchcase(n, pattern)]
 
 
 def feature_fields(model: ZooModel, dataset: Dataset, layer: str, reduction: str,
