@@ -1,0 +1,104 @@
+"""`zoo compare` and `zoo matrix` end to end on the toy family, and the comparison logic."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import assert_user_error, run_zoo
+from zoo.compare import Side, compare_sides
+from zoo.specs import LayerInfo
+
+
+def test_compare_toy_writes_table_csv_json_heatmaps_and_report(tmp_path):
+    out = tmp_path / "cmp"
+    result = run_zoo("compare", "toy/cnn", "toy/vit", "--data", "samples", "--metric",
+                     "cka,rsa", "--permutations", "9", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "summary by role" in result.stdout and "report:" in result.stdout
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert len(rows) == 2 * 5 * 5
+    assert {r["metric"] for r in rows} == {"cka", "rsa"}
+    assert all(r["random_init_a"] == "True" for r in rows)
+    p = [float(r["p_value"]) for r in rows]
+    assert min(p) >= 1 / 10 and max(p) <= 1
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["n"] == 16 and summary["random_init_a"] is True
+    assert len(summary["metrics"]["cka"]["best_matches"]) == 5
+    for name in ("heatmap_cka.png", "heatmap_rsa.png", "activations.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (out / "report.html").read_text()
+    assert "Random-init weights" in report and "heatmap_cka.png" in report
+
+
+def test_compare_model_with_itself_is_one_on_the_diagonal(tmp_path):
+    out = tmp_path / "self"
+    result = run_zoo("compare", "toy/cnn", "toy/cnn", "--data", "synthetic:12", "--metric",
+                     "cka", "--images", "0", "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    diagonal = [r["value"] for r in rows if r["layer_a"] == r["layer_b"]]
+    np.testing.assert_allclose(diagonal, 1.0, atol=1e-9)
+
+
+def test_compare_errors_name_the_bad_value():
+    assert_user_error(run_zoo("compare", "toy/cnn", "toy/vit", "--metric", "cosmic"),
+                      "cosmic", "cka")
+    assert_user_error(run_zoo("compare", "toy/cnn", "nope"), "nope")
+    assert_user_error(run_zoo("compare", "toy/cnn", "toy/vit", "--layers-b", "stage1"),
+                      "stage1", "block0")
+
+
+def test_matrix_has_model_blocks_and_smoothness(tmp_path):
+    out = tmp_path / "m"
+    result = run_zoo("matrix", "toy/cnn", "toy/vit", "--data", "synthetic:10", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    data = json.loads((out / "matrix.json").read_text())
+    values = np.array(data["values"], dtype=float)
+    assert values.shape == (10, 10)
+    np.testing.assert_allclose(np.diag(values), 1.0, atol=1e-9)
+    np.testing.assert_allclose(values, values.T, atol=1e-12)
+    assert len(data["smoothness"]["toy/cnn"]["value"]) == 4
+    np.testing.assert_allclose(data["smoothness"]["toy/cnn"]["value"][0], values[0, 1])
+    assert (out / "matrix.png").exists() and (out / "smoothness.png").exists()
+
+
+def _side(name: str, reps: list[np.ndarray], roles: list[str]) -> Side:
+    layers = [LayerInfo(f"l{i}", f"m{i}", r, "NC", x.shape[1], None, i / max(1, len(reps) - 1))
+              for i, (x, r) in enumerate(zip(reps, roles))]
+    return Side(name, False, layers, reps)
+
+
+def test_rows_are_paired_by_sample_id_not_position():
+    from zoo.registry import get_registry
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 5))
+    ids = [f"s{i}" for i in range(30)]
+    perm = rng.permutation(30)
+    a = _side("A", [x], ["encoder"])
+    b = _side("B", [x[perm]], ["encoder"])  # same data, rows stored in another order
+    cka = get_registry().metric("cka")
+    paired = compare_sides(a, ids, b, [ids[i] for i in perm], [cka], "d", "gap")
+    assert paired.results["cka"].values[0, 0] == pytest.approx(1.0)
+    by_position = compare_sides(a, ids, b, ids, [cka], "d", "gap")
+    assert by_position.results["cka"].values[0, 0] < 0.6
+
+
+def test_best_matches_and_role_summary_follow_the_metric_kind():
+    from zoo.registry import get_registry
+
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(40, 6)), rng.normal(size=(40, 6))
+    a = _side("A", [x, y], ["encoder", "decoder"])
+    b = _side("B", [y @ np.linalg.qr(rng.normal(size=(6, 6)))[0], x], ["encoder", "decoder"])
+    ids = [str(i) for i in range(40)]
+    c = compare_sides(a, ids, b, ids, [get_registry().metric("cka")], "d", "gap")
+    best = {m["layer_a"]: m["best_b"] for m in c.best_matches("cka")}
+    assert best == {"l0": "l1", "l1": "l0"}  # x matches x, y matches rotated y
+    summary = {(s["role_a"], s["role_b"]): s["mean"] for s in c.role_summary("cka")}
+    assert summary[("encoder", "decoder")] == pytest.approx(1.0)
+    assert summary[("decoder", "encoder")] == pytest.approx(1.0)
