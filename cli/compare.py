@@ -3,7 +3,6 @@ the zoo): tables on stdout; CSV, JSON, heatmaps and an HTML report in --out."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,7 +11,8 @@ import typer
 
 from zoo.cli.common import (BatchOpt, DataOpt, DeviceOpt, JsonOpt, NoCacheOpt,
                             RandomInitOpt, ReduceOpt, SkipBadOpt, load_data, load_model,
-                            out_dir, print_json, print_table, progress_bar, split_list)
+                            out_dir, print_json, print_table, progress_bar, slug,
+                            split_list)
 
 DEFAULT_METRICS = "cka,cka-debiased,cka-rbf,svcca,rsa"
 MetricsOpt = Annotated[list[str] | None, typer.Option("--metric", "-m", help="metric names, "
@@ -25,10 +25,6 @@ OutOpt = Annotated[str | None, typer.Option("--out", "-o", help="output folder "
                                             "(default runs/compare-A-vs-B)")]
 ImagesOpt = Annotated[int, typer.Option("--images", min=0, help="images shown as PCA-to-RGB "
                                         "activation maps in the report")]
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
 
 
 def _label(side: Any) -> str:
@@ -58,7 +54,6 @@ def compare_cmd(model_a: Annotated[str, typer.Argument(help="first model (rows)"
                 json_: JsonOpt = False) -> None:
     """Compare two models layer by layer on the same images (rows paired by sample id)."""
     from zoo.cache import FeatureCache
-    from zoo.compare import compare_sides, side_features
     from zoo.features import parse_reduction
 
     parse_reduction(reduce)
@@ -67,22 +62,34 @@ def compare_cmd(model_a: Annotated[str, typer.Argument(help="first model (rows)"
     zb = za if model_b == model_a else load_model(model_b, random_init=random_init,
                                                   device=device)
     dataset = load_data(data, skip_bad)
-    folder = out_dir(out or f"runs/compare-{_slug(za.id)}-vs-{_slug(zb.id)}")
-    cache = None if no_cache else FeatureCache()
-    with progress_bar() as progress:
-        side_a, ids_a = side_features(za, dataset, split_list(layers_a), reduce, batch_size,
-                                      cache, progress)
-        side_b, ids_b = side_features(zb, dataset, split_list(layers_b), reduce, batch_size,
-                                      cache, progress)
-        comparison = compare_sides(side_a, ids_a, side_b, ids_b, metrics, dataset.name, reduce,
-                                   permutations, bootstrap, device, progress=progress)
-        activations = activation_maps([za, zb], [side_a, side_b], dataset, images, cache)
-    summary = write_comparison(comparison, folder, activations, dataset)
+    folder = out_dir(out or f"runs/compare-{slug(za.id)}-vs-{slug(zb.id)}")
+    comparison, summary = run_compare(za, zb, dataset, split_list(layers_a),
+                                      split_list(layers_b), metrics, reduce, permutations,
+                                      bootstrap, device, batch_size, folder, images,
+                                      None if no_cache else FeatureCache())
     if json_:
         print_json(summary)
         return
     print_comparison(comparison)
     print(f"\nreport: {folder / 'report.html'}")
+
+
+def run_compare(za: Any, zb: Any, dataset: Any, layers_a: list[str] | None,
+                layers_b: list[str] | None, metrics: list[Any], reduce: str, permutations: int,
+                bootstrap: int, device: str, batch_size: int, folder: Path, images: int,
+                cache: Any, extra_sections: list[tuple[str, str]] | None = None
+                ) -> tuple[Any, dict[str, Any]]:
+    """Extract, score and write a comparison of two loaded models (shared by `zoo demo`)."""
+    from zoo.compare import compare_sides, side_features
+
+    with progress_bar() as progress:
+        side_a, ids_a = side_features(za, dataset, layers_a, reduce, batch_size, cache, progress)
+        side_b, ids_b = side_features(zb, dataset, layers_b, reduce, batch_size, cache, progress)
+        comparison = compare_sides(side_a, ids_a, side_b, ids_b, metrics, dataset.name, reduce,
+                                   permutations, bootstrap, device, progress=progress)
+        activations = activation_maps([za, zb], [side_a, side_b], dataset, images, cache)
+    summary = write_comparison(comparison, folder, activations, dataset, extra_sections or [])
+    return comparison, summary
 
 
 def activation_maps(models: list[Any], sides: list[Any], dataset: Any, images: int,
@@ -110,7 +117,7 @@ def activation_maps(models: list[Any], sides: list[Any], dataset: Any, images: i
 
 
 def write_comparison(c: Any, folder: Path, activations: dict[str, dict[str, np.ndarray]],
-                     dataset: Any) -> dict[str, Any]:
+                     dataset: Any, extra_sections: list[tuple[str, str]]) -> dict[str, Any]:
     """results.csv/json, one heatmap per metric, activations PNG, report.html (written last)."""
     from zoo.io import write_csv, write_json
     from zoo.report import activation_grid_png, heatmap_png, html_report, html_table, img_tag
@@ -127,12 +134,13 @@ def write_comparison(c: Any, folder: Path, activations: dict[str, dict[str, np.n
         "model A (rows)": _label(c.a), "model B (columns)": _label(c.b), "data": c.data,
         "samples": c.n, "reduction": c.reduction,
         "layers": f"{len(c.a.layers)} x {len(c.b.layers)}"}])))
+    sections += extra_sections
     summary: dict[str, Any] = {"model_a": c.a.model, "model_b": c.b.model,
                                "random_init_a": c.a.random_init,
                                "random_init_b": c.b.random_init, "data": c.data, "n": c.n,
                                "reduction": c.reduction, "metrics": {}, "rows": rows}
     for name, r in c.results.items():
-        png = f"heatmap_{_slug(name)}.png"
+        png = f"heatmap_{slug(name)}.png"
         heatmap_png(folder / png, r.values, c.a.names, c.b.names, c.a.roles, c.b.roles,
                     f"{name}: {_label(c.a)} vs {_label(c.b)} (n={c.n}, {c.reduction})",
                     _label(c.a), _label(c.b))

@@ -122,7 +122,7 @@ def train_segmenter(model: Any, dataset: Dataset, epochs: int = 10, batch_size: 
             value.backward()
             optimiser.step()
             schedule.step()
-            losses.append(float(value))
+            losses.append(value.item())
             if progress:
                 progress(f"train {model.id}", epoch * steps_per_epoch + step + 1,
                          epochs * steps_per_epoch)
