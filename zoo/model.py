@@ -23,18 +23,20 @@ class _StopForward(Exception):
 class ZooModel:
     """A model ready for extraction: module in eval mode, its layers and input convention.
 
-    `fingerprint` identifies the weights for cache keys ("" means: do not cache).
+    `fingerprint` identifies the weights for cache keys ("" means: do not cache);
+    `weights_source` says where they came from (path, cache, detected format) for reports.
     """
 
     def __init__(self, spec: ModelSpec, module: nn.Module, layers: Sequence[LayerInfo], *,
                  fingerprint: str, random_init: bool, device: str = "cpu",
-                 input: InputConfig | None = None) -> None:
+                 input: InputConfig | None = None, weights_source: str = "") -> None:
         self.spec = spec
         self.module = module.eval().to(device)
         self.layers = {info.name: info for info in layers}
         self.input = input or spec.input
         self.fingerprint = fingerprint
         self.random_init = random_init
+        self.weights_source = weights_source
         self.device = torch.device(device)
 
     @property
