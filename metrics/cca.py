@@ -1,0 +1,114 @@
+"""Canonical correlation family: mean CCA, SVCCA and projection-weighted CCA.
+
+Each representation is reduced once to an orthonormal basis of its centred column space; the
+canonical correlations of a pair are the singular values of Ua^T Ub.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from zoo.errors import ZooError
+from zoo.metrics.base import Metric, MetricUndefined, State, centre, svd_basis
+
+
+def canonical_correlations(basis_a: np.ndarray, basis_b: np.ndarray) -> np.ndarray:
+    """Canonical correlations (descending) between the spans of two orthonormal bases."""
+    return np.linalg.svd(basis_a.T @ basis_b, compute_uv=False)
+
+
+def _full_rank_basis(name: str, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(basis, centred X) for plain CCA, which needs independent features and n > d."""
+    Xc = centre(X)
+    n, d = Xc.shape
+    if d >= n:
+        raise MetricUndefined(f"{name} needs more samples than features (n={n}, d={d}): every "
+                              "canonical correlation would be 1; use svcca")
+    U, _, _ = svd_basis(Xc)
+    if U.shape[1] < d:
+        raise MetricUndefined(f"{name}: the {d} features have rank {U.shape[1]} (constant or "
+                              "linearly dependent features); use svcca")
+    return U, Xc
+
+
+class CCA(Metric):
+    """Mean canonical correlation over all min(d_a, d_b) canonical pairs.
+
+    Invariant to any invertible linear map and translation of either side. Needs n > d and full
+    rank features; biased towards 1 as d approaches n (every correlation is 1 at d = n - 1).
+    """
+
+    name = "cca"
+    kind = "similarity"
+    symmetric = True
+    invariances = "invertible linear transforms, translation"
+    reference = "Hotelling 1936; mean CCA as in Raghu et al. 2017 (SVCCA, NeurIPS)"
+    description = "mean canonical correlation"
+
+    def _prepare(self, X: np.ndarray, **_: Any) -> State:
+        basis, _ = _full_rank_basis(self.name, X)
+        return State(n=len(X), basis=basis)
+
+    def _score(self, a: State, b: State, **_: Any) -> float:
+        return float(canonical_correlations(a.basis, b.basis).mean())
+
+
+class SVCCA(CCA):
+    """SVCCA: keep the top principal components explaining `variance` (0.99) of each side's
+    variance, then the mean canonical correlation of the two subspaces (Raghu et al. 2017).
+
+    The CCA step makes it invariant to rotations (a rotated copy scores 1) and to any invertible
+    map within the kept subspace; it is biased towards 1 when k_a + k_b approaches n.
+    """
+
+    name = "svcca"
+    invariances = "orthogonal transforms, isotropic scaling, translation"
+    reference = ("Raghu, Gilmer, Yosinski & Sohl-Dickstein 2017, SVCCA: Singular Vector Canonical "
+                 "Correlation Analysis (NeurIPS)")
+    description = "top principal components (99% variance) per side, then mean CCA"
+    defaults = {"variance": 0.99}
+
+    def _prepare(self, X: np.ndarray, variance: float, **_: Any) -> State:
+        if not 0 < variance <= 1:
+            raise ZooError(f"svcca: variance must be in (0, 1], got {variance}")
+        U, s, _ = svd_basis(centre(X))
+        if not len(s):
+            raise MetricUndefined("svcca: the representation has no variance (every feature "
+                                  "constant)")
+        explained = np.cumsum(s**2) / np.sum(s**2)
+        keep = min(int(np.searchsorted(explained, variance)) + 1, len(s))
+        return State(n=len(X), basis=U[:, :keep])
+
+
+class PWCCA(Metric):
+    """Projection-weighted CCA (Morcos et al. 2018): canonical correlations weighted by how much
+    of the representation each canonical direction accounts for.
+
+    The weights come from the side with fewer features (A on a tie, so not symmetric):
+    alpha_i ~ sum_j |<h_i, x_j>| with h_i the orthonormal canonical variates and x_j the centred
+    features; the reference code adds the neuron means back before weighting, which only
+    differs for uncentred data. Needs n > d and full rank features, like CCA.
+    """
+
+    name = "pwcca"
+    kind = "similarity"
+    symmetric = False
+    invariances = "orthogonal transforms, isotropic scaling, translation"
+    reference = ("Morcos, Raghu & Bengio 2018, Insights on representational similarity in neural "
+                 "networks with canonical correlation (NeurIPS)")
+    description = "projection-weighted mean canonical correlation"
+
+    def _prepare(self, X: np.ndarray, **_: Any) -> State:
+        basis, Xc = _full_rank_basis(self.name, X)
+        return State(n=len(X), basis=basis, centred=Xc)
+
+    def _score(self, a: State, b: State, **_: Any) -> float:
+        P, rho, Qt = np.linalg.svd(a.basis.T @ b.basis, full_matrices=False)
+        if a.basis.shape[1] <= b.basis.shape[1]:
+            variates, X = a.basis @ P, a.centred
+        else:
+            variates, X = b.basis @ Qt.T, b.centred
+        weights = np.abs(variates.T @ X).sum(axis=1)
+        return float(weights @ rho / weights.sum())

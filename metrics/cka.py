@@ -1,0 +1,157 @@
+"""Centred kernel alignment: linear (biased and debiased HSIC) and RBF kernels.
+
+CKA(K, L) = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)). Each representation is centred in float64
+once (`prepare`); pairs are scored in feature space (cheap when widths are small) or, for whole
+blocks of pairs, as one chunked product of stacked Gram rows (`score_block`, torch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from zoo.errors import ZooError
+from zoo.metrics.base import Metric, MetricUndefined, State, centre
+from zoo.metrics.gram import Gram, gram_inner_products
+
+
+class _GramCKA(Metric):
+    """CKA from prepared Gram matrices; `unbiased` picks the HSIC estimator."""
+
+    kind = "similarity"
+    symmetric = True
+    unbiased: ClassVar[bool] = False
+
+    def score_block(self, states_a: Sequence[State], states_b: Sequence[State] | None = None, *,
+                    device: str = "cpu", chunk_size: int | None = None,
+                    progress: Callable[[str, int, int], None] | None = None,
+                    **params: Any) -> np.ndarray:
+        """All pairs at once: one chunked product over the stacked flattened Gram matrices."""
+        self.params(params)
+        cross, self_a, self_b = gram_inner_products(
+            [s.gram for s in states_a], None if states_b is None else [s.gram for s in states_b],
+            unbiased=self.unbiased, device=device, chunk_size=chunk_size, progress=progress)
+        denom = np.sqrt(np.outer(self_a, self_b))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(denom > 0, cross / denom, np.nan)
+
+    def self_hsic(self, state: State) -> float:
+        """HSIC of a representation with itself (computed on first use, kept in the state)."""
+        if state.hsic is None:
+            state.hsic = self._hsic(state, state)
+        return state.hsic
+
+    def _score(self, a: State, b: State, **_: Any) -> float:
+        denom = self.self_hsic(a) * self.self_hsic(b)
+        if not denom > 0:
+            raise MetricUndefined(f"{self.name}: the HSIC estimate of a representation with "
+                                  "itself is not positive")
+        return self._hsic(a, b) / np.sqrt(denom)
+
+    def _hsic(self, a: State, b: State) -> float:
+        raise NotImplementedError
+
+
+class LinearCKA(_GramCKA):
+    """Linear CKA with the biased HSIC estimator (Kornblith et al. 2019).
+
+    HSIC_0(X, Y) = ||Xc^T Yc||_F^2 / (n-1)^2 on column-centred X, Y. Invariant to orthogonal
+    transforms, isotropic scaling and translation of either side; NOT to general invertible
+    linear maps. Biased upwards for unrelated data when n is small relative to the widths: see
+    `cka-debiased` and `zoo.metrics.stats.expected_cka`. Undefined for a constant
+    representation.
+    """
+
+    name = "cka"
+    invariances = "orthogonal transforms, isotropic scaling, translation"
+    reference = ("Kornblith, Norouzi, Lee & Hinton 2019, Similarity of Neural Network "
+                 "Representations Revisited (ICML)")
+    description = "linear CKA, biased HSIC estimator"
+
+    def _prepare(self, X: np.ndarray, **_: Any) -> State:
+        Xc = centre(X)
+        n, d = Xc.shape
+        # A factor with at most n columns: the features, or the R^T of Xc^T = QR when d > n.
+        Z = Xc if d <= n else np.linalg.qr(Xc.T, mode="r").T
+        diag = np.einsum("ij,ij->i", Z, Z)
+        if not diag.any():
+            raise MetricUndefined("the representation has no variance (every feature constant)")
+        state = State(n=n, gram=Gram(factor=Z), trace=float(diag.sum()), hsic=None)
+        if self.unbiased:
+            state.diag = diag
+            state.rows = Z @ Z.sum(axis=0) - diag  # row sums of K with the diagonal removed
+        return state
+
+    def _hsic(self, a: State, b: State) -> float:
+        cross = a.gram.factor.T @ b.gram.factor
+        return float(np.sum(cross * cross)) / (a.n - 1) ** 2
+
+
+class DebiasedCKA(LinearCKA):
+    """Linear CKA with Song et al. (2012)'s unbiased HSIC estimator in numerator and denominator.
+
+    HSIC_1 = [tr(K~L~) + 1'K~1 1'L~1 / ((n-1)(n-2)) - 2/(n-2) 1'K~L~1] / (n(n-3)), K~ = K with
+    zero diagonal. Near 0 for unrelated data at any n (can be slightly negative; never clipped).
+    Same invariances as `cka`; needs n >= 4.
+    """
+
+    name = "cka-debiased"
+    unbiased = True
+    min_samples = 4
+    reference = ("Song, Smola, Gretton, Bedo & Borgwardt 2012 (unbiased HSIC, JMLR); debiased CKA "
+                 "as in Nguyen, Raghu & Kornblith 2021")
+    description = "linear CKA, unbiased HSIC estimator (near 0 for unrelated data)"
+
+    def _hsic(self, a: State, b: State) -> float:
+        n = a.n
+        cross = a.gram.factor.T @ b.gram.factor
+        trace = float(np.sum(cross * cross)) - float(a.diag @ b.diag)
+        ones = a.rows.sum() * b.rows.sum() / ((n - 1) * (n - 2))
+        return (trace + ones - 2.0 / (n - 2) * float(a.rows @ b.rows)) / (n * (n - 3))
+
+
+class RbfCKA(_GramCKA):
+    """RBF-kernel CKA (biased HSIC) with a bandwidth per representation, as Kornblith et al. 2019.
+
+    sigma = frac * sqrt(median of the squared Euclidean distances over the full n x n matrix,
+    diagonal zeros included); kernel exp(-d^2 / (2 sigma^2)); default frac 0.5. Because sigma
+    follows each side's scale, it is invariant to isotropic scaling, orthogonal transforms and
+    translation of either side. Undefined when the median squared distance is 0.
+    """
+
+    name = "cka-rbf"
+    invariances = "orthogonal transforms, isotropic scaling, translation"
+    reference = ("Kornblith, Norouzi, Lee & Hinton 2019, Similarity of Neural Network "
+                 "Representations Revisited (ICML)")
+    description = "RBF-kernel CKA, bandwidth frac * sqrt(median squared distance) per side"
+    defaults = {"frac": 0.5}
+
+    def _prepare(self, X: np.ndarray, frac: float, **_: Any) -> State:
+        if not frac > 0:
+            raise ZooError(f"cka-rbf: frac must be > 0, got {frac}")
+        d2 = squared_distances(centre(X))
+        median = float(np.median(d2))
+        if median == 0:
+            raise MetricUndefined("cka-rbf: the median squared distance is 0 (most samples "
+                                  "identical), so the bandwidth is undefined")
+        sigma = frac * np.sqrt(median)
+        K = np.exp(-d2 / (2.0 * sigma**2))
+        K -= K.mean(axis=0, keepdims=True)
+        K -= K.mean(axis=1, keepdims=True)
+        return State(n=len(K), gram=Gram(matrix=K), sigma=sigma, hsic=None)
+
+    def _hsic(self, a: State, b: State) -> float:
+        return float(np.sum(a.gram.matrix * b.gram.matrix)) / (a.n - 1) ** 2
+
+
+def squared_distances(X: np.ndarray) -> np.ndarray:
+    """All pairwise squared Euclidean distances between rows (n x n, exact zero diagonal).
+
+    Computed through the Gram matrix for speed; rounding can leave tiny negatives, set to 0.
+    """
+    sq = np.einsum("ij,ij->i", X, X)
+    d2 = sq[:, None] + sq[None, :] - 2.0 * (X @ X.T)
+    np.fill_diagonal(d2, 0.0)
+    return np.maximum(d2, 0.0, out=d2)

@@ -1,0 +1,182 @@
+"""The all-pairs engine: prepare every representation once, then score every pair.
+
+Works with any metric object (name, prepare, score; optionally symmetric, score_block,
+has_block). Pairs whose metric is undefined come back as NaN with the reason alongside; the
+metric signals that by raising an exception with a `reason` attribute (zoo.metrics'
+`MetricUndefined`). The engine never imports a metric module by name.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from zoo.errors import DataError, ZooError
+
+Progress = Callable[[str, int, int], None]
+
+
+def check_rows(reps_a: Sequence[np.ndarray], reps_b: Sequence[np.ndarray] | None = None) -> int:
+    """The common number of rows of all (n, d) representations; a mismatch is a `DataError`."""
+    reps = list(reps_a) + list(reps_b or [])
+    if not len(reps_a) or (reps_b is not None and not len(reps_b)):
+        raise ZooError("nothing to compare: a list of representations is empty")
+    for r in reps:
+        if np.ndim(r) != 2:
+            raise ZooError(f"a representation must be a (samples, features) matrix, got shape "
+                           f"{np.shape(r)}; reduce spatial/token axes first (e.g. --reduce gap)")
+    sizes = {len(r) for r in reps}
+    if len(sizes) > 1:
+        raise DataError(f"representations have different numbers of rows {sorted(sizes)}; pair "
+                        "rows by sample id before comparing")
+    return sizes.pop()
+
+
+def attempt(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, str]:
+    """(fn(...), "") or (None, reason) when it raises an undefined-metric error.
+
+    An undefined-metric error is a ZooError with a `reason` attribute (`MetricUndefined`);
+    any other error propagates.
+    """
+    try:
+        return fn(*args, **kwargs), ""
+    except ZooError as exc:
+        if not hasattr(exc, "reason"):
+            raise
+        return None, exc.reason
+
+
+def prepare_all(metric: Any, reps: Sequence[np.ndarray], progress: Progress | None = None,
+                **params: Any) -> tuple[list[Any], list[str]]:
+    """Each representation's prepared state (None where undefined) and reason ("" if fine)."""
+    states: list[Any] = []
+    reasons: list[str] = []
+    for k, rep in enumerate(reps):
+        state, why = attempt(metric.prepare, rep, **params)
+        states.append(state)
+        reasons.append(why)
+        if progress:
+            progress("prepare", k + 1, len(reps))
+    return states, reasons
+
+
+def score_all(metric: Any, states_a: Sequence[Any], reasons_a: Sequence[str],
+              states_b: Sequence[Any] | None = None, reasons_b: Sequence[str] | None = None, *,
+              device: str = "cpu", chunk_size: int | None = None,
+              progress: Progress | None = None, **params: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Score prepared states (see `all_pairs`); `states_b=None` means A against itself."""
+    same = states_b is None
+    states_b, reasons_b = (states_a, reasons_a) if same else (states_b, reasons_b)
+    values = np.full((len(states_a), len(states_b)), np.nan)
+    reasons = np.full(values.shape, "", dtype=object)
+    for i, why in enumerate(reasons_a):
+        reasons[i, :] = why
+    for j, why in enumerate(reasons_b):
+        reasons[:, j] = np.where(reasons[:, j] == "", why, reasons[:, j])
+    ok_a = [i for i, s in enumerate(states_a) if s is not None]
+    ok_b = [j for j, s in enumerate(states_b) if s is not None]
+    if not ok_a or not ok_b:
+        return values, reasons
+    if _use_block(metric, len(ok_a) * len(ok_b), params):
+        options = _accepted(metric.score_block, dict(device=device, chunk_size=chunk_size,
+                                                     progress=progress, **params))
+        block = metric.score_block([states_a[i] for i in ok_a],
+                                   None if same else [states_b[j] for j in ok_b], **options)
+        values[np.ix_(ok_a, ok_b)] = block
+        _explain_nan(values, reasons)
+        return values, reasons
+    mirror = same and getattr(metric, "symmetric", False)
+    pairs = [(i, j) for i in ok_a for j in ok_b if not (mirror and j < i)]
+    for k, (i, j) in enumerate(pairs):
+        value, reasons[i, j] = attempt(metric.score, states_a[i], states_b[j], **params)
+        values[i, j] = np.nan if value is None else value
+        if mirror:
+            values[j, i], reasons[j, i] = values[i, j], reasons[i, j]
+        if progress:
+            progress("score", k + 1, len(pairs))
+    _explain_nan(values, reasons)
+    return values, reasons
+
+
+def all_pairs(metric: Any, reps_a: Sequence[np.ndarray],
+              reps_b: Sequence[np.ndarray] | None = None, device: str = "cpu",
+              chunk_size: int | None = None, progress: Progress | None = None,
+              **params: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(values, reasons): values[i, j] = metric(A_i, B_j); NaN where undefined, with the reason.
+
+    Each representation (an (n, d) array, rows paired across all of them) is prepared once.
+    Metrics with `score_block` score all pairs as batched linear algebra on `device`, in chunks
+    of `chunk_size` (rows of a Gram matrix, entries of an RDM; default: fit ~256 MB); others,
+    and a single pair, are scored pair by pair on the CPU. With `reps_b=None`, A is compared
+    with itself and symmetric metrics score each pair once. For asymmetric metrics values[i, j]
+    is the direction A_i -> B_j; call again with the sides swapped for B -> A. `reasons` is an
+    object array of str ("" = defined).
+    """
+    check_rows(reps_a, reps_b)
+    states_a, why_a = prepare_all(metric, reps_a, progress, **params)
+    if reps_b is None:
+        return score_all(metric, states_a, why_a, device=device, chunk_size=chunk_size,
+                         progress=progress, **params)
+    states_b, why_b = prepare_all(metric, reps_b, progress, **params)
+    return score_all(metric, states_a, why_a, states_b, why_b, device=device,
+                     chunk_size=chunk_size, progress=progress, **params)
+
+
+def _use_block(metric: Any, pairs: int, params: dict[str, Any]) -> bool:
+    """Batch when the metric can (for these parameters) and there is more than one pair."""
+    return (pairs > 1 and hasattr(metric, "score_block")
+            and getattr(metric, "has_block", lambda **_: True)(**params))
+
+
+def _accepted(fn: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:
+    """The options `fn` accepts: a minimal `score_block(states_a, states_b, device="cpu")`
+    gets only `device`."""
+    parameters = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return options
+    return {k: v for k, v in options.items() if k in parameters}
+
+
+def _explain_nan(values: np.ndarray, reasons: np.ndarray) -> None:
+    """A NaN that came without a reason is marked so, never left silent."""
+    silent = np.isnan(values) & (reasons == "")
+    reasons[silent] = "the metric returned NaN without a reason"
+
+
+def tidy_rows(metric: str, values: np.ndarray, reasons: np.ndarray,
+              labels_a: Sequence[tuple[str, str]],
+              labels_b: Sequence[tuple[str, str]] | None = None, *, n: int, reduction: str,
+              p_value: np.ndarray | None = None, ci_low: np.ndarray | None = None,
+              ci_high: np.ndarray | None = None,
+              baseline: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """One dict per (i, j) cell: model_a, layer_a, model_b, layer_b, metric, value, n, reduction,
+    reason, plus p_value / ci_low / ci_high / baseline for the statistics that are given.
+
+    `labels_*` are (model id, layer name) per row / column of `values` (labels_b=None: same as
+    A). Undefined values are None (JSON null) with their reason; defined ones have reason "".
+    The statistics come from zoo.metrics.stats (permutation_pvalues, bootstrap_intervals, and
+    expected_cka_matrix as the baseline next to `cka`).
+    """
+    labels_b = labels_a if labels_b is None else labels_b
+    if values.shape != (len(labels_a), len(labels_b)):
+        raise ValueError(f"values {values.shape} do not match {len(labels_a)} x {len(labels_b)} "
+                         "labels")
+    extras = {k: v for k, v in (("p_value", p_value), ("ci_low", ci_low), ("ci_high", ci_high),
+                                ("baseline", baseline)) if v is not None}
+    rows = []
+    for i, (model_a, layer_a) in enumerate(labels_a):
+        for j, (model_b, layer_b) in enumerate(labels_b):
+            row = {"model_a": model_a, "layer_a": layer_a, "model_b": model_b,
+                   "layer_b": layer_b, "metric": metric, "value": _cell(values[i, j]), "n": n,
+                   "reduction": reduction, "reason": reasons[i, j]}
+            row.update({k: _cell(v[i, j]) for k, v in extras.items()})
+            rows.append(row)
+    return rows
+
+
+def _cell(x: float) -> float | None:
+    return None if math.isnan(x) else float(x)
