@@ -86,10 +86,29 @@ def run_compare(za: Any, zb: Any, dataset: Any, layers_a: list[str] | None,
         side_a, ids_a = side_features(za, dataset, layers_a, reduce, batch_size, cache, progress)
         side_b, ids_b = side_features(zb, dataset, layers_b, reduce, batch_size, cache, progress)
         comparison = compare_sides(side_a, ids_a, side_b, ids_b, metrics, dataset.name, reduce,
-                                   permutations, bootstrap, device, progress=progress)
+                                   device, progress=progress)
+        add_statistics(comparison, permutations, bootstrap, device, progress)
         activations = activation_maps([za, zb], [side_a, side_b], dataset, images, cache)
     summary = write_comparison(comparison, folder, activations, dataset, extra_sections or [])
     return comparison, summary
+
+
+def add_statistics(c: Any, permutations: int, bootstrap: int, device: str,
+                   progress: Any = None) -> None:
+    """Permutation p-values, bootstrap intervals and (for biased CKA) the expected value for
+    unrelated data, for every metric of comparison `c`."""
+    from zoo.metrics.stats import bootstrap_intervals, expected_cka_matrix, permutation_pvalues
+
+    for name, r in c.results.items():
+        if permutations:
+            r.p_values = permutation_pvalues(r.metric, c.paired_a, c.paired_b,
+                                             permutations=permutations, device=device,
+                                             progress=progress)
+        if bootstrap:
+            r.ci = bootstrap_intervals(r.metric, c.paired_a, c.paired_b, resamples=bootstrap,
+                                       device=device, progress=progress)
+        if name == "cka":
+            r.baseline = expected_cka_matrix(c.paired_a, c.paired_b)
 
 
 def activation_maps(models: list[Any], sides: list[Any], dataset: Any, images: int,

@@ -31,6 +31,7 @@ def matrix_cmd(models: Annotated[list[str] | None, typer.Argument(help="model id
     from zoo.extract import layer_matches
     from zoo.features import parse_reduction
     from zoo.io import write_csv, write_json
+    from zoo.metrics.smoothness import smoothness
     from zoo.registry import get_registry
     from zoo.report import heatmap_png, html_report, html_table, img_tag, profile_png
 
@@ -69,9 +70,14 @@ def matrix_cmd(models: Annotated[list[str] | None, typer.Argument(help="model id
     heatmap_png(folder / "matrix.png", result.values, labels, labels, blocks, blocks,
                 f"{metric} across {len(sides)} models{note} (n={result.n}, {reduce})",
                 "model:layer", "model:layer")
-    profiles = result.smoothness()
+    profiles = {}
+    for side in sides:  # zoo.metrics.smoothness: 1 - similarity (or the distance) per step
+        steps = smoothness(side.reps, chosen).values if len(side.reps) > 1 else np.array([])
+        depth = np.array([(a.depth + b.depth) / 2 for a, b in zip(side.layers, side.layers[1:])])
+        profiles[side.model] = (depth, steps)
     profile_png(folder / "smoothness.png", profiles,
-                f"{metric} between consecutive layers{note}", f"{metric}(layer, next layer)")
+                f"change between consecutive layers{note}",
+                f"1 - {metric}" if chosen.kind == "similarity" else metric)
     summary = {"models": [s.model for s in sides], "random_init": random_init,
                "metric": metric, "data": dataset.name, "n": result.n, "reduction": reduce,
                "labels": labels, "roles": roles, "values": result.values,
@@ -82,16 +88,17 @@ def matrix_cmd(models: Annotated[list[str] | None, typer.Argument(help="model id
                                "samples": result.n, "reduction": reduce,
                                "layers": len(labels)}])),
         ("Matrix", img_tag("matrix.png", "matrix")),
-        ("Smoothness along depth", "<p>Each point: the metric between a layer and the next "
-         "one of the same model, at their mean relative depth.</p>"
+        ("Smoothness along depth", "<p>Each point: how much the representation changes from a "
+         "layer to the next of the same model (1 - similarity, or the distance), at their mean "
+         "relative depth; low and flat means smooth processing.</p>"
          + img_tag("smoothness.png", "smoothness"))])
     if json_:
         print_json({k: v for k, v in summary.items() if k != "values"} | {"out": str(folder)})
         return
-    print_table(f"{metric} between consecutive layers (smoothness)",
-                ["model", "steps", "mean", "min"],
+    print_table(f"change between consecutive layers (1 - {metric} or distance)",
+                ["model", "steps", "mean", "max"],
                 [[m, len(v), float(np.nanmean(v)) if len(v) else float("nan"),
-                  float(np.nanmin(v)) if len(v) else float("nan")]
+                  float(np.nanmax(v)) if len(v) else float("nan")]
                  for m, (_, v) in profiles.items()])
     print(f"report: {folder / 'report.html'}")
 

@@ -123,6 +123,8 @@ def layers_for(arch: M2FArch) -> list[LayerInfo]:
 @functools.cache
 def _model_class() -> type:
     """Mask2Former's ZooModel (defined on first load: zoo.model imports torch)."""
+    import torch
+
     from zoo.model import ZooModel
 
     class Mask2FormerModel(Segmentation, ZooModel):
@@ -159,6 +161,24 @@ def _model_class() -> type:
             semantic = F.interpolate(semantic, size=x.shape[-2:], mode="bilinear",
                                      align_corners=False).clamp_min(1e-6).log()
             return semantic[:, 1] - semantic[:, 0]
+
+        def segmentation_loss(self, x: Any, masks: Any, kind: str) -> Any:
+            """Mask2Former's own loss (Hungarian-matched mask BCE + Dice + class CE): each image
+            contributes a background (label 0) and a foreground (label 1) segment, whichever is
+            non-empty. `kind` must be the default: pixel-logit losses do not apply to queries."""
+            from zoo.errors import ZooError
+
+            if kind != "bce-dice":
+                raise ZooError(f"{self.id} trains with its own matched-query loss; --loss "
+                               f"{kind} applies to pixel-logit models such as unetpp")
+            mask_labels, class_labels = [], []
+            for m in masks:
+                segments = [(label, seg) for label, seg in ((0, 1 - m), (1, m)) if seg.any()]
+                mask_labels.append(torch.stack([seg for _, seg in segments]).float())
+                class_labels.append(torch.tensor([label for label, _ in segments],
+                                                 device=m.device))
+            return self.module(pixel_values=x, mask_labels=mask_labels,
+                               class_labels=class_labels).loss
 
     return Mask2FormerModel
 

@@ -62,7 +62,7 @@ def test_matrix_has_model_blocks_and_smoothness(tmp_path):
     np.testing.assert_allclose(np.diag(values), 1.0, atol=1e-9)
     np.testing.assert_allclose(values, values.T, atol=1e-12)
     assert len(data["smoothness"]["toy/cnn"]["value"]) == 4
-    np.testing.assert_allclose(data["smoothness"]["toy/cnn"]["value"][0], values[0, 1])
+    np.testing.assert_allclose(data["smoothness"]["toy/cnn"]["value"][0], 1 - values[0, 1])
     assert (out / "matrix.png").exists() and (out / "smoothness.png").exists()
 
 

@@ -1,5 +1,6 @@
-"""Layer-by-layer comparison of two models (and of many) over one dataset: features, metric
-matrices, permutation p-values and bootstrap intervals, best matches and role summaries."""
+"""Layer-by-layer comparison of two models (and of many) over one dataset: features paired by
+sample id, metric matrices, best matches and role summaries. Statistics (p-values, intervals,
+baselines) are attached by the caller from `zoo.metrics.stats` (the core never imports metrics)."""
 
 from __future__ import annotations
 
@@ -61,6 +62,8 @@ class Comparison:
     data: str
     n: int
     reduction: str
+    paired_a: list[np.ndarray] = field(default_factory=list, repr=False)
+    paired_b: list[np.ndarray] = field(default_factory=list, repr=False)
     results: dict[str, MetricResult] = field(default_factory=dict)
 
     def rows(self) -> list[dict[str, Any]]:
@@ -128,64 +131,20 @@ def side_features(model: ZooModel, dataset: Dataset, layers: Sequence[str] | Non
 
 
 def compare_sides(a: Side, ids_a: list[str], b: Side, ids_b: list[str], metrics: Sequence[Any],
-                  data: str, reduction: str, permutations: int = 0, bootstrap: int = 0,
-                  device: str = "cpu", seed: int = 0, params: dict[str, dict] | None = None,
+                  data: str, reduction: str, device: str = "cpu",
+                  params: dict[str, dict] | None = None,
                   progress: Progress | None = None) -> Comparison:
     """Score every metric on every (layer of A, layer of B) pair, rows paired by sample id."""
     ia, ib = pair_by_ids(ids_a, ids_b)
-    reps_a = [r[ia] for r in a.reps]
-    reps_b = [r[ib] for r in b.reps]
-    comparison = Comparison(a, b, data, len(ia), reduction)
-    rng = np.random.default_rng(seed)
+    comparison = Comparison(a, b, data, len(ia), reduction, paired_a=[r[ia] for r in a.reps],
+                            paired_b=[r[ib] for r in b.reps])
     for metric in metrics:
         kw = (params or {}).get(metric.name, {})
-        values, reasons = all_pairs(metric, reps_a, reps_b, device=device, progress=progress,
-                                    **kw)
-        result = MetricResult(metric, values, np.asarray(reasons, dtype=object))
-        if permutations:
-            result.p_values = permutation_p_values(metric, reps_a, reps_b, values, permutations,
-                                                   rng, device, kw)
-        if bootstrap:
-            result.ci = bootstrap_intervals(metric, reps_a, reps_b, bootstrap, rng, device, kw)
-        expected = getattr(metric, "expected_unrelated", None)
-        if expected is not None:  # e.g. biased CKA's value for unrelated data at this n
-            result.baseline = np.array([[expected(x, y, **kw) for y in reps_b] for x in reps_a])
-        comparison.results[metric.name] = result
+        values, reasons = all_pairs(metric, comparison.paired_a, comparison.paired_b,
+                                    device=device, progress=progress, **kw)
+        comparison.results[metric.name] = MetricResult(metric, values,
+                                                       np.asarray(reasons, dtype=object))
     return comparison
-
-
-def permutation_p_values(metric: Any, reps_a: list[np.ndarray], reps_b: list[np.ndarray],
-                         observed: np.ndarray, permutations: int, rng: np.random.Generator,
-                         device: str = "cpu", params: dict | None = None) -> np.ndarray:
-    """p-value per pair against shuffling B's rows (one shuffle shared by all layers of B, so
-    each null draw is one batched engine call): (1 + #null at least as extreme) / (1 + N)."""
-    extreme = np.zeros_like(observed)
-    sign = -1.0 if metric.kind == "distance" else 1.0
-    for _ in range(permutations):
-        perm = rng.permutation(len(reps_b[0]))
-        null, _ = all_pairs(metric, reps_a, [r[perm] for r in reps_b], device=device,
-                            **(params or {}))
-        extreme += sign * null >= sign * observed - 1e-12
-    p = (1 + extreme) / (1 + permutations)
-    p[np.isnan(observed)] = np.nan
-    return p
-
-
-def bootstrap_intervals(metric: Any, reps_a: list[np.ndarray], reps_b: list[np.ndarray],
-                        draws: int, rng: np.random.Generator, device: str = "cpu",
-                        params: dict | None = None, level: float = 0.95
-                        ) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bootstrap interval per pair, resampling paired rows (samples) with replacement."""
-    n = len(reps_a[0])
-    stack = []
-    for _ in range(draws):
-        idx = rng.integers(0, n, n)
-        values, _ = all_pairs(metric, [r[idx] for r in reps_a], [r[idx] for r in reps_b],
-                              device=device, **(params or {}))
-        stack.append(values)
-    alpha = (1 - level) / 2
-    arr = np.stack(stack)
-    return np.nanquantile(arr, alpha, axis=0), np.nanquantile(arr, 1 - alpha, axis=0)
 
 
 @dataclass
@@ -201,19 +160,6 @@ class ZooMatrix:
     @property
     def labels(self) -> list[tuple[str, str]]:
         return [(s.model, i.name) for s in self.sides for i in s.layers]
-
-    def smoothness(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Per model: the metric between each layer and the next along depth, read off the
-        matrix, at the mid-depth of each step: {model: (depths, values)}."""
-        out, start = {}, 0
-        for side in self.sides:
-            k = len(side.layers)
-            idx = np.arange(start, start + k - 1)
-            depth = np.array([(a.depth + b.depth) / 2 for a, b in
-                              zip(side.layers[:-1], side.layers[1:])])
-            out[side.model] = (depth, self.values[idx, idx + 1])
-            start += k
-        return out
 
 
 def zoo_matrix(sides: Sequence[Side], ids: Sequence[list[str]], metric: Any,
