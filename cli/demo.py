@@ -13,12 +13,12 @@ import typer
 
 from zoo.cli.common import DeviceOpt, out_dir, print_table
 
-DATA = "lesions:320"
+DATA = "lesions:240"
 TAG = "demo"
 # Small configurations of the study's two models that train on 2 CPU cores in minutes.
 MODELS: dict[str, dict[str, Any]] = {
-    "unetpp": {"options": {"tiny": True, "size": 64}, "epochs": 12, "lr": 3e-3},
-    "mask2former": {"options": {"tiny": True, "size": 64}, "epochs": 12, "lr": 1e-3},
+    "unetpp": {"options": {"tiny": True, "size": 64}, "epochs": 10, "lr": 3e-3},
+    "mask2former": {"options": {"tiny": True, "size": 64}, "epochs": 5, "lr": 1e-3},
 }
 METRICS = "cka,cka-debiased,cka-rbf,svcca,rsa"
 

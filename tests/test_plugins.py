@@ -81,3 +81,25 @@ def test_example_plugin_is_discovered_through_its_entry_point(tmp_path):
                         "--json", env=env)
     assert extracted.returncode == 0, extracted.stderr
     assert '"random_init": true' in extracted.stdout
+
+
+def test_a_trained_default_checkpoint_becomes_its_familys_default(tmp_path, monkeypatch):
+    """`zoo train ... default` output (zoo.json) registers as family/arch.tag and wins `toy`."""
+    import json
+
+    from zoo.registry import get_registry, reset_registry
+
+    folder = tmp_path / "checkpoints" / "toy__cnn.mine"
+    folder.mkdir(parents=True)
+    from zoo.plugins.toy import cnn_layers
+
+    (folder / "zoo.json").write_text(json.dumps({
+        "id": "toy/cnn.mine", "base": "toy/cnn", "tag": "mine", "options": {}, "data": "x",
+        "default": True, "input": {"size": 32, "mean": [0.5] * 3, "std": [0.25] * 3,
+                                   "interpolation": "bilinear"},
+        "layers": [i.as_dict() for i in cnn_layers()], "train": {}}))
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path))
+    reset_registry()
+    registry = get_registry()
+    assert registry.model("toy").id == "toy/cnn.mine"
+    assert registry.model("toy/cnn").id == "toy/cnn"

@@ -108,7 +108,7 @@ class Registry:
     def _call(self, hook: str, kwargs_for: Callable[[PluginInfo], dict[str, Any]]) -> None:
         """Call one hook plugin by plugin, so a failure is pinned on the plugin that raised."""
         infos = {p.name: p for p in self.plugins}
-        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():  # registration order
             info = infos[impl.plugin_name]
             try:
                 impl.function(**kwargs_for(info))
