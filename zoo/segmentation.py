@@ -79,9 +79,10 @@ def split_indices(ids: Sequence[str], fractions: tuple[float, float, float] = (0
         named[split_of(sid) if split_of(sid) in named else "train"].append(i)
     rng = np.random.default_rng(seed)
     pool = rng.permutation(named["train"]).tolist()
+    total = len(pool)
     for split, frac in (("test", fractions[2]), ("validation", fractions[1])):
         if not named[split]:
-            take = max(1, int(round(frac * (len(pool) + len(named[split])))))
+            take = max(1, int(round(frac * total)))
             named[split], pool = pool[:take], pool[take:]
     named["train"] = pool
     return {k: sorted(v) for k, v in named.items()}

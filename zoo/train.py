@@ -103,7 +103,8 @@ def train_segmenter(model: Any, dataset: Dataset, epochs: int = 10, batch_size: 
     data = {k: _tensors(model, dataset, v) for k, v in splits.items()}
     params = model.set_trainable(freeze_encoder)
     optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
-    steps_per_epoch = -(-len(splits["train"]) // batch_size)
+    # drop the last incomplete batch (a batch of one breaks batch norm), as loaders do
+    steps_per_epoch = max(1, len(splits["train"]) // batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, lr, total_steps=epochs *
                                                    steps_per_epoch, pct_start=0.15)
     rng = np.random.default_rng(seed)
