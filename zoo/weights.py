@@ -53,8 +53,10 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Any]:
 
         return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any reader failure means an unusable file
-        raise WeightsError(f"cannot read weights {path}: {type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+        detail = str(exc).splitlines()[0][:120] if str(exc) else ""
+        raise WeightsError(f"cannot read weights {path}: not a torch.save or safetensors "
+                           f"checkpoint ({type(exc).__name__}{': ' + detail if detail else ''})"
+                           ) from None
 
 
 # Resolving weights: an explicit path, a library's local cache, or fixed-seed random init. -------
