@@ -126,8 +126,11 @@ def _load(spec: ModelSpec, weights: str | None, random_init: bool, device: str,
                              f"a {METHODS[spec.tag][0]} ResNet-50 checkpoint in any published "
                              "layout: MoCo, SwAV, VISSL, mmselfsup, solo-learn, PyContrast, "
                              "torchvision")
+    # zero_init_last=False: torchvision's init (the SSL methods' own); timm's default zeroes each
+    # block's last BN, which makes random-init blocks exact copies of their inputs.
     module = build_seeded(lambda: timm.create_model(
-        "resnet50", pretrained=False, num_classes=0, layers=arch.blocks, channels=arch.widths))
+        "resnet50", pretrained=False, num_classes=0, layers=arch.blocks, channels=arch.widths,
+        zero_init_last=False))
     origin = source.origin
     if source.path is not None:
         file = source.file()
