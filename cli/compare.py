@@ -124,7 +124,9 @@ def activation_maps(models: list[Any], sides: list[Any], dataset: Any, images: i
     subset = dataset.subset(range(min(images, len(dataset))))
     out: dict[str, dict[str, np.ndarray]] = {}
     for model, side in zip(models, sides):
-        spatial = [i for i in side.layers if i.layout in ("NCHW", "NLC")]
+        # maps, and tokens with a patch grid (a stride); multi-scale token sets have none
+        spatial = [i for i in side.layers if i.layout == "NCHW"
+                   or (i.layout == "NLC" and i.stride is not None)]
         if not spatial:
             continue
         pick = [spatial[k] for k in sorted({round(x) for x in

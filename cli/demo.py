@@ -16,9 +16,10 @@ from zoo.cli.common import DeviceOpt, out_dir, print_table
 DATA = "lesions:240"
 TAG = "demo"
 # Small configurations of the study's two models that train on 2 CPU cores in minutes.
+# Keyed by the base model id (a bare family would resolve to the trained default itself).
 MODELS: dict[str, dict[str, Any]] = {
-    "unetpp": {"options": {"tiny": True, "size": 64}, "epochs": 10, "lr": 3e-3},
-    "mask2former": {"options": {"tiny": True, "size": 64}, "epochs": 5, "lr": 1e-3},
+    "unetpp/resnet34": {"options": {"tiny": True, "size": 64}, "epochs": 10, "lr": 3e-3},
+    "mask2former/swin-base.ade-semantic": {"options": {"tiny": True, "size": 64}, "epochs": 5, "lr": 1e-3},
 }
 METRICS = "cka,cka-debiased,cka-rbf,svcca,rsa"
 
@@ -42,19 +43,18 @@ def demo_cmd(out: Annotated[str, typer.Option("--out", "-o", help="output folder
 
     folder = out_dir(out)
     registry = get_registry()
-    for family, cfg in MODELS.items():
-        base = registry.model(family)
-        trained_id = f"{base.id}.{TAG}"
+    for base_id, cfg in MODELS.items():
+        trained_id = f"{base_id}.{TAG}"
         if trained_id in registry.models and not retrain:
             print(f"{trained_id}: reusing the trained checkpoint ({registry.models[trained_id].weights})")
             continue
         print(f"{trained_id}: training on {DATA} ({cfg['epochs']} epochs, options "
               f"{cfg['options']}) ...")
-        train_model(base.id, DATA, cfg["epochs"], 8, cfg["lr"], False, "bce-dice", None, TAG,
+        train_model(base_id, DATA, cfg["epochs"], 8, cfg["lr"], False, "bce-dice", None, TAG,
                     None, True, device, cfg["options"], default=True)
     reset_registry()  # pick up the checkpoints just written
     registry = get_registry()
-    za, zb = (registry.model(f).load(device=device) for f in MODELS)
+    za, zb = (registry.model(f"{base_id}.{TAG}").load(device=device) for base_id in MODELS)
     train_metrics = {m.id: read_checkpoint_meta(checkpoint_dir(default_root(), m.id))["train"]
                      for m in (za, zb)}
     write_json(folder / "train_metrics.json", train_metrics)

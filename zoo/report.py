@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import io
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -113,7 +114,7 @@ def activation_grid_png(path: str | Path, images: Sequence[np.ndarray],
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(label, fontsize=6)
+                ax.set_title("\n".join(textwrap.wrap(label, 20)), fontsize=6)
     fig.suptitle(title, fontsize=9)
     return atomic_write(path, lambda f: f.write(_figure_bytes(fig)))
 
