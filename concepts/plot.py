@@ -66,7 +66,8 @@ def _axis_label(result: LCEResult, a: int) -> str:
 
 
 def plot_lce(result: LCEResult, path: Path, dims: int = 2) -> Path:
-    """Scatter of the entries on the first 2 (or 3) LCE axes, coloured by cluster, labelled."""
+    """Scatter of the entries on the first 2 (or 3) LCE axes: colour = cluster, marker = model
+    (legend), each point labelled with its layer."""
     from matplotlib import colormaps
     from matplotlib.figure import Figure
 
@@ -74,14 +75,23 @@ def plot_lce(result: LCEResult, path: Path, dims: int = 2) -> Path:
     used = min(dims, result.coords.shape[1])
     coords[:, :used] = result.coords[:, :used]
     colours = [colormaps["tab10"](int(c) % 10) for c in result.clusters]
+    models = list(dict.fromkeys(e.model + (" [random init]" if e.random_init else "")
+                                for e in result.entries))
+    markers = "os^Dv<>Ph*X"
     fig = Figure(figsize=(7, 6))
     ax = fig.add_subplot(projection="3d" if dims == 3 else None)
-    ax.scatter(*coords.T, c=colours, s=40)
+    for m, model in enumerate(models):
+        idx = [i for i, e in enumerate(result.entries)
+               if e.model + (" [random init]" if e.random_init else "") == model]
+        ax.scatter(*coords[idx].T, c=[colours[i] for i in idx], s=40,
+                   marker=markers[m % len(markers)], label=model, edgecolors="black",
+                   linewidths=0.4)
     for i, entry in enumerate(result.entries):
-        ax.text(*coords[i], " " + entry.name, fontsize=7)
+        ax.text(*coords[i], " " + entry.layer, fontsize=6)
+    ax.legend(fontsize=7, loc="best")
     for a, setter in enumerate((ax.set_xlabel, ax.set_ylabel, getattr(ax, "set_zlabel", None))):
         if a < dims and setter is not None:
             setter(_axis_label(result, a))
     ax.set_title(f"Learned Concepts Embedding: {len(result.entries)} entries, "
-                 f"{result.k} clusters (elbow)")
+                 f"{result.k} clusters (elbow; colour)")
     return _save(fig, path)
