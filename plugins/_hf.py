@@ -33,6 +33,20 @@ def in_order(rows: Sequence[Row]) -> list[LayerInfo]:
             for i, (name, module, role, fields) in enumerate(rows)]
 
 
+def wrap_model(spec: ModelSpec, module: Any, layers: list[LayerInfo], source: Any, *,
+               size: int, tiny: bool, device: str, cls: type | None = None,
+               origin: str | None = None) -> Any:
+    """The ZooModel (or family subclass `cls`) for a built module: the weights' fingerprint
+    (tiny builds keyed apart), the input size actually built, and where the weights came from."""
+    from zoo.model import ZooModel
+
+    return (cls or ZooModel)(spec, module, layers,
+                             fingerprint=source.fingerprint("tiny" if tiny else ""),
+                             random_init=source.random_init, device=device,
+                             input=replace(spec.input, size=size),
+                             weights_source=source.origin if origin is None else origin)
+
+
 def resnet_stage_rows(blocks: Sequence[int], widths: Sequence[int]) -> list[Row]:
     """Bottleneck stages (x4 expansion, strides 4..32): each stage's blocks but its last
     (`layer1.0`, `layer1.1`, ...), then the stage output `layer1` (which is its last block)."""
@@ -132,7 +146,6 @@ def load_vit(spec: ModelSpec, *, arch: ViTArch, cached: tuple[CachedWeights, ...
     """Build the timm ViT and load a timm/original checkpoint file or folder, or init randomly."""
     import timm
 
-    from zoo.model import ZooModel
     from zoo.weights import build_seeded, resolve_weights
 
     reject_options(spec, unknown, ("tiny",))
@@ -145,9 +158,8 @@ def load_vit(spec: ModelSpec, *, arch: ViTArch, cached: tuple[CachedWeights, ...
         depth=arch.depth, num_heads=arch.heads))
     if source.path is not None:
         _load_checkpoint(module, source.file(), drop_prefixes)
-    return ZooModel(spec, module, vit_layers(arch), fingerprint=source.fingerprint(
-        "tiny" if tiny else ""), random_init=source.random_init, device=device,
-        input=replace(spec.input, size=arch.size), weights_source=source.origin)
+    return wrap_model(spec, module, vit_layers(arch), source, size=arch.size, tiny=tiny,
+                      device=device)
 
 
 def _load_checkpoint(module: Any, file: Path, drop_prefixes: tuple[str, ...]) -> None:

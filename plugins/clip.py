@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from zoo import InputConfig, LayerInfo, ModelSpec, hookimpl
-from zoo.plugins._hf import Row, in_order, reject_options, resnet_stage_rows
+from zoo.plugins._hf import Row, in_order, reject_options, resnet_stage_rows, wrap_model
 from zoo.weights import CachedWeights
 
 INPUT = InputConfig(size=224, mean=(0.48145466, 0.4578275, 0.40821073),
@@ -83,7 +83,6 @@ def _load(spec: ModelSpec, weights: str | None, random_init: bool, device: str, 
     import open_clip
 
     from zoo.errors import WeightsError
-    from zoo.model import ZooModel
     from zoo.weights import build_seeded, resolve_weights
 
     reject_options(spec, unknown, ("tiny",))
@@ -103,10 +102,8 @@ def _load(spec: ModelSpec, weights: str | None, random_init: bool, device: str, 
         if missing or unexpected:
             raise WeightsError(f"{file} does not fit {spec.id}: missing {len(missing)} keys "
                                f"{missing[:6]}, unexpected {len(unexpected)} {unexpected[:6]}")
-    return ZooModel(spec, model.visual, layers_for(built),
-                    fingerprint=source.fingerprint("tiny" if tiny else ""),
-                    random_init=source.random_init, device=device,
-                    input=replace(spec.input, size=built.size), weights_source=source.origin)
+    return wrap_model(spec, model.visual, layers_for(built), source, size=built.size, tiny=tiny,
+                      device=device)
 
 
 @hookimpl

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from zoo import InputConfig, LayerInfo, ModelSpec, hookimpl
-from zoo.plugins._hf import Segmentation, in_order, reject_options, segmentation_size
+from zoo.plugins._hf import (Segmentation, in_order, reject_options, segmentation_size,
+                             wrap_model)
 from zoo.weights import CachedWeights
 
 INPUT = InputConfig(size=128)  # ImageNet mean/std, bilinear, as the study fed it
@@ -293,11 +294,8 @@ def _load(spec: ModelSpec, weights: str | None, random_init: bool, device: str,
         module = build_seeded(lambda: M2F(replace(arch, num_labels=labels or 2).config()))
     else:
         module = _from_checkpoint(source.path, arch, labels)
-    return _model_class()(spec, module, layers_for(arch),
-                          fingerprint=source.fingerprint("tiny" if tiny else ""),
-                          random_init=source.random_init, device=device,
-                          input=replace(spec.input, size=arch.size),
-                          weights_source=source.origin)
+    return wrap_model(spec, module, layers_for(arch), source, size=arch.size, tiny=tiny,
+                      device=device, cls=_model_class())
 
 
 @hookimpl

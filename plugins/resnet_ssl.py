@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from zoo import InputConfig, LayerInfo, ModelSpec, hookimpl
-from zoo.plugins._hf import in_order, reject_options, resnet_stage_rows
+from zoo.plugins._hf import in_order, reject_options, resnet_stage_rows, wrap_model
 from zoo.weights import CachedWeights
 
 INPUT = InputConfig(size=224)  # ImageNet mean/std, bilinear: the torchvision evaluation convention
@@ -117,7 +117,6 @@ def _load(spec: ModelSpec, weights: str | None, random_init: bool, device: str,
     """timm resnet50 (no classifier); weights from a published SSL checkpoint or random init."""
     import timm
 
-    from zoo.model import ZooModel
     from zoo.weights import build_seeded, load_into, read_state_dict, resolve_weights
 
     reject_options(spec, unknown, ("tiny",))
@@ -137,10 +136,8 @@ def _load(spec: ModelSpec, weights: str | None, random_init: bool, device: str,
         state, layout = backbone_state(read_state_dict(file), str(file))
         load_into(module, state, f"{file} (detected: {layout})")
         origin += f"; format: {layout}"
-    return ZooModel(spec, module, layers_for(arch),
-                    fingerprint=source.fingerprint("tiny" if tiny else ""),
-                    random_init=source.random_init, device=device,
-                    input=replace(spec.input, size=arch.size), weights_source=origin)
+    return wrap_model(spec, module, layers_for(arch), source, size=arch.size, tiny=tiny,
+                      device=device, origin=origin)
 
 
 @hookimpl

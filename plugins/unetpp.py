@@ -16,7 +16,7 @@ from typing import Any
 
 from zoo import InputConfig, LayerInfo, ModelSpec, hookimpl
 from zoo.plugins._hf import (Row, Segmentation, in_order, reject_options,
-                             segmentation_size)
+                             segmentation_size, wrap_model)
 
 INPUT = InputConfig(size=128)  # ImageNet mean/std, bilinear: the study's preprocessing
 ACCEPTS = ("a state dict of smp.UnetPlusPlus (.pth/.pt/.bin/.safetensors) or a folder from its "
@@ -106,11 +106,8 @@ def _load(spec: ModelSpec, weights: str | None, random_init: bool, device: str,
         file = source.file()
         state = unwrap_checkpoint(read_state_dict(file), str(file))
         load_into(module, {k.removeprefix("module."): v for k, v in state.items()}, str(file))
-    return _model_class()(spec, module, layers_for(arch),
-                          fingerprint=source.fingerprint("tiny" if tiny else ""),
-                          random_init=source.random_init, device=device,
-                          input=replace(spec.input, size=arch.size),
-                          weights_source=source.origin)
+    return wrap_model(spec, module, layers_for(arch), source, size=arch.size, tiny=tiny,
+                      device=device, cls=_model_class())
 
 
 @hookimpl
