@@ -1,0 +1,136 @@
+"""Nystrom normalized cut against the exact eigenvectors, on small graphs with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from zoo.align import estimate_sigma, exact_ncut, ncut, subspace_cosines
+from zoo.errors import ZooError
+
+
+def blobs(n: int, k: int, d: int, spread: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`k` Gaussian clusters (unit noise) with centres `spread` apart on average."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, k, n)
+    centres = rng.normal(size=(k, d)) * spread
+    return (centres[labels] + rng.normal(size=(n, d))).astype(np.float32), labels
+
+
+def test_all_nodes_as_landmarks_is_the_exact_cut():
+    X, _ = blobs(240, 3, 6, 1.0)
+    exact = exact_ncut(X, n_eig=5)
+    approx = ncut(X, n_eig=5, n_landmarks=240)
+    assert approx.sigma == pytest.approx(exact.sigma)
+    np.testing.assert_allclose(approx.eigvals, exact.eigvals, atol=1e-5)
+    np.testing.assert_allclose(approx.eigvecs, exact.eigvecs, atol=1e-4)
+    assert exact.eigvals[0] == pytest.approx(1.0)  # D^-1/2 W D^-1/2 always has eigenvalue 1
+
+
+def test_exact_top_eigenvector_is_sqrt_degree():
+    X, _ = blobs(150, 2, 4, 1.0)
+    res = exact_ncut(X, n_eig=1, sigma=2.0)
+    d2 = ((X[:, None, :].astype(np.float64) - X[None]) ** 2).sum(-1)
+    degree = np.exp(-d2 / 8.0).sum(1)
+    np.testing.assert_allclose(res.eigvecs[:, 0], np.sqrt(degree / degree.sum()), atol=1e-8)
+
+
+@pytest.mark.parametrize("affinity", ["rbf", "cosine"])
+def test_nystrom_extension_matches_exact_eigenvectors(affinity):
+    """A fifth of the nodes as landmarks: the other nodes' entries come from the extension."""
+    X, _ = blobs(600, 4, 8, 0.8, seed=1)
+    exact = exact_ncut(X, n_eig=6, affinity=affinity)
+    approx = ncut(X, n_eig=6, n_landmarks=120, affinity=affinity)
+    assert subspace_cosines(exact.eigvecs, approx.eigvecs).min() > 0.999
+    per_vector = np.abs((exact.eigvecs * approx.eigvecs).sum(0))
+    assert per_vector[:4].min() > 0.999  # leading eigenvectors individually, not just the span
+    np.testing.assert_allclose(approx.eigvals, exact.eigvals, rtol=5e-3)
+
+
+def test_accuracy_improves_with_landmarks():
+    X, _ = blobs(800, 5, 16, 0.5, seed=2)
+    exact = exact_ncut(X, n_eig=5)
+    few, many = (subspace_cosines(exact.eigvecs, ncut(X, 5, m).eigvecs).mean() for m in (20, 200))
+    assert few < many
+    assert many > 0.995
+
+
+def test_planted_clusters_are_recovered():
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score
+
+    from zoo.align.bias import explained_share
+
+    X, labels = blobs(1200, 4, 32, 2.0, seed=3)
+    res = ncut(X, n_eig=4, n_landmarks=100)
+    found = KMeans(4, n_init=10, random_state=0).fit_predict(res.eigvecs)
+    assert adjusted_rand_score(labels, found) == pytest.approx(1.0)
+    # most of the eigenvectors' variance is between clusters: they encode the partition
+    assert explained_share(res.eigvecs[:, 1:], labels) > 0.8
+
+
+def test_farthest_point_landmarks_reach_a_tiny_far_cluster():
+    rng = np.random.default_rng(4)
+    X = np.concatenate([rng.normal(size=(997, 5)), rng.normal(size=(3, 5)) + 50]).astype(np.float32)
+    res = ncut(X, n_eig=2, n_landmarks=10, seed=0)
+    assert np.isin([997, 998, 999], res.landmarks).any()
+    assert len(set(res.landmarks.tolist())) == 10
+
+
+def test_seeded_and_chunk_independent():
+    X, _ = blobs(500, 3, 8, 1.0, seed=5)
+    a = ncut(X, n_eig=4, n_landmarks=60, seed=7)
+    b = ncut(X, n_eig=4, n_landmarks=60, seed=7, chunk_rows=64)
+    np.testing.assert_array_equal(a.landmarks, b.landmarks)
+    np.testing.assert_allclose(a.eigvecs, b.eigvecs, atol=1e-5)
+    c = ncut(X, n_eig=4, n_landmarks=60, seed=8)
+    assert not np.array_equal(a.landmarks, c.landmarks)
+
+
+def test_sigma_is_returned_and_can_be_fixed():
+    X, _ = blobs(300, 3, 8, 1.0)
+    auto = ncut(X, n_eig=3, n_landmarks=50)
+    assert auto.sigma == pytest.approx(estimate_sigma(X))
+    fixed = ncut(X, n_eig=3, n_landmarks=50, sigma=2.5)
+    assert fixed.sigma == 2.5
+    # doubling every feature doubles the median bandwidth and leaves the graph unchanged
+    scaled = ncut(2 * X, n_eig=3, n_landmarks=50)
+    assert scaled.sigma == pytest.approx(2 * auto.sigma, rel=1e-5)
+    np.testing.assert_allclose(scaled.eigvecs, auto.eigvecs, atol=1e-4)
+
+
+def test_cosine_affinity_ignores_row_norms():
+    X, _ = blobs(300, 3, 8, 1.0)
+    scales = np.random.default_rng(0).uniform(0.5, 3.0, (300, 1)).astype(np.float32)
+    a = ncut(X, n_eig=3, n_landmarks=40, affinity="cosine")
+    b = ncut(X * scales, n_eig=3, n_landmarks=40, affinity="cosine")
+    np.testing.assert_allclose(a.eigvecs, b.eigvecs, atol=1e-4)
+
+
+def test_accepts_tensors_and_memmaps(tmp_path):
+    import torch
+
+    X, _ = blobs(200, 2, 4, 1.0)
+    path = tmp_path / "x.npy"
+    np.save(path, X)
+    ref = ncut(X, n_eig=3, n_landmarks=30)
+    for source in (torch.from_numpy(X), np.load(path, mmap_mode="r")):
+        np.testing.assert_allclose(ncut(source, n_eig=3, n_landmarks=30).eigvecs, ref.eigvecs,
+                                   atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    ({"n_eig": 10, "n_landmarks": 5}, "below n_eig"),
+    ({"affinity": "manhattan"}, "unknown affinity 'manhattan'"),
+    ({"sigma": 0.0}, "sigma must be > 0"),
+    ({"n_eig": 0}, "n_eig=0"),
+])
+def test_bad_arguments_are_user_errors(kwargs, needle):
+    X, _ = blobs(50, 2, 3, 1.0)
+    with pytest.raises(ZooError, match=needle):
+        ncut(X, **kwargs)
+
+
+def test_identical_rows_have_no_bandwidth():
+    with pytest.raises(ZooError, match="identical"):
+        ncut(np.ones((40, 3), np.float32), n_eig=2, n_landmarks=10)
