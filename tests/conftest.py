@@ -18,6 +18,7 @@ def isolated_zoo(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     from zoo.registry import reset_registry
 
     monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path_factory.mktemp("zoo-cache")))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # belt and braces: no test may reach a hub
     for var in ("ZOO_STRICT_PLUGINS", "ZOO_DISABLE_PLUGINS"):
         monkeypatch.delenv(var, raising=False)
     reset_registry()
