@@ -67,7 +67,7 @@ def load_model(name: str, weights: str | None = None, random_init: bool = False,
     """Resolve a model id and load it, with weights or (explicitly) random init."""
     from zoo.registry import get_registry
 
-    spec = get_registry().model(name)
+    spec = get_registry().model(name, prefer_trained=not (weights or random_init))
     if weights and random_init:
         raise ZooError("--weights and --random-init exclude each other; pass one")
     if weights and not Path(weights).expanduser().exists():

@@ -103,3 +103,5 @@ def test_a_trained_default_checkpoint_becomes_its_familys_default(tmp_path, monk
     registry = get_registry()
     assert registry.model("toy").id == "toy/cnn.mine"
     assert registry.model("toy/cnn").id == "toy/cnn"
+    # asking for random init or other weights means the family's own default
+    assert registry.model("toy", prefer_trained=False).id == "toy/cnn"

@@ -145,11 +145,13 @@ class Registry:
             out.setdefault(spec.family, []).append(spec)
         return out
 
-    def model(self, name: str) -> ModelSpec:
+    def model(self, name: str, prefer_trained: bool = True) -> ModelSpec:
         """Resolve `family/arch.tag`, `family/arch` (its default or first tag) or a bare family.
 
         Among several specs marked default, the last registered wins: that is a checkpoint the
-        project trained itself (plugin `trained`, loaded after the families).
+        project trained itself (plugin `trained`, loaded after the families). With
+        `prefer_trained=False` (the user passes weights or asks for random init) the first, the
+        family's own default, is used.
         """
         if name in self.models:
             return self.models[name]
@@ -157,7 +159,9 @@ class Registry:
             s for s in self.models.values() if s.id.startswith(name + ".")]
         if candidates:
             defaults = [s for s in candidates if s.default]
-            return defaults[-1] if defaults else candidates[0]
+            if not defaults:
+                return candidates[0]
+            return defaults[-1] if prefer_trained else defaults[0]
         raise UnknownNameError("model", name, list(self.families) + list(self.models),
                                "See `zoo list models`")
 
