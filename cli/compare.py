@@ -171,8 +171,12 @@ def write_comparison(c: Any, folder: Path, activations: dict[str, dict[str, np.n
                                     "best_matches": best, "role_summary": roles,
                                     "heatmap": png}
         baseline = ""
+        if r.p_values is not None:
+            finite = r.p_values[np.isfinite(r.p_values)]
+            baseline += (f"<p>Permutation test (rows of B shuffled): {int((finite < 0.05).sum())}"
+                         f" of {finite.size} layer pairs have p &lt; 0.05.</p>")
         if r.baseline is not None:
-            baseline = (f"<p>Expected {name} for unrelated data at n={c.n}: "
+            baseline += (f"<p>Expected {name} for unrelated data at n={c.n}: "
                         f"{np.nanmean(r.baseline):.3f} on average over pairs (compare with the "
                         "values, or use cka-debiased).</p>")
         sections.append((f"{name} ({r.metric.kind})",
@@ -208,10 +212,12 @@ def print_comparison(c: Any) -> None:
     print_table("summary by role (mean / max over layer pairs)",
                 ["metric", "role A", "role B", "mean", "max"], rows)
     first = next(iter(c.results))
+    matches = c.best_matches(first)
+    with_p = bool(matches) and "p_value" in matches[0]
     print_table(f"best match in {c.b.model} for each layer of {c.a.model} ({first})",
-                ["layer A", "role", "best layer B", "role", first],
+                ["layer A", "role", "best layer B", "role", first] + (["p"] if with_p else []),
                 [[m["layer_a"], m["role_a"], m["best_b"], m["role_b"], m["value"]]
-                 for m in c.best_matches(first)])
+                 + ([m["p_value"]] if with_p else []) for m in matches])
 
 
 def register(app: typer.Typer) -> None:

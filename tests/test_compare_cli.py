@@ -28,10 +28,12 @@ def test_compare_toy_writes_table_csv_json_heatmaps_and_report(tmp_path):
     summary = json.loads((out / "results.json").read_text())
     assert summary["n"] == 16 and summary["random_init_a"] is True
     assert len(summary["metrics"]["cka"]["best_matches"]) == 5
+    assert 1 / 10 <= summary["metrics"]["cka"]["best_matches"][0]["p_value"] <= 1
     for name in ("heatmap_cka.png", "heatmap_rsa.png", "activations.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (out / "report.html").read_text()
     assert "Random-init weights" in report and "heatmap_cka.png" in report
+    assert "Permutation test" in report
 
 
 def test_compare_model_with_itself_is_one_on_the_diagonal(tmp_path):

@@ -97,8 +97,11 @@ class Comparison:
                             "value": float("nan")})
                 continue
             j = int(better(row))
-            out.append({"layer_a": la.name, "role_a": la.role, "best_b": self.b.layers[j].name,
-                        "role_b": self.b.layers[j].role, "value": float(row[j])})
+            match = {"layer_a": la.name, "role_a": la.role, "best_b": self.b.layers[j].name,
+                     "role_b": self.b.layers[j].role, "value": float(row[j])}
+            if r.p_values is not None:
+                match["p_value"] = float(r.p_values[i, j])
+            out.append(match)
         return out
 
     def role_summary(self, metric: str) -> list[dict[str, Any]]:
