@@ -105,3 +105,66 @@ def test_a_trained_default_checkpoint_becomes_its_familys_default(tmp_path, monk
     assert registry.model("toy/cnn").id == "toy/cnn"
     # asking for random init or other weights means the family's own default
     assert registry.model("toy", prefer_trained=False).id == "toy/cnn"
+
+
+def test_every_hook_is_typed_documented_and_in_the_readme():
+    import inspect
+
+    from zoo import hookspecs
+
+    hooks = [f for name, f in vars(hookspecs).items() if name.startswith("register_")]
+    assert {f.__name__ for f in hooks} == {"register_models", "register_metrics",
+                                           "register_datasets", "register_commands"}
+    readme = (REPO / "README.md").read_text()
+    for hook in hooks:
+        assert inspect.getdoc(hook), hook.__name__
+        assert all(p.annotation is not inspect.Parameter.empty
+                   for p in inspect.signature(hook).parameters.values()), hook.__name__
+        assert f"`{hook.__name__}" in readme, hook.__name__
+
+
+def test_a_third_party_plugin_can_use_every_hook(tmp_path):
+    """One entry-point plugin registers a metric, a dataset and a command; all three work."""
+    _fake_distribution(tmp_path, "zoo_allhooks", '''
+import numpy as np
+import zoo
+from zoo.data import synthetic_dataset
+
+
+class MeanGap:
+    name, kind, symmetric = "mean-gap", "distance", True
+
+    def prepare(self, X):
+        return np.asarray(X, float).mean()
+
+    def score(self, a, b):
+        return abs(a - b)
+
+
+@zoo.hookimpl
+def register_metrics(register):
+    register(MeanGap())
+
+
+@zoo.hookimpl
+def register_datasets(register):
+    register(zoo.DatasetSpec("eight", lambda arg: synthetic_dataset("shapes", 8),
+                             "eight synthetic images"))
+
+
+@zoo.hookimpl
+def register_commands(app):
+    @app.command("hello")
+    def hello() -> None:
+        """Say hello."""
+        print("hello from a plugin")
+''')
+    env = {"PYTHONPATH": str(tmp_path)}
+    assert run_zoo("hello", env=env).stdout.strip() == "hello from a plugin"
+    assert "mean-gap" in run_zoo("list", "metrics", "--json", env=env).stdout
+    out = tmp_path / "cmp"
+    result = run_zoo("compare", "toy/cnn", "toy/cnn", "--data", "eight", "--metric", "mean-gap",
+                     "--images", "0", "--out", str(out), env=env)
+    assert result.returncode == 0, result.stderr
+    rows = __import__("json").loads((out / "results.json").read_text())["rows"]
+    assert len(rows) == 25 and all(r["value"] == 0.0 for r in rows if r["layer_a"] == r["layer_b"])
