@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from zoo.cli.common import DeviceOpt, out_dir, print_table
+from zoo.cli.common import DeviceOpt, out_dir
 
 DATA = "lesions:240"
 TAG = "demo"
@@ -33,7 +33,7 @@ def demo_cmd(out: Annotated[str, typer.Option("--out", "-o", help="output folder
     """Train (once) and compare UNet++ and Mask2Former on the synthetic lesion set."""
     from zoo.cache import FeatureCache, default_root
     from zoo.cli.compare import print_comparison, resolve_metrics, run_compare
-    from zoo.cli.train import train_model
+    from zoo.cli.train import print_metrics, train_model
     from zoo.data import open_dataset
     from zoo.io import write_json
     from zoo.registry import get_registry, reset_registry
@@ -68,10 +68,7 @@ def demo_cmd(out: Annotated[str, typer.Option("--out", "-o", help="output folder
     comparison, _ = run_compare(za, zb, held_out, None, None, resolve_metrics([METRICS]), "gap",
                                 permutations, 0, device, 16, folder, 4, FeatureCache(),
                                 [section])
-    print_table("segmentation metrics of the trained models",
-                ["model", "split", "images", "IoU", "Dice", "pixel acc"],
-                [[r["model"], r["split"], r["images"], r["iou"], r["dice"], r["pixel_accuracy"]]
-                 for r in rows])
+    print_metrics({mid: meta["metrics"] for mid, meta in train_metrics.items()})
     print_comparison(comparison)
     print(f"\nreport: {folder / 'report.html'}")
 

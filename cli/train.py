@@ -87,14 +87,14 @@ def train_cmd(model: Annotated[str, typer.Argument(help="unetpp or mask2former (
     if json_:
         print_json(summary)
         return
-    print_metrics({zmodel.spec.id: result})
+    print_metrics({zmodel.spec.id: result.metrics})
     print(f"checkpoint: {folder} (use it as `{zmodel.spec.id}.{tag}`)")
 
 
-def print_metrics(results: dict[str, Any]) -> None:
-    """Test (and train/validation) IoU, Dice and pixel accuracy per model."""
+def print_metrics(metrics: dict[str, dict[str, dict[str, float]]]) -> None:
+    """IoU, Dice and pixel accuracy per model and split ({model: {split: metrics}})."""
     rows = [[name, split, m["images"], m["iou"], m["dice"], m["pixel_accuracy"]]
-            for name, r in results.items() for split, m in r.metrics.items()]
+            for name, splits in metrics.items() for split, m in splits.items()]
     print_table("segmentation metrics (per-image means; best epoch chosen on validation)",
                 ["model", "split", "images", "IoU", "Dice", "pixel acc"], rows)
 
