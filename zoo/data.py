@@ -4,9 +4,13 @@ deterministic synthetic sets. Each yields images (and masks where it has them) k
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +20,13 @@ from zoo.errors import DataError, UnknownNameError, ZooError
 from zoo.hookspecs import hookimpl
 from zoo.specs import DatasetSpec
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".bmp", ".dib", ".tif",
+                  ".tiff", ".webp", ".gif", ".pgm", ".ppm", ".pbm", ".pnm", ".tga", ".qoi",
+                  ".jp2", ".j2k", ".avif"}
+
+# While set (by `open_dataset(..., skip_bad=True)`), folders that cannot be listed are recorded
+# on the dataset instead of stopping the scan.
+_SKIP_BAD: contextvars.ContextVar[bool] = contextvars.ContextVar("zoo_skip_bad", default=False)
 
 
 class Dataset:
@@ -36,6 +46,7 @@ class Dataset:
         self._origin = list(origin) if origin is not None else list(ids)
         self.fingerprint = fingerprint
         self.skipped: list[str] = []
+        self.unlisted: list[str] = []  # folders that could not be read (only under --skip-bad)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -47,9 +58,10 @@ class Dataset:
     def image(self, i: int) -> Any:
         """Sample i as an RGB PIL image; an unreadable file is a `DataError` naming it."""
         try:
-            im = self._loaders[i]()
-            im.load()
-            return im.convert("RGB")
+            return to_rgb(self._loaders[i]())
+        except DataError as exc:
+            raise DataError(f"image {self._origin[i]}: {exc}; fix or remove it, or pass "
+                            "--skip-bad to skip unreadable images") from None
         except ZooError:
             raise
         except Exception as exc:  # noqa: BLE001 - any decoder failure means a bad file
@@ -71,8 +83,9 @@ class Dataset:
                        [self._loaders[i] for i in idx], fp, masks, [self._origin[i] for i in idx])
 
     def without_unreadable(self) -> Dataset:
-        """A copy without the images that fail to decode; `.skipped` lists their ids."""
-        good, bad = [], []
+        """A copy without the images that fail to decode; `.skipped` lists their ids and the
+        folders that could not be listed."""
+        good, bad = [], list(self.unlisted)
         for i in range(len(self)):
             try:
                 self.image(i)
@@ -88,6 +101,43 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
+# How `to_rgb` maps the modes whose values do not already span 0..255 (see the README).
+_HIGH_RANGE = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0,
+               "I": 65535.0, "F": 1.0}
+
+
+def to_rgb(image: Any) -> Any:
+    """A decoded PIL image as 8-bit RGB, faithfully, whatever its mode.
+
+    EXIF orientation is applied first. 16-bit and 32-bit integer modes are scaled from
+    0..65535, float images from 0..1 (values outside that range are an error, never clipped
+    silently), then grey becomes RGB. 8-bit modes (1, L, P, LA, PA, RGBA, CMYK, YCbCr, HSV, ...)
+    use Pillow's conversion; alpha is dropped, as timm and torchvision do.
+    """
+    from PIL import Image, ImageOps
+
+    image.load()
+    image = ImageOps.exif_transpose(image)
+    if image.mode in _HIGH_RANGE:
+        top = _HIGH_RANGE[image.mode]
+        values = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(values).all() or values.min() < 0 or values.max() > top:
+            raise DataError(f"{image.mode} image values span {np.nanmin(values):g}.."
+                            f"{np.nanmax(values):g}, outside the mode's range 0..{top:g}; "
+                            "save it as 8- or 16-bit")
+        grey = np.round(values * (255.0 / top)).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if image.mode == "LAB":
+        from PIL import ImageCms
+
+        transform = ImageCms.buildTransform(ImageCms.createProfile("LAB"),
+                                            ImageCms.createProfile("sRGB"), "LAB", "RGB")
+        return ImageCms.applyTransform(image, transform)
+    if image.mode in ("La", "RGBa"):
+        image = image.convert(image.mode.upper())
+    return image.convert("RGB")
+
+
 def _open_image(path: Path) -> Callable[[], Any]:
     def load() -> Any:
         from PIL import Image
@@ -97,24 +147,93 @@ def _open_image(path: Path) -> Callable[[], Any]:
     return load
 
 
-def _file_stats(paths: Sequence[Path], root: Path) -> list:
-    return [[str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns] for p in paths]
+def _file_hash(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _racy(stat: os.stat_result) -> bool:
+    """Changed so recently (2 s) that a same-size rewrite could keep size, mtime and ctime."""
+    return time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) < 2_000_000_000
+
+
+def _content_hashes(paths: Sequence[Path], root: Path) -> list[list]:
+    """[relative path, size, content hash] per file; hashes are remembered (per folder, in the
+    cache root) under the file's size, mtime, ctime and inode, so a rerun reads only what
+    changed. Any rewrite of a file changes its ctime, so the memo cannot go stale."""
+    from zoo.cache import default_root
+
+    memo_path = default_root() / "file-hashes" / f"{_digest(str(root.resolve()))}.json"
+    try:
+        memo = json.loads(memo_path.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    out, fresh = [], {}
+    for p in paths:
+        rel, st = str(p.relative_to(root)), p.stat()
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        known = memo.get(rel)
+        if known and known[0] == stamp:
+            digest = known[1]
+        else:
+            digest = _file_hash(p)
+        if not _racy(st):
+            fresh[rel] = [stamp, digest]
+        out.append([rel, st.st_size, digest])
+    if fresh != memo:
+        from zoo.io import write_json
+
+        with contextlib.suppress(OSError):  # an unwritable cache only costs re-hashing
+            write_json(memo_path, fresh)
+    return out
+
+
+def _list_images(root: Path) -> tuple[list[Path], list[str]]:
+    """Every image file under `root` (following links, each real folder once) and the folders
+    that could not be listed; those stop the scan unless --skip-bad is in effect."""
+    unlisted: list[str] = []
+
+    def failed(exc: OSError) -> None:
+        where = exc.filename or str(root)
+        if not _SKIP_BAD.get():
+            raise DataError(f"cannot read folder {where}: {exc.strerror or exc}; fix its "
+                            "permissions, or pass --skip-bad to skip it (it is counted)")
+        unlisted.append(str(where))
+
+    files, seen = [], set()
+    for folder, subfolders, names in os.walk(root, onerror=failed, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up the tree
+            subfolders[:] = []
+            continue
+        seen.add(real)
+        subfolders.sort()
+        files += [Path(folder) / n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(p for p in files if p.is_file()), unlisted
 
 
 def image_folder(path: str | None) -> Dataset:
-    """Every image under `path`, recursively, sorted; sample id = path relative to the folder."""
+    """Every image under `path`, recursively, sorted; sample id = path relative to the folder.
+
+    A folder that cannot be read is an error (under --skip-bad it is skipped and counted).
+    """
     if not path:
         raise ZooError("dataset 'folder' needs a path: --data folder:PATH (or just --data PATH)")
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DataError(f"image folder {path!r} does not exist or is not a folder")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files, unlisted = _list_images(root)
     if not files:
         raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found under {path}")
     ids = [str(p.relative_to(root)) for p in files]
-    fp = _digest({"folder": _file_stats(files, root)})
-    return Dataset(f"folder:{root}", ids, [_open_image(p) for p in files], fp,
-                   origin=[str(p) for p in files])
+    fp = _digest({"folder": _content_hashes(files, root), "unlisted": unlisted, "v": 2})
+    dataset = Dataset(f"folder:{root}", ids, [_open_image(p) for p in files], fp,
+                      origin=[str(p) for p in files])
+    dataset.unlisted = unlisted
+    return dataset
 
 
 ISIC_SPLITS = {
@@ -147,7 +266,7 @@ def isic_folder(path: str | None) -> Dataset:
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DataError(f"ISIC folder {path!r} does not exist or is not a folder")
-    ids, loaders, masks, origin, stats = [], [], [], [], []
+    ids, loaders, masks, origin, files = [], [], [], [], []
     for split, (inp, gt) in ISIC_SPLITS.items():
         if not (root / inp).is_dir():
             continue
@@ -159,11 +278,12 @@ def isic_folder(path: str | None) -> Dataset:
             loaders.append(_open_image(img))
             masks.append(_open_mask(mask))
             origin.append(str(img))
-            stats += _file_stats([img, mask], root)
+            files += [img, mask]
     if not ids:
         raise DataError(f"{path} has no ISIC 2018 task-1 images; expected folders "
                         f"{', '.join(v[0] for v in ISIC_SPLITS.values())}")
-    return Dataset(f"isic:{root}", ids, loaders, _digest({"isic": stats}), masks, origin)
+    fp = _digest({"isic": _content_hashes(files, root), "v": 2})
+    return Dataset(f"isic:{root}", ids, loaders, fp, masks, origin)
 
 
 def split_of(sample_id: str) -> str:
@@ -302,8 +422,27 @@ def lesions(arg: str | None = None) -> Dataset:
     return synthetic_dataset("lesions", _parse_count(arg, 400, "lesions"))
 
 
-def open_dataset(data: str) -> Dataset:
-    """Resolve `--data`: a registered name (`samples`, `synthetic:64`, `isic:PATH`) or a folder."""
+def open_dataset(data: str, skip_bad: bool = False) -> Dataset:
+    """Resolve `--data`: a registered name (`samples`, `synthetic:64`, `isic:PATH`) or a folder.
+
+    With `skip_bad`, unreadable images and folders are dropped and named in `.skipped`;
+    without it they are an error naming the first one.
+    """
+    token = _SKIP_BAD.set(skip_bad)
+    try:
+        dataset = _resolve(data)
+    finally:
+        _SKIP_BAD.reset(token)
+    if not skip_bad:
+        return dataset
+    dataset = dataset.without_unreadable()
+    if not len(dataset):
+        raise DataError(f"no readable images in {data} ({len(dataset.skipped)} skipped, e.g. "
+                        f"{dataset.skipped[:3]})")
+    return dataset
+
+
+def _resolve(data: str) -> Dataset:
     from zoo.registry import get_registry
 
     registry = get_registry()
