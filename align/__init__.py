@@ -22,3 +22,6 @@ __all__ = [
     "shared_space", "stack_blocks", "subspace_cosines", "to_rgb", "trajectory_coords",
     "train_alignment",
 ]
+from zoo.align.pipeline import AlignRun, CutRun, align, cut  # noqa: E402
+
+__all__ += ["AlignRun", "CutRun", "align", "cut"]

@@ -5,30 +5,19 @@ Called by `zoo cut`; the numeric modules never draw.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from zoo.io import atomic_write
+from zoo.report import save_png
 
 TRAJECTORY_BACKGROUND = 4000  # nodes drawn in grey behind the traced paths
 
 
-def _save(fig: Any, path: Path) -> Path:
-    """Render `fig` to PNG and write it atomically."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return atomic_write(path, lambda f: f.write(buf.getvalue()))
-
-
 def plot_colours(path: Path, images: Sequence[np.ndarray], colours: Mapping[str, np.ndarray],
-                 image_ids: Sequence[str]) -> Path:
+                 image_ids: Sequence[str], title: str = "") -> Path:
     """One row per image: the image, then each block's aligned colours (same colour, same
     concept), columns in block order."""
     from matplotlib.figure import Figure
@@ -48,7 +37,9 @@ def plot_colours(path: Path, images: Sequence[np.ndarray], colours: Mapping[str,
     axes[0, 0].set_title("image", fontsize=7)
     for c, key in enumerate(keys, start=1):
         axes[0, c].set_title(key.replace("/", "/\n", 1).replace(":", "\n"), fontsize=7)
-    return _save(fig, path)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return save_png(fig, path)
 
 
 def _pool(grid: np.ndarray, k: int) -> np.ndarray:
@@ -84,7 +75,7 @@ def plot_trajectory(path: Path, coords: Mapping[str, np.ndarray],
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(f"{model}: image {image} through {len(keys)} layers", fontsize=9)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_depth(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
@@ -110,4 +101,4 @@ def plot_depth(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
         ax.set_ylabel({"miou": "oracle mIoU (figure-ground)",
                        "position_r2": "variance explained by position"}[metric])
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_png(fig, path)

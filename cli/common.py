@@ -1,11 +1,11 @@
-"""Options and helpers shared by the command groups: model/data loading, output, progress."""
+"""Options and printing shared by the command groups; all behaviour is in the library."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import re
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -19,22 +19,27 @@ if TYPE_CHECKING:
     from zoo.model import ZooModel
 
 DataOpt = Annotated[str, typer.Option("--data", "-d", help="dataset name (samples, synthetic:N, "
-                                      "isic:PATH) or an image folder")]
+                                      "lesions:N, isic:PATH) or an image folder")]
 WeightsOpt = Annotated[str | None, typer.Option("--weights", "-w", help="local weights file or "
                                                 "folder (.pth/.pt/.bin/.safetensors, HF folder)")]
+ModelWeightsOpt = Annotated[list[str] | None, typer.Option(
+    "--weights", "-w", help="MODEL=PATH, repeated: local weights for that model")]
 RandomInitOpt = Annotated[bool, typer.Option("--random-init", help="use random weights (fixed "
                                              "seed) when no real weights are at hand")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N")]
 ReduceOpt = Annotated[str, typer.Option("--reduce", "-r", help="gap, cls, grid:K, positions:K, "
                                         "flatten (none keeps the full layout)")]
-LayersOpt = Annotated[list[str] | None, typer.Option("--layers", "-l", help="layer names or glob "
-                                                     "patterns, comma-separated or repeated")]
+LayersOpt = Annotated[list[str] | None, typer.Option(
+    "--layers", "-l", help="layer names or globs, comma-separated or repeated; MODEL=GLOB "
+    "applies to one model only")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="images per forward")]
-SkipBadOpt = Annotated[bool, typer.Option("--skip-bad", help="skip unreadable images (counted) "
-                                          "instead of stopping")]
+SkipBadOpt = Annotated[bool, typer.Option("--skip-bad", help="skip unreadable images (counted "
+                                          "and named) instead of stopping")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="neither read nor write the "
                                           "feature cache")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace an existing --out "
+                                            "folder (default: refuse)")]
 
 
 def split_list(values: list[str] | None) -> list[str] | None:
@@ -44,50 +49,61 @@ def split_list(values: list[str] | None) -> list[str] | None:
     return [v.strip() for value in values for v in value.split(",") if v.strip()]
 
 
-def slug(text: str) -> str:
-    """A model id or label as a safe file-name part (`unetpp/resnet34` -> `unetpp-resnet34`)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
+def per_model(values: list[str] | None, models: list[str],
+              option: str) -> dict[str, list[str] | None]:
+    """`--layers` items for each model: `MODEL=GLOB` for one model, a bare item for all."""
+    out: dict[str, list[str] | None] = {m: None for m in models}
+    for item in split_list(values) or []:
+        model, sep, value = item.partition("=")
+        targets = [model] if sep else models
+        if sep and model not in out:
+            raise ZooError(f"{option} {item!r}: {model!r} is not one of {', '.join(models)}")
+        for m in targets:
+            out[m] = (out[m] or []) + [value if sep else item]
+    return out
 
 
-def check_device(device: str) -> str:
-    """Validate --device early, with the way out when CUDA is missing."""
-    if device == "cpu":
-        return device
-    if not (device == "cuda" or device.startswith("cuda:")):
-        raise ZooError(f"unknown device {device!r}; use cpu, cuda or cuda:N")
-    import torch
-
-    if not torch.cuda.is_available():
-        raise ZooError(f"--device {device}: CUDA is not available here; use --device cpu")
-    return device
+def model_weights(values: list[str] | None, models: list[str]) -> dict[str, str]:
+    """`--weights MODEL=PATH` items as {model: path}; a bare path needs exactly one model."""
+    out = {}
+    for item in values or []:
+        model, sep, path = item.partition("=")
+        if not sep:
+            if len(models) != 1:
+                raise ZooError(f"--weights {item!r}: write MODEL=PATH when comparing several "
+                               "models")
+            model, path = models[0], item
+        if model not in models:
+            raise ZooError(f"--weights {item!r}: {model!r} is not one of {', '.join(models)}")
+        out[model] = path
+    return out
 
 
 def load_model(name: str, weights: str | None = None, random_init: bool = False,
                device: str = "cpu") -> ZooModel:
-    """Resolve a model id and load it, with weights or (explicitly) random init."""
-    from zoo.registry import get_registry
+    """`zoo.load` for a command (see there)."""
+    from zoo.api import load
 
-    spec = get_registry().model(name, prefer_trained=not (weights or random_init))
-    if weights and random_init:
-        raise ZooError("--weights and --random-init exclude each other; pass one")
-    if weights and not Path(weights).expanduser().exists():
-        raise ZooError(f"--weights {weights!r} does not exist")
-    return spec.load(weights=weights, random_init=random_init, device=check_device(device))
+    return load(name, weights=weights, random_init=random_init, device=device)
 
 
 def load_data(data: str, skip_bad: bool = False) -> Dataset:
-    """Open `--data`; with `skip_bad`, drop unreadable images and say how many."""
-    from zoo.data import open_dataset
+    """`zoo.dataset`, saying on stderr which images `--skip-bad` dropped."""
+    from zoo.api import dataset
 
-    dataset = open_dataset(data)
-    if skip_bad:
-        dataset = dataset.without_unreadable()
-        if dataset.skipped:
-            print(f"zoo: skipped {len(dataset.skipped)} unreadable images "
-                  f"(e.g. {dataset.skipped[:3]})", file=sys.stderr)
-        if not len(dataset):
-            raise ZooError(f"no readable images in {data}")
-    return dataset
+    opened = dataset(data, skip_bad=skip_bad)
+    if opened.skipped:
+        print(f"zoo: skipped {len(opened.skipped)} unreadable images: "
+              f"{', '.join(opened.skipped[:5])}" + (" ..." if len(opened.skipped) > 5 else ""),
+              file=sys.stderr)
+    return opened
+
+
+def out_folder(out: str | None, kind: str, names: list[str], options: dict[str, Any]) -> Path:
+    """`--out`, or a new default folder for this run (see `zoo.runs.default_folder`)."""
+    from zoo.runs import default_folder
+
+    return Path(out).expanduser() if out else default_folder(kind, names, options)
 
 
 def out_dir(path: str | Path) -> Path:
@@ -107,31 +123,75 @@ def print_json(obj: Any) -> None:
 
 
 def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
-    """A rich table on stdout."""
+    """A table on stdout that wraps long cells (ids are never cut) to the terminal's width;
+    nothing in it is read as markup."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title, show_lines=False)
+    table = Table(title=escape(title) if title else None, show_lines=False)
     for column in columns:
-        table.add_column(column)
+        table.add_column(escape(column), overflow="fold")
     for row in rows:
-        table.add_row(*[_fmt(v) for v in row])
-    Console(width=max(120, Console().width)).print(table)
+        table.add_row(*[escape(_fmt(v)) for v in row])
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    console.print(table)
+
+
+def print_comparison(c: Any) -> None:
+    """Provenance, role summaries for every metric and best matches for the first."""
+    print(f"{c.a.label} vs {c.b.label} on {c.data}: n={c.n}, {c.reduction}, "
+          f"{len(c.a.layers)} x {len(c.b.layers)} layers")
+    for fs in (c.a, c.b):
+        p = fs.provenance
+        print(f"  {fs.model}: weights {p.get('weights_source') or '-'} "
+              f"(sha256 {str(p.get('fingerprint', ''))[:12] or '-'})")
+    rows = [[s["metric"], s["role_a"], s["role_b"], s["mean"], s["max"],
+             s["undefined"] or ""] for name in c.results for s in c.role_summary(name)]
+    print_table("summary by role (mean / max over layer pairs; n/a: undefined)",
+                ["metric", "role A", "role B", "mean", "max", "undefined"], rows)
+    first = c.metrics[0]
+    matches = c.best_matches(first)
+    with_p = any("p_adjusted" in m for m in matches)
+    print_table(f"best match in {c.b.label} for each layer of {c.a.label} ({first}"
+                + (", p Holm-adjusted" if with_p else "") + ")",
+                ["layer A", "role", "best layer B", "role", first] + (["p"] if with_p else []),
+                [[m["layer_a"], m["role_a"], m["best_b"] or m["reason"], m["role_b"],
+                  m["value"]] + ([m.get("p_adjusted")] if with_p else []) for m in matches])
+    for name, r in c.results.items():
+        for why, count in r.reason_counts().items():
+            print(f"  {name}: {count} undefined: {why}")
+        for note in r.notes:
+            print(f"  {name}: {note}")
+    for caveat in c.caveats(first):
+        print(f"  caveat: {caveat}")
+
+
+def print_metrics(metrics: dict[str, dict[str, dict[str, float]]]) -> None:
+    """IoU, Dice and pixel accuracy per model and split ({model: {split: metrics}})."""
+    rows = [[name, split, m["images"], m["iou"], m["dice"], m["pixel_accuracy"]]
+            for name, splits in metrics.items() for split, m in splits.items()]
+    print_table("segmentation metrics (per-image means; best epoch chosen on validation)",
+                ["model", "split", "images", "IoU", "Dice", "pixel acc"], rows)
 
 
 def _fmt(v: Any) -> str:
+    if v is None:
+        return "n/a"
     if isinstance(v, float):
-        return "nan" if v != v else f"{v:.4f}"
+        return "n/a" if v != v else f"{v:.4f}"
     return str(v)
 
 
 @contextlib.contextmanager
-def progress_bar() -> Iterator[Callable[[str, int, int], None] | None]:
-    """A `progress(task, done, total)` callback drawing rich bars on a terminal, else None."""
+def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
+    """A `progress(task, done, total)` callback: rich bars on a terminal, else one stderr line
+    per task when it starts and ends (and at most every 10 s in between)."""
     if not sys.stderr.isatty():
-        yield None
+        yield _line_progress()
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
         TimeRemainingColumn
 
@@ -140,7 +200,19 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None] | None]:
                   TimeRemainingColumn(), console=Console(stderr=True), transient=False) as bar:
         def update(task: str, done: int, total: int) -> None:
             if task not in tasks:
-                tasks[task] = bar.add_task(task, total=total)
+                tasks[task] = bar.add_task(escape(task), total=total)
             bar.update(tasks[task], completed=done, total=total)
 
         yield update
+
+
+def _line_progress() -> Callable[[str, int, int], None]:
+    last: dict[str, float] = {}
+
+    def update(task: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if task not in last or done >= total or now - last[task] >= 10:
+            last[task] = now
+            print(f"zoo: {task}: {done}/{total}", file=sys.stderr, flush=True)
+
+    return update

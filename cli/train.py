@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from zoo.cli.common import (DataOpt, DeviceOpt, JsonOpt, RandomInitOpt, SkipBadOpt, WeightsOpt,
-                            load_data, out_dir, print_json, print_table, progress_bar,
-                            check_device)
+                            load_data, print_json, print_metrics, progress_bar)
 
 OptionsOpt = Annotated[list[str] | None, typer.Option("--option", help="model build option "
                        "KEY=VALUE passed to the family loader (e.g. small=true), repeatable")]
@@ -32,29 +32,6 @@ def parse_options(pairs: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def train_model(model_name: str, data: str, epochs: int, batch_size: int, lr: float,
-                freeze_encoder: bool, loss: str, size: int | None, tag: str,
-                weights: str | None, random_init: bool, device: str, options: dict[str, Any],
-                default: bool = False, skip_bad: bool = False) -> tuple[Any, Any, Any]:
-    """Load, fine-tune and save one model; returns (model, TrainResult, checkpoint folder)."""
-    from zoo.cache import default_root
-    from zoo.registry import get_registry
-    from zoo.train import save_checkpoint, train_segmenter
-
-    spec = get_registry().model(model_name)
-    if size:
-        options = {**options, "size": size}
-    model = spec.load(weights=weights, random_init=random_init, device=check_device(device),
-                      **options)
-    dataset = load_data(data, skip_bad)
-    with progress_bar() as progress:
-        result = train_segmenter(model, dataset, epochs, batch_size, lr, freeze_encoder, loss,
-                                 progress=progress)
-    folder = save_checkpoint(model, spec.id, tag, options, result, default_root(), dataset.name,
-                             default=default)
-    return model, result, folder
-
-
 def train_cmd(model: Annotated[str, typer.Argument(help="unetpp or mask2former (id or family)")],
               data: DataOpt = "lesions",
               epochs: Annotated[int, typer.Option(min=1, help="training epochs")] = 10,
@@ -76,27 +53,22 @@ def train_cmd(model: Annotated[str, typer.Argument(help="unetpp or mask2former (
               skip_bad: SkipBadOpt = False, json_: JsonOpt = False) -> None:
     """Fine-tune a segmentation model on a binary task (train/validation/test splits)."""
     from zoo.io import write_json
+    from zoo.train import train_and_save
 
-    zmodel, result, folder = train_model(model, data, epochs, batch_size, lr, freeze_encoder,
-                                         loss, size, tag, weights, random_init, device,
-                                         parse_options(option), skip_bad=skip_bad)
+    with progress_bar() as progress:
+        zmodel, result, folder = train_and_save(
+            model, load_data(data, skip_bad), epochs, batch_size, lr, freeze_encoder, loss,
+            size=size, tag=tag, weights=weights, random_init=random_init, device=device,
+            options=parse_options(option), progress=progress)
     summary = {"model": f"{zmodel.spec.id}", "checkpoint": str(folder),
                "loads_as": f"{zmodel.spec.id}.{tag}", **result.as_dict()}
     if out:
-        write_json(out_dir(out) / "train_metrics.json", summary)
+        write_json(Path(out).expanduser() / "train_metrics.json", summary)
     if json_:
         print_json(summary)
         return
     print_metrics({zmodel.spec.id: result.metrics})
     print(f"checkpoint: {folder} (use it as `{zmodel.spec.id}.{tag}`)")
-
-
-def print_metrics(metrics: dict[str, dict[str, dict[str, float]]]) -> None:
-    """IoU, Dice and pixel accuracy per model and split ({model: {split: metrics}})."""
-    rows = [[name, split, m["images"], m["iou"], m["dice"], m["pixel_accuracy"]]
-            for name, splits in metrics.items() for split, m in splits.items()]
-    print_table("segmentation metrics (per-image means; best epoch chosen on validation)",
-                ["model", "split", "images", "IoU", "Dice", "pixel acc"], rows)
 
 
 def register(app: typer.Typer) -> None:

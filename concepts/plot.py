@@ -5,25 +5,14 @@ Called by the CLI; the numeric library never draws.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from zoo.concepts.dissect import Dissection
-from zoo.concepts.lce import LCEResult
-from zoo.io import atomic_write
-
-
-def _save(fig: Any, path: Path) -> Path:
-    """Render `fig` to PNG and write it atomically."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-    return atomic_write(path, lambda f: f.write(buf.getvalue()))
+from zoo.concepts.dissection import Dissection
+from zoo.concepts.embedding import LCEResult
+from zoo.report import save_png
 
 
 def _category_colours(categories: list[str]) -> dict[str, Any]:
@@ -56,7 +45,7 @@ def plot_profile(dissection: Dissection, title: str, path: Path, top: int = 30) 
         ax.bar([0], [0], color=colour, label=cat)
     if colours:
         ax.legend(loc="lower right", fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _axis_label(result: LCEResult, a: int) -> str:
@@ -94,4 +83,4 @@ def plot_lce(result: LCEResult, path: Path, dims: int = 2) -> Path:
             setter(_axis_label(result, a))
     ax.set_title(f"Learned Concepts Embedding: {len(result.entries)} entries, "
                  f"{result.k} clusters (elbow; colour)")
-    return _save(fig, path)
+    return save_png(fig, path)

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from zoo.concepts.dissect import Dissection
+from zoo.concepts.dissection import Dissection
 from zoo.concepts.labels import Concept
-from zoo.concepts.lce import Correlation, LCEResult, ProfileEntry
+from zoo.concepts.embedding import Correlation, LCEResult, ProfileEntry
 from zoo.errors import DataError
 from zoo.io import to_jsonable, write_json, write_npy, write_text
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from zoo.concepts.dissect import Dissection, dissect
+from zoo.concepts.dissection import Dissection, dissect
 from zoo.concepts.labels import ConceptSet
 from zoo.errors import ZooError
 from zoo.features import LayerFeatures

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import assert_user_error, run_zoo
-from zoo.compare import Side, compare_sides
+from zoo.comparison import compare
+from zoo.featureset import FeatureSet
+from zoo.features import LayerFeatures
 from zoo.specs import LayerInfo
 
 
@@ -50,8 +52,30 @@ def test_compare_errors_name_the_bad_value():
     assert_user_error(run_zoo("compare", "toy/cnn", "toy/vit", "--metric", "cosmic"),
                       "cosmic", "cka")
     assert_user_error(run_zoo("compare", "toy/cnn", "nope"), "nope")
-    assert_user_error(run_zoo("compare", "toy/cnn", "toy/vit", "--layers-b", "stage1"),
+    assert_user_error(run_zoo("compare", "toy/cnn", "toy/vit", "--layers", "toy/vit=stage1"),
                       "stage1", "block0")
+
+
+def test_a_run_never_overwrites_another(tmp_path):
+    out = tmp_path / "cmp"
+    args = ("compare", "toy/cnn", "toy/vit", "--data", "synthetic:6", "-m", "cka", "--images",
+            "0", "--out", str(out))
+    assert run_zoo(*args).returncode == 0
+    before = (out / "results.csv").read_bytes()
+    assert_user_error(run_zoo(*args), "already exists", "--overwrite")
+    assert (out / "results.csv").read_bytes() == before
+    assert run_zoo(*args, "--overwrite").returncode == 0
+
+
+def test_two_matrix_runs_with_different_models_keep_both(tmp_path):
+    for models in (("toy/cnn",), ("toy/vit",)):
+        result = run_zoo("matrix", *models, "--data", "synthetic:6", "--random-init",
+                         cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    folders = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert len(folders) == 2 and all((tmp_path / "runs" / f / "matrix.csv").exists()
+                                     for f in folders), folders
+    assert folders[0].startswith("matrix-toy-cnn-") and folders[1].startswith("matrix-toy-vit-")
 
 
 def test_matrix_has_model_blocks_and_smoothness(tmp_path):
@@ -68,10 +92,11 @@ def test_matrix_has_model_blocks_and_smoothness(tmp_path):
     assert (out / "matrix.png").exists() and (out / "smoothness.png").exists()
 
 
-def _side(name: str, reps: list[np.ndarray], roles: list[str]) -> Side:
+def _side(name: str, reps: list[np.ndarray], roles: list[str], ids: list[str]) -> FeatureSet:
     layers = [LayerInfo(f"l{i}", f"m{i}", r, "NC", x.shape[1], None, i / max(1, len(reps) - 1))
               for i, (x, r) in enumerate(zip(reps, roles))]
-    return Side(name, False, layers, reps)
+    return FeatureSet(name, False, layers, {i.name: LayerFeatures(x, "NC", ids)
+                                            for i, x in zip(layers, reps)}, "gap", "d")
 
 
 def test_rows_are_paired_by_sample_id_not_position():
@@ -81,12 +106,12 @@ def test_rows_are_paired_by_sample_id_not_position():
     x = rng.normal(size=(30, 5))
     ids = [f"s{i}" for i in range(30)]
     perm = rng.permutation(30)
-    a = _side("A", [x], ["encoder"])
-    b = _side("B", [x[perm]], ["encoder"])  # same data, rows stored in another order
-    cka = get_registry().metric("cka")
-    paired = compare_sides(a, ids, b, [ids[i] for i in perm], [cka], "d", "gap")
+    a = _side("A", [x], ["encoder"], ids)
+    # same data, rows stored in another order and labelled so
+    b = _side("B", [x[perm]], ["encoder"], [ids[i] for i in perm])
+    paired = compare(a, b, ["cka"])
     assert paired.results["cka"].values[0, 0] == pytest.approx(1.0)
-    by_position = compare_sides(a, ids, b, ids, [cka], "d", "gap")
+    by_position = compare(a, _side("B", [x[perm]], ["encoder"], ids), ["cka"])
     assert by_position.results["cka"].values[0, 0] < 0.6
 
 
@@ -95,10 +120,11 @@ def test_best_matches_and_role_summary_follow_the_metric_kind():
 
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(40, 6)), rng.normal(size=(40, 6))
-    a = _side("A", [x, y], ["encoder", "decoder"])
-    b = _side("B", [y @ np.linalg.qr(rng.normal(size=(6, 6)))[0], x], ["encoder", "decoder"])
     ids = [str(i) for i in range(40)]
-    c = compare_sides(a, ids, b, ids, [get_registry().metric("cka")], "d", "gap")
+    a = _side("A", [x, y], ["encoder", "decoder"], ids)
+    b = _side("B", [y @ np.linalg.qr(rng.normal(size=(6, 6)))[0], x], ["encoder", "decoder"],
+              ids)
+    c = compare(a, b, ["cka"])
     best = {m["layer_a"]: m["best_b"] for m in c.best_matches("cka")}
     assert best == {"l0": "l1", "l1": "l0"}  # x matches x, y matches rotated y
     summary = {(s["role_a"], s["role_b"]): s["mean"] for s in c.role_summary("cka")}

@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import pearsonr
 
 from zoo.concepts import ProfileEntry, lce, lce_matrix, pca
-from zoo.concepts.lce import elbow, kmeans_elbow, read_performance
+from zoo.concepts.embedding import elbow, kmeans_elbow, read_performance
 from zoo.errors import DataError, ZooError
 
 CATEGORIES = {"cup": "object", "tree": "object", "red": "colour", "blue": "colour",

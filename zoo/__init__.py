@@ -1,8 +1,27 @@
-"""zoo: compare the internal representations of a zoo of vision models, layer by layer."""
+"""zoo: compare the internal representations of a zoo of vision models, layer by layer.
+
+The notebook API (`zoo.load`, `zoo.extract`, `zoo.compare`, ...) lives in `zoo.api` and is
+re-exported here lazily, so `import zoo` stays cheap (no torch) and the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 from zoo.errors import ZooError
 from zoo.hookspecs import hookimpl
 from zoo.specs import DatasetSpec, InputConfig, LayerInfo, ModelSpec
 
-__all__ = ["ZooError", "hookimpl", "ModelSpec", "LayerInfo", "InputConfig", "DatasetSpec"]
-__version__ = "0.1.0"
+API = ("list_models", "load", "wrap", "dataset", "extract", "compare", "matrix")
+__all__ = ["ZooError", "hookimpl", "ModelSpec", "LayerInfo", "InputConfig", "DatasetSpec",
+           *API]
+__version__ = "0.2.0"
+
+
+def __getattr__(name: str) -> Any:
+    """`zoo.load` etc. resolve to `zoo.api` on first use."""
+    if name in API:
+        from zoo import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")

@@ -21,7 +21,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -36,8 +36,8 @@ from zoo.io import write_json, write_npy
 
 if TYPE_CHECKING:
     from zoo.data import Dataset
+    from zoo.progress import Progress
 
-Progress = Callable[[str, int, int], None]
 FORMAT_VERSION = 1
 STAGES = ("extract", "prepare", "score")
 
@@ -73,10 +73,12 @@ class Plan:
 
 def make_plan(models: Sequence[tuple[str, Sequence[dict[str, Any]]]], data: dict[str, Any],
               metric: str, *, symmetric: bool, params: dict[str, Any] | None = None,
-              reduce: str = "gap", random_init: bool = False, batch_size: int = 16,
+              reduce: str = "gap", random_init: bool = False,
+              weights: dict[str, str] | None = None, batch_size: int = 16,
               samples_per_unit: int = 1024, layers_per_block: int = 64) -> Plan:
     """Build the plan: `models` are (model id, its layers as {name, role, depth}) in order;
-    `data` is {name, fingerprint, n}. Symmetric metrics score only blocks on/above the diagonal.
+    `data` is {name, fingerprint, n}; `weights` maps model ids to weights files (the others
+    load from their caches, or at random with `random_init`). Symmetric metrics score only blocks on/above the diagonal.
     Sample ranges are whole forward batches (rounded up to a multiple of `batch_size`), so the
     features are bit for bit those of one unsharded extraction.
     """
@@ -89,6 +91,7 @@ def make_plan(models: Sequence[tuple[str, Sequence[dict[str, Any]]]], data: dict
     config = {"format": FORMAT_VERSION, "models": [mid for mid, _ in models], "layers": layers,
               "data": dict(data), "metric": metric, "params": dict(params or {}),
               "symmetric": symmetric, "reduce": reduce, "random_init": random_init,
+              "weights": dict(weights or {}),
               "batch_size": batch_size, "samples_per_unit": samples_per_unit,
               "layers_per_block": layers_per_block}
     return Plan(config, plan_units(config))
@@ -191,16 +194,18 @@ def shard_from_env(env: dict[str, str] | None = None) -> tuple[int, int]:
 # ---- running units --------------------------------------------------------------------------
 def run_shard(plan: Plan, run: str | os.PathLike, shard: int = 0, shards: int = 1, *,
               dataset: Dataset | None = None, device: str = "cpu", wait: float = 0.0,
-              stages: Sequence[str] = STAGES, progress: Progress | None = None) -> list[str]:
+              stages: Sequence[str] = STAGES, progress: Progress | None = None,
+              cache: bool = True) -> list[str]:
     """Run this shard's unfinished units of `stages`; return the ids it computed.
 
     A unit whose inputs another shard has not finished yet is waited for, up to `wait` seconds
     (polling the markers), then refused with the missing units named. `dataset` is needed only
-    by extract units and must be the plan's data (same fingerprint).
+    by extract units and must be the plan's data (same fingerprint). Extract units read and
+    fill the feature cache (unless `cache=False`), so `zoo compare` and the matrix share it.
     """
     run = Path(run)
     todo = [u for u in shard_units(plan, shard, shards) if u.kind in stages]
-    worker = _Worker(plan, run, dataset, device)
+    worker = _Worker(plan, run, dataset, device, cache)
     computed = []
     for k, unit in enumerate(todo):
         if not is_done(run, unit.id):
@@ -234,8 +239,10 @@ def _wait_for(run: Path, unit: Unit, wait: float) -> None:
 class _Worker:
     """Executes units; keeps the last loaded model so a shard's extract units share it."""
 
-    def __init__(self, plan: Plan, run: Path, dataset: Dataset | None, device: str) -> None:
+    def __init__(self, plan: Plan, run: Path, dataset: Dataset | None, device: str,
+                 cache: bool = True) -> None:
         self.plan, self.folder, self.dataset, self.device = plan, run, dataset, device
+        self.cache = cache
         self.model: Any = None
         self.note: dict[str, Any] = {}
         from zoo.registry import get_registry
@@ -247,6 +254,7 @@ class _Worker:
         getattr(self, f"_{unit.kind}")(unit, self.folder / "units" / unit.id)
 
     def _extract(self, unit: Unit, out: Path) -> None:
+        from zoo.cache import FeatureCache
         from zoo.extract import extract
         from zoo.registry import get_registry
 
@@ -258,13 +266,15 @@ class _Worker:
         model_id = cfg["models"][m]
         if self.model is None or self.model.id != model_id:
             self.model = None  # free the previous model first
-            self.model = get_registry().model(model_id).load(random_init=cfg["random_init"],
-                                                             device=self.device)
+            weights = cfg.get("weights", {}).get(model_id)
+            self.model = get_registry().model(model_id).load(
+                weights=weights, random_init=cfg["random_init"] and not weights,
+                device=self.device)
         layers = [(g, info["name"]) for g, info in enumerate(self.plan.layers)
                   if info["model"] == m]
         part = data.subset(range(unit.args["start"], unit.args["stop"]))
         feats = extract(self.model, part, [name for _, name in layers], cfg["reduce"],
-                        cfg["batch_size"])
+                        cfg["batch_size"], FeatureCache() if self.cache else None)
         for g, name in layers:
             write_npy(out / f"l{g:05d}.npy", feats[name].data)
         write_json(out / "ids.json", feats[layers[0][1]].sample_ids)

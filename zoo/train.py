@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -22,8 +21,7 @@ if TYPE_CHECKING:
     import torch
 
     from zoo.data import Dataset
-
-Progress = Callable[[str, int, int], None]
+    from zoo.progress import Progress
 
 
 class Segmenter(Protocol):
@@ -175,3 +173,27 @@ def _safetensors_bytes(state: dict[str, Any]) -> bytes:
 def read_checkpoint_meta(folder: Path) -> dict[str, Any]:
     """The zoo.json of a trained checkpoint folder."""
     return json.loads((folder / "zoo.json").read_text())
+
+
+def train_and_save(model: str, data: str | Dataset, epochs: int = 10, batch_size: int = 8,
+                   lr: float = 1e-3, freeze_encoder: bool = False, loss: str = "bce-dice", *,
+                   size: int | None = None, tag: str = "finetuned", weights: str | None = None,
+                   random_init: bool = False, device: str = "cpu",
+                   options: dict[str, Any] | None = None, default: bool = False,
+                   skip_bad: bool = False, progress: Progress | None = None
+                   ) -> tuple[Any, TrainResult, Path]:
+    """Load, fine-tune and save one segmentation model as `MODEL.TAG` in the cache; returns
+    (model, result, checkpoint folder)."""
+    from zoo.api import dataset, load
+    from zoo.cache import default_root
+    from zoo.registry import get_registry
+
+    spec = get_registry().model(model, prefer_trained=False)
+    options = {**(options or {}), **({"size": size} if size else {})}
+    zmodel = load(spec, weights=weights, random_init=random_init, device=device, **options)
+    data = dataset(data, skip_bad=skip_bad)
+    result = train_segmenter(zmodel, data, epochs, batch_size, lr, freeze_encoder, loss,
+                             progress=progress)
+    folder = save_checkpoint(zmodel, spec.id, tag, options, result, default_root(), data.name,
+                             default=default)
+    return zmodel, result, folder

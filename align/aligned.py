@@ -18,7 +18,7 @@ from zoo.align.ncut import DEFAULT_LANDMARKS, NcutResult, ncut
 from zoo.align.segment import SegmentationScore, oracle_segmentation
 from zoo.errors import ZooError
 
-Progress = Callable[[str, int, int], None]
+from zoo.progress import Progress
 
 
 @dataclass

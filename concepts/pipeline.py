@@ -1,0 +1,147 @@
+"""Dissect a model and embed dissections, from model ids to saved results.
+
+    run = zoo.concepts.dissect_model("resnet-ssl", "synthetic", random_init=True)
+    run.table(); run.save("runs/dissect")
+    emb = zoo.concepts.embed(["runs/dissect"]); zoo.concepts.save_lce(emb, "runs/lce")
+
+Layers are extracted and dissected one at a time, so memory holds one layer's maps at most.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo.concepts.dissection import check_settings
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from zoo.concepts.dissection import Dissection
+    from zoo.concepts.embedding import LCEResult
+    from zoo.concepts.labels import ConceptSet
+    from zoo.model import ZooModel
+    from zoo.progress import Progress
+
+
+@dataclass
+class DissectRun:
+    """A model's layers dissected on one concept set: per layer a `Dissection` (and label
+    stability when resampled), with the settings used."""
+
+    model: str
+    random_init: bool
+    concepts: ConceptSet = field(repr=False)
+    layers: dict[str, Dissection] = field(repr=False)
+    stability: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.model + (" [random init]" if self.random_init else "")
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Per layer: units, labelled units, profile (units per concept) and per category."""
+        return [{"layer": name, "units": d.units, "labelled": int((d.labels() >= 0).sum()),
+                 "profile": d.profile(), "abstracted": d.abstracted()}
+                for name, d in self.layers.items()]
+
+    def table(self) -> pd.DataFrame:
+        """One row per layer (see `rows`)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows())
+
+    def run_info(self) -> dict[str, Any]:
+        """What dissect.json says about the run."""
+        return {"model": self.model, "random_init": self.random_init,
+                "concepts": self.concepts.name, "images": len(self.concepts), **self.settings}
+
+    def save(self, folder: str | Path, overwrite: bool = False) -> Path:
+        """Per layer units/profile/abstracted CSV, iou.npy and profile.png; then concepts.csv
+        and dissect.json, as one folder."""
+        from zoo.concepts.plot import plot_profile
+        from zoo.concepts.report import layer_folder, write_layer, write_summary
+        from zoo.io import output_folder
+
+        with output_folder(folder, overwrite=overwrite) as tmp:
+            entries = []
+            for name, d in self.layers.items():
+                entries.append(write_layer(tmp, name, d, self.stability.get(name)))
+                plot_profile(d, f"{self.label} {name}", layer_folder(tmp, name) / "profile.png")
+            write_summary(tmp, self.run_info(), self.concepts.concepts, entries)
+        return Path(folder)
+
+
+def dissect_model(model: str | ZooModel, concepts: str = "synthetic",
+                  layers: str | Sequence[str] | None = None, *, quantile: float = 0.005,
+                  iou_cutoff: float = 0.04, stability: int = 0, weights: str | None = None,
+                  random_init: bool = False, device: str = "cpu", batch_size: int = 16,
+                  cache: bool = True, progress: Progress | None = None) -> DissectRun:
+    """Label the units of every spatial layer (or `layers`) with concepts (Network Dissection:
+    top-`quantile` activation masks, IoU against concept masks, labelled above `iou_cutoff`)."""
+    from zoo.api import _names, feature_cache, load
+    from zoo.concepts import dissect, label_stability, open_concepts
+    from zoo.extract import extract, select_layers
+    from zoo.progress import tagged
+
+    check_settings(quantile, iou_cutoff)
+    zmodel = model if not isinstance(model, str) else load(
+        model, weights=weights, random_init=random_init, device=device)
+    spatial = [n for n, info in zmodel.layers.items() if info.layout in ("NCHW", "NLC")]
+    patterns = _names(layers)
+    names = select_layers(spatial if patterns is None else list(zmodel.layers), patterns,
+                          zmodel.id)
+    concept_set = open_concepts(concepts)
+    store, data = feature_cache(cache), concept_set.dataset()
+    out, stable = {}, {}
+    for name in names:  # one layer at a time: memory holds one layer's maps
+        feats = extract(zmodel, data, [name], "none", batch_size, store,
+                        tagged(progress, name))[name]
+        out[name] = dissect(feats, concept_set, quantile=quantile, iou_cutoff=iou_cutoff,
+                            progress=tagged(progress, name))
+        if stability:
+            stable[name] = label_stability(feats, concept_set, out[name], stability,
+                                           progress=tagged(progress, name))
+        del feats
+    return DissectRun(zmodel.id, zmodel.random_init, concept_set, out, stable,
+                      {"quantile": quantile, "iou_cutoff": iou_cutoff,
+                       "stability_resamples": stability})
+
+
+def embed(folders: Sequence[str | Path], layers: str | Sequence[str] | None = None, *,
+          performance: str | Path | None = None, max_k: int = 8,
+          seed: int = 0) -> LCEResult:
+    """The Learned Concepts Embedding of the profiles in `zoo dissect` folders: PCA to 3 axes,
+    KMeans with an elbow, axes correlated with categories and (a model,task,score CSV) with
+    downstream performance."""
+    from zoo.api import _names
+    from zoo.concepts.embedding import lce, read_performance
+    from zoo.concepts.report import read_profiles
+
+    entries = read_profiles(folders, _names(layers))
+    return lce(entries, 3, max_k, seed, read_performance(performance) if performance else None)
+
+
+def lce_summary(result: LCEResult) -> dict[str, Any]:
+    """The JSON summary of an embedding."""
+    return {"entries": [e.name for e in result.entries], "coords": result.coords,
+            "explained_variance": result.explained, "k": result.k,
+            "clusters": result.clusters}
+
+
+def save_lce(result: LCEResult, folder: str | Path, overwrite: bool = False) -> Path:
+    """lce.csv, matrix.csv, axes.csv, correlations, lce.json and the 2-D/3-D plots, as one
+    folder."""
+    from zoo.concepts.plot import plot_lce
+    from zoo.concepts.report import write_lce
+    from zoo.io import output_folder
+
+    with output_folder(folder, overwrite=overwrite) as tmp:
+        write_lce(tmp, result)
+        plot_lce(result, tmp / "lce_2d.png", dims=2)
+        plot_lce(result, tmp / "lce_3d.png", dims=3)
+    return Path(folder)

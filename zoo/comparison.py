@@ -1,0 +1,294 @@
+"""Layer-by-layer comparison of two feature sets: rows paired by sample id, one matrix per
+metric with the reason for every undefined cell, statistics, best matches and role summaries.
+
+`compare(a, b, ...)` returns a `Comparison`; `.table()` is the tidy DataFrame, `.heatmap(m)` a
+figure, `.save(folder)` writes exactly what `zoo compare` writes (see `zoo.comparison_report`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from zoo.engine import all_pairs
+from zoo.errors import ZooError
+from zoo.features import pair_by_ids
+from zoo.results import P_ADJUST, holm, reason_counts, tidy_rows, value_scale
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from zoo.cache import FeatureCache
+    from zoo.data import Dataset
+    from zoo.featureset import FeatureSet
+    from zoo.model import ZooModel
+    from zoo.progress import Progress
+
+DEFAULT_METRICS = ("cka", "cka-debiased", "cka-rbf", "svcca", "rsa")
+
+
+@dataclass
+class MetricResult:
+    """One metric's layer x layer matrix with NaN reasons and the statistics computed for it.
+
+    `stats` holds (layers A x layers B) arrays: p_value (permutation), p_adjusted (Holm over
+    the layer pairs), ci_low/ci_high (bootstrap), baseline (expected value for unrelated data).
+    `notes` are caveats for readers (e.g. why a statistic is missing).
+    """
+
+    metric: Any
+    values: np.ndarray
+    reasons: np.ndarray
+    stats: dict[str, np.ndarray] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.metric.name
+
+    def reason_counts(self) -> dict[str, int]:
+        """How many undefined cells each reason explains."""
+        return reason_counts(self.reasons, self.values)
+
+
+@dataclass
+class Comparison:
+    """Two feature sets compared on the same samples: every metric's matrix and statistics."""
+
+    a: FeatureSet
+    b: FeatureSet
+    n: int
+    paired_a: list[np.ndarray] = field(repr=False)
+    paired_b: list[np.ndarray] = field(repr=False)
+    results: dict[str, MetricResult] = field(default_factory=dict)
+    activations: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+    inputs: list[np.ndarray] = field(default_factory=list, repr=False)
+    sections: list[tuple[str, str]] = field(default_factory=list, repr=False)
+
+    @property
+    def data(self) -> str:
+        return self.a.data
+
+    @property
+    def reduction(self) -> str:
+        return self.a.reduction
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(self.results)
+
+    def result(self, metric: str | None = None) -> MetricResult:
+        """The result of `metric` (default: the first one computed)."""
+        name = metric or self.metrics[0]
+        if name not in self.results:
+            raise ZooError(f"metric {name!r} was not computed here; computed: "
+                           f"{', '.join(self.results)}")
+        return self.results[name]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The tidy rows of every metric (see `zoo.results.tidy_rows`)."""
+        la, lb = _labels(self.a), _labels(self.b)
+        return [row for r in self.results.values()
+                for row in tidy_rows(r.name, r.values, r.reasons, la, lb, n=self.n,
+                                     reduction=self.reduction, stats=r.stats)]
+
+    def table(self) -> pd.DataFrame:
+        """One row per (layer of A, layer of B, metric): labels, value, reason, statistics."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows())
+
+    def values(self, metric: str | None = None) -> pd.DataFrame:
+        """The metric's layer x layer matrix as a DataFrame (rows: A's layers, columns: B's)."""
+        import pandas as pd
+
+        r = self.result(metric)
+        return pd.DataFrame(r.values, index=self.a.names, columns=self.b.names)
+
+    def best_matches(self, metric: str | None = None) -> list[dict[str, Any]]:
+        """For each layer of A, the layer of B that it matches best under `metric`, with its
+        p-values when computed (undefined rows carry the reason)."""
+        r = self.result(metric)
+        better = np.nanargmin if r.metric.kind == "distance" else np.nanargmax
+        out = []
+        for i, la in enumerate(self.a.layers):
+            row = r.values[i]
+            match: dict[str, Any] = {"layer_a": la.name, "role_a": la.role}
+            if np.isnan(row).all():
+                out.append({**match, "best_b": "", "role_b": "", "value": None,
+                            "reason": str(r.reasons[i, 0])})
+                continue
+            j = int(better(row))
+            match.update(best_b=self.b.layers[j].name, role_b=self.b.layers[j].role,
+                         value=float(row[j]), reason="")
+            for key in ("p_value", "p_adjusted"):
+                if key in r.stats:
+                    match[key] = float(r.stats[key][i, j])
+            out.append(match)
+        return out
+
+    def role_summary(self, metric: str | None = None) -> list[dict[str, Any]]:
+        """Mean, max and count of `metric` per (role of A, role of B) block, e.g. encoder vs
+        decoder; a block with no defined value says how many pairs are undefined."""
+        r = self.result(metric)
+        out = []
+        for ra in dict.fromkeys(self.a.roles):
+            for rb in dict.fromkeys(self.b.roles):
+                block = r.values[np.ix_([x == ra for x in self.a.roles],
+                                        [x == rb for x in self.b.roles])]
+                finite = block[np.isfinite(block)]
+                out.append({"role_a": ra, "role_b": rb, "metric": r.name,
+                            "mean": float(finite.mean()) if finite.size else None,
+                            "max": float(finite.max()) if finite.size else None,
+                            "pairs": int(block.size), "undefined": int(block.size - finite.size)})
+        return out
+
+    def heatmap(self, metric: str | None = None, scale: str = "fixed") -> Figure:
+        """The metric's layer x layer heatmap (a matplotlib Figure; no global backend change).
+
+        `scale="fixed"` uses the metric's range (0-1 for bounded similarities), "auto" the data's.
+        """
+        from zoo.report import heatmap_figure
+
+        r = self.result(metric)
+        fixed = value_scale(r.metric, r.values) if scale == "fixed" else None
+        return heatmap_figure(
+            r.values, self.a.names, self.b.names, self.a.roles, self.b.roles,
+            f"{r.name}: {self.a.label} vs {self.b.label} (n={self.n}, {self.reduction})",
+            self.a.label, self.b.label, reasons=r.reasons, scale=fixed,
+            note=" ".join(r.notes + self.caveats(r.name)))
+
+    def caveats(self, metric: str | None = None) -> list[str]:
+        """Warnings a reader needs before trusting the values (small n against the widths)."""
+        r = self.result(metric)
+        widths = [x.shape[1] for x in self.paired_a + self.paired_b]
+        out = []
+        if widths and self.n <= max(widths) and r.name != "cka-debiased":
+            out.append(f"n={self.n} samples against feature widths {min(widths)}-{max(widths)}: "
+                       "with n at or below the width, unrelated data can score high; compare "
+                       "with the baseline or the permutation null.")
+        return out
+
+    def save(self, folder: str | Path, overwrite: bool = False) -> Path:
+        """Write results.csv/json, heatmaps, activations.png and report.html into `folder`
+        as a unit (see `zoo.comparison_report.write_comparison`); returns the folder."""
+        from zoo.comparison_report import write_comparison
+
+        return write_comparison(self, folder, overwrite)
+
+
+def _labels(fs: FeatureSet) -> list[dict[str, Any]]:
+    return [{"model": fs.model, "layer": i.name, "role": i.role, "depth": i.depth}
+            for i in fs.layers]
+
+
+def resolve_metrics(metrics: Sequence[str | Any] | str | None) -> list[Any]:
+    """Metric objects for names (comma-separated or a list; None: the defaults)."""
+    from zoo.metrics import get
+
+    if metrics is None:
+        metrics = DEFAULT_METRICS
+    if isinstance(metrics, str):
+        metrics = [m.strip() for m in metrics.split(",") if m.strip()]
+    return [get(m) for m in metrics]
+
+
+def compare(a: FeatureSet, b: FeatureSet, metrics: Sequence[str | Any] | str | None = None, *,
+            permutations: int = 0, bootstrap: int = 0, device: str = "cpu",
+            params: dict[str, dict[str, Any]] | None = None,
+            progress: Progress | None = None) -> Comparison:
+    """Score every metric on every (layer of A, layer of B) pair, rows paired by sample id,
+    with permutation p-values (Holm-adjusted over pairs) and bootstrap intervals if asked."""
+    ia, ib = pair_by_ids(a.sample_ids, b.sample_ids)
+    c = Comparison(a, b, len(ia), [x[ia] for x in a.arrays()], [x[ib] for x in b.arrays()])
+    for metric in resolve_metrics(metrics):
+        kw = (params or {}).get(metric.name, {})
+        values, reasons = all_pairs(metric, c.paired_a, c.paired_b, device=device,
+                                    progress=progress, **kw)
+        c.results[metric.name] = MetricResult(metric, values, np.asarray(reasons, dtype=object))
+        add_statistics(c, c.results[metric.name], permutations, bootstrap, device, progress, kw)
+    return c
+
+
+def add_statistics(c: Comparison, r: MetricResult, permutations: int, bootstrap: int,
+                   device: str, progress: Progress | None = None,
+                   params: dict[str, Any] | None = None) -> None:
+    """Permutation p-values (raw and Holm-adjusted), bootstrap intervals, and the expected value
+    for unrelated data (biased linear CKA) for one metric of comparison `c`."""
+    from zoo.metrics.stats import bootstrap_intervals, expected_cka_matrix, permutation_pvalues
+    from zoo.progress import tagged
+
+    kw = params or {}
+    if permutations:
+        p = permutation_pvalues(r.metric, c.paired_a, c.paired_b, permutations=permutations,
+                                device=device, progress=tagged(progress, r.name), **kw)
+        r.stats["p_value"], r.stats["p_adjusted"] = p, holm(p)
+    if bootstrap:
+        try:
+            low, high = bootstrap_intervals(r.metric, c.paired_a, c.paired_b,
+                                            resamples=bootstrap, device=device,
+                                            progress=tagged(progress, r.name), **kw)
+            r.stats["ci_low"], r.stats["ci_high"] = low, high
+        except ZooError as exc:
+            if not hasattr(exc, "reason"):
+                raise
+            r.notes.append(f"No interval for {r.name}: {exc.reason}.")
+    if r.name == "cka":
+        r.stats["baseline"] = expected_cka_matrix(c.paired_a, c.paired_b)
+
+
+def compare_models(model_a: ZooModel, model_b: ZooModel, dataset: Dataset,
+                   metrics: Sequence[str | Any] | str | None = None, *,
+                   layers_a: Sequence[str] | None = None, layers_b: Sequence[str] | None = None,
+                   reduction: str = "gap", permutations: int = 0, bootstrap: int = 0,
+                   images: int = 4, device: str = "cpu", batch_size: int = 16,
+                   cache: FeatureCache | None = None,
+                   progress: Progress | None = None) -> Comparison:
+    """Extract both models over `dataset`, compare them, and add PCA-to-RGB activation maps of
+    the first `images` images (what `zoo compare` reports)."""
+    from zoo.featureset import extract_set
+
+    a = extract_set(model_a, dataset, layers_a, reduction, batch_size, cache, progress)
+    b = extract_set(model_b, dataset, layers_b, reduction, batch_size, cache, progress)
+    c = compare(a, b, metrics, permutations=permutations, bootstrap=bootstrap, device=device,
+                progress=progress)
+    if images:
+        c.activations = activation_maps([model_a, model_b], [a, b], dataset, images, cache)
+        size = next((v.shape[2] for m in c.activations.values() for v in m.values()), 16)
+        c.inputs = [np.asarray(dataset.image(i).convert("RGB").resize((size * 4, size * 4)))
+                    for i in range(min(images, len(dataset)))]
+    return c
+
+
+def activation_maps(models: Sequence[ZooModel], sets: Sequence[FeatureSet], dataset: Dataset,
+                    images: int, cache: FeatureCache | None,
+                    per_model: int = 6) -> dict[str, dict[str, np.ndarray]]:
+    """PCA-to-RGB maps of up to `per_model` spatial layers (spread over depth) per model, for
+    the first `images` images: {model label: {layer: (images, h, w, 3)}}."""
+    from zoo.extract import extract
+    from zoo.features import LayerFeatures
+    from zoo.report import pca_rgb
+
+    subset = dataset.subset(range(min(images, len(dataset))))
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for model, fs in zip(models, sets):
+        # maps, and tokens with a patch grid (a stride); multi-scale token sets have none
+        spatial = [i for i in fs.layers if i.layout == "NCHW"
+                   or (i.layout == "NLC" and i.stride is not None)]
+        if not spatial:
+            continue
+        pick = [spatial[k] for k in sorted({round(x) for x in
+                                            np.linspace(0, len(spatial) - 1, per_model)})]
+        feats = extract(model, subset, [i.name for i in pick], "none", cache=cache)
+        out[fs.label] = {i.name: pca_rgb(LayerFeatures.spatial(feats[i.name])) for i in pick}
+    return out
+
+
+P_ADJUST_NOTE = (f"p_adjusted: {P_ADJUST.capitalize()}'s step-down correction over the layer "
+                 "pairs of each metric (family-wise error); p_value is the raw permutation p.")

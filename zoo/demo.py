@@ -1,0 +1,66 @@
+"""The demo study (what `make demo` runs): UNet++ vs Mask2Former on the embedded lesion set.
+
+Trains small UNet++ and Mask2Former models on the synthetic lesion set when their `.demo`
+checkpoints are not in the cache yet, then compares their layers on the held-out test images.
+A second run reuses the checkpoints and the cached features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from zoo.comparison import Comparison
+    from zoo.progress import Progress
+
+DATA = "lesions:240"
+TAG = "demo"
+# Small configurations of the study's two models that train on 2 CPU cores in minutes.
+# Keyed by the base model id (a bare family would resolve to the trained default itself).
+MODELS: dict[str, dict[str, Any]] = {
+    "unetpp/resnet34": {"options": {"tiny": True, "size": 64}, "epochs": 10, "lr": 3e-3},
+    "mask2former/swin-base.ade-semantic": {"options": {"tiny": True, "size": 64}, "epochs": 5,
+                                           "lr": 1e-3},
+}
+METRICS = "cka,cka-debiased,cka-rbf,svcca,rsa"
+
+
+def run_demo(retrain: bool = False, permutations: int = 50, device: str = "cpu",
+             say: Callable[[str], None] = lambda _: None,
+             progress: Progress | None = None) -> tuple[Comparison, dict[str, Any]]:
+    """Train (once) both models, then compare them on the test split; returns the comparison
+    (with a segmentation-metrics section) and {model id: training summary}."""
+    from zoo.api import compare, dataset
+    from zoo.cache import default_root
+    from zoo.registry import get_registry, reset_registry
+    from zoo.report import html_table
+    from zoo.segmentation import split_indices
+    from zoo.train import checkpoint_dir, read_checkpoint_meta, train_and_save
+
+    registry = get_registry()
+    for base_id, cfg in MODELS.items():
+        trained_id = f"{base_id}.{TAG}"
+        if trained_id in registry.models and not retrain:
+            say(f"{trained_id}: reusing the trained checkpoint "
+                f"({registry.models[trained_id].weights})")
+            continue
+        say(f"{trained_id}: training on {DATA} ({cfg['epochs']} epochs, options "
+            f"{cfg['options']}) ...")
+        train_and_save(base_id, DATA, cfg["epochs"], 8, cfg["lr"], tag=TAG, random_init=True,
+                       device=device, options=cfg["options"], default=True, progress=progress)
+    reset_registry()  # pick up the checkpoints just written
+    registry = get_registry()
+    za, zb = (registry.model(f"{base_id}.{TAG}").load(device=device) for base_id in MODELS)
+    train = {m.id: read_checkpoint_meta(checkpoint_dir(default_root(), m.id))["train"]
+             for m in (za, zb)}
+    rows = [{"model": mid, "split": split, **vals} for mid, meta in train.items()
+            for split, vals in meta["metrics"].items()]
+    data = dataset(DATA)
+    held_out = data.subset(split_indices(data.ids)["test"], name=f"{data.name} test split")
+    comparison = compare(za, zb, METRICS, data=held_out, permutations=permutations, images=4,
+                         device=device, progress=progress)
+    comparison.sections.append((
+        "Segmentation metrics (per-image means; epoch chosen on validation, test scored once)",
+        html_table(rows, ["model", "split", "images", "iou", "dice", "pixel_accuracy"])))
+    return comparison, train

@@ -1,0 +1,99 @@
+"""Bring your own `nn.Module`: wrap it as a `ZooModel` without writing a plugin.
+
+Layer layouts and widths are read from one probe forward pass (4-D outputs are NCHW maps, 3-D
+token sequences NLC, 2-D vectors NC), depth follows the order the layers fire in, and the
+weights' fingerprint is a hash of the state dict, so the feature cache works as for plugins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from zoo.errors import UnknownNameError, ZooError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from zoo.model import ZooModel
+    from zoo.specs import InputConfig
+
+LAYOUT_BY_NDIM = {4: "NCHW", 3: "NLC", 2: "NC"}
+
+
+def state_fingerprint(module: nn.Module) -> str:
+    """sha256 over the module's parameter and buffer names, shapes, dtypes and bytes."""
+    import torch
+
+    digest = hashlib.sha256()
+    for key, tensor in module.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{key}:{tuple(t.shape)}:{t.dtype}".encode())
+        digest.update(t.view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def wrap_module(module: nn.Module, layers: Mapping[str, str] | Sequence[str], *,
+                name: str = "custom/module", input: InputConfig | None = None,
+                roles: Mapping[str, str] | None = None, device: str = "cpu") -> ZooModel:
+    """A `ZooModel` for `module` whose layers are `{layer name: module path}` (a list of paths
+    names each layer after its path); see the module docstring for what is inferred."""
+    from zoo.model import ZooModel
+    from zoo.specs import InputConfig, LayerInfo, ModelSpec
+
+    paths = dict(layers) if isinstance(layers, Mapping) else {p: p for p in layers}
+    if not paths:
+        raise ZooError("wrap: name at least one layer (a module path of the network)")
+    modules = dict(module.named_modules())
+    for layer, path in paths.items():
+        if path not in modules:
+            raise UnknownNameError(f"module path (layer {layer!r})", path,
+                                   [m for m in modules if m],
+                                   "List them with `dict(module.named_modules())`")
+    cfg = input or InputConfig()
+    family, _, arch = name.partition("/")
+    shapes, order = _probe(module.eval().to(device), paths, cfg.size, device)
+    infos = []
+    for k, layer in enumerate(sorted(paths, key=order.index)):
+        shape = shapes[layer]
+        if len(shape) not in LAYOUT_BY_NDIM:
+            raise ZooError(f"wrap: layer {layer!r} outputs shape {tuple(shape)}; only (N, C, H, "
+                           "W) maps, (N, L, C) tokens and (N, C) vectors are supported")
+        infos.append(LayerInfo(layer, paths[layer], (roles or {}).get(layer, "encoder"),
+                               LAYOUT_BY_NDIM[len(shape)],
+                               int(shape[1] if len(shape) == 4 else shape[-1]),
+                               depth=k / max(1, len(paths) - 1)))
+    spec = ModelSpec(family or "custom", arch or "module", lambda *a, **k: None,
+                     lambda: list(infos), input=cfg, weights="user module",
+                     description=f"wrapped {type(module).__name__}")
+    return ZooModel(spec, module, infos, fingerprint=state_fingerprint(module), random_init=False,
+                    device=device, input=cfg, weights_source="in-memory nn.Module")
+
+
+def _probe(module: nn.Module, paths: Mapping[str, str], size: int,
+           device: str) -> tuple[dict[str, Any], list[str]]:
+    """Each layer's output shape on a (2, 3, size, size) zero batch, and the order they fire."""
+    import torch
+
+    shapes: dict[str, Any] = {}
+    order: list[str] = []
+    modules = dict(module.named_modules())
+    handles = []
+    for layer, path in paths.items():
+        def hook(_m: Any, _i: Any, out: Any, layer: str = layer) -> None:
+            out = out[0] if isinstance(out, (tuple, list)) else out
+            if layer not in shapes:
+                shapes[layer] = tuple(out.shape)
+                order.append(layer)
+        handles.append(modules[path].register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            module(torch.zeros(2, 3, size, size, device=device))
+    finally:
+        for h in handles:
+            h.remove()
+    silent = [layer for layer in paths if layer not in shapes]
+    if silent:
+        raise ZooError(f"wrap: layers {silent} did not fire in a forward pass; check the paths")
+    return shapes, order
