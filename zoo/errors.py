@@ -26,3 +26,35 @@ class WeightsError(ZooError):
 
 class DataError(ZooError):
     """A data source is missing, corrupt, or does not pair with another by sample id."""
+
+
+_WAY_OUT = {  # errno name -> what the user can do about it
+    "ENOSPC": "free space on that disk",
+    "EDQUOT": "free space (disk quota exceeded)",
+    "EACCES": "fix its permissions",
+    "EPERM": "fix its permissions",
+    "EROFS": "use a writable location",
+    "ENOTDIR": "a part of that path is a file, not a folder",
+    "EISDIR": "that path is a folder, not a file",
+    "EEXIST": "remove it or choose another path",
+}
+
+
+def environment_error(exc: OSError, what: str = "", way_out: str = "") -> ZooError:
+    """An OSError from the environment (permissions, full disk, a file where a folder should
+    be) as a one-line ZooError: what failed, why, on which path, and the way out."""
+    import errno
+
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    path = exc.filename or ""
+    name = errno.errorcode.get(exc.errno or 0, "")
+    hint = "; ".join(h for h in (_WAY_OUT.get(name, ""), way_out) if h)
+    head = f"{what}: " if what else ""
+    return ZooError(f"{head}{reason}" + (f" ({path})" if path else "") + (f"; {hint}" if hint else ""))
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """`Type: first line of the message`, shortened: a foreign exception fit for one line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."

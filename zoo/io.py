@@ -1,17 +1,49 @@
-"""Atomic file writes: a reader sees either the old file or the complete new one, never a part."""
+"""Atomic writes: a reader sees the old file or the complete new one, never a part; an output
+folder appears complete or not at all. Everything written honours the process umask, so a cache
+or report on a group server is as shareable as any other file the user creates.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+
+from zoo.errors import ZooError, environment_error
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask (read without changing it where /proc allows)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def apply_umask(path: str | os.PathLike | int, directory: bool = False) -> None:
+    """Give a file (or file descriptor) made by `tempfile`, which uses 0600/0700, the mode a
+    plain open()/mkdir() would have given it."""
+    mode = (0o777 if directory else 0o666) & ~current_umask()
+    if isinstance(path, int):
+        os.fchmod(path, mode)
+    else:
+        os.chmod(path, mode)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
@@ -20,6 +52,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        apply_umask(fd)
         with os.fdopen(fd, "wb") as stream:
             write(stream)
             stream.flush()
@@ -29,6 +62,65 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _existing_ancestor(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return Path.cwd()
+
+
+@contextlib.contextmanager
+def output_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Build an output folder as a unit: yields a temporary sibling to write into, renamed to
+    `path` only when the block succeeds (a failure leaves nothing, not even an empty folder).
+
+    An existing non-empty `path` is refused unless `overwrite`, which replaces it whole. Checks
+    (a file in the way, an unwritable parent) happen before anything is created.
+    """
+    final = Path(path).expanduser().absolute()
+    if final.exists() and not final.is_dir():
+        raise ZooError(f"--out {str(path)!r} is a file; pass a folder")
+    if final.is_dir() and any(final.iterdir()) and not overwrite:
+        raise ZooError(f"--out {str(path)!r} already exists and is not empty; pass --overwrite "
+                       "to replace it, or choose another folder")
+    base = _existing_ancestor(final.parent)
+    if not base.is_dir():
+        raise ZooError(f"--out {str(path)!r}: {base} is a file, not a folder; choose another "
+                       "folder")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise ZooError(f"--out {str(path)!r}: cannot write in {base} (permission denied); "
+                       "choose a folder you can write to")
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=base))
+        apply_umask(tmp, directory=True)
+    except OSError as exc:
+        raise environment_error(exc, f"cannot create --out {str(path)!r}") from None
+    try:
+        yield tmp
+        _commit(tmp, final)
+    except OSError as exc:
+        raise environment_error(exc, f"cannot write --out {str(path)!r}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _commit(tmp: Path, final: Path) -> None:
+    """Move the finished folder into place, replacing what is there (already allowed)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    old = None
+    if final.is_dir() and any(final.iterdir()):
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.rename(final, old)
+    try:
+        os.replace(tmp, final)  # onto nothing or an empty folder
+    except BaseException:
+        if old is not None:
+            os.rename(old, final)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
