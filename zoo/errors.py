@@ -56,5 +56,8 @@ def environment_error(exc: OSError, what: str = "", way_out: str = "") -> ZooErr
 def one_line(exc: BaseException, limit: int = 300) -> str:
     """`Type: first line of the message`, shortened: a foreign exception fit for one line."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    if not lines:
+        return type(exc).__name__
+    shown = lines[:2] if len(lines) > 1 and lines[0].endswith(":") else lines[:1]
+    text = f"{type(exc).__name__}: {' '.join(shown)}"
     return text if len(text) <= limit else text[:limit - 3] + "..."

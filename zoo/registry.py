@@ -1,16 +1,22 @@
 """The plugin host: loads built-in and entry-point plugins and collects what they register.
 
-Each plugin loads and registers inside its own try/except, so one broken plugin is reported
-(`zoo plugins`, stderr) and never stops the others, unless ZOO_STRICT_PLUGINS=1.
+Plugins are isolated at every call, not only at import: each plugin loads and registers inside
+its own guard (exceptions and `SystemExit` are caught, anything it prints goes to stderr so
+`--json` output stays clean), so one broken plugin is reported (`zoo plugins`, stderr) and never
+stops the others, unless ZOO_STRICT_PLUGINS=1. What a plugin registers is guarded too: a model's
+loader and `layers()`, and a metric's calls, that raise end as one `ZooError` naming the plugin.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import importlib
 import os
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -18,7 +24,7 @@ from typing import Any
 import pluggy
 
 from zoo import hookspecs
-from zoo.errors import UnknownNameError, ZooError
+from zoo.errors import UnknownNameError, ZooError, one_line
 from zoo.specs import DatasetSpec, ModelSpec
 
 ENTRY_POINT_GROUP = "zoo"
@@ -58,6 +64,50 @@ def _disabled() -> set[str]:
     return {n.strip() for n in os.environ.get("ZOO_DISABLE_PLUGINS", "").split(",") if n.strip()}
 
 
+@contextlib.contextmanager
+def plugin_code() -> Iterator[None]:
+    """While plugin code runs, what it prints goes to stderr (stdout is for zoo's output)."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def guarded(fn: Callable[..., Any], plugin: str, what: str) -> Callable[..., Any]:
+    """`fn` with its failures (exceptions, SystemExit) turned into one ZooError naming the
+    plugin; zoo's own errors (missing weights, undefined metric) pass through unchanged."""
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            with plugin_code():
+                return fn(*args, **kwargs)
+        except ZooError:
+            raise
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin bug, pinned on it
+            raise ZooError(f"plugin {plugin!r}: {what} failed: {one_line(exc)}") from exc
+
+    return call
+
+
+METRIC_CALLS = ("prepare", "score", "score_block", "has_block")
+METRIC_NAME = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+
+
+class GuardedMetric:
+    """A registered metric whose calls are guarded (see `guarded`); every other attribute is
+    the metric's own. `.metric` is the object the plugin registered."""
+
+    def __init__(self, metric: Any, plugin: str) -> None:
+        self.metric, self.plugin = metric, plugin
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.metric, name)
+        if name in METRIC_CALLS and callable(value):
+            return guarded(value, self.plugin, f"metric {self.metric.name!r} {name}")
+        return value
+
+    def __repr__(self) -> str:
+        return f"GuardedMetric({self.metric!r}, plugin={self.plugin!r})"
+
+
 class Registry:
     """Models, metrics and datasets registered by all loaded plugins, with lookups."""
 
@@ -84,10 +134,11 @@ class Registry:
             info = PluginInfo(name, source, module)
             self.plugins.append(info)
             try:
-                obj = ep.load() if ep is not None else importlib.import_module(module)
+                with plugin_code():
+                    obj = ep.load() if ep is not None else importlib.import_module(module)
                 self.pm.register(obj, name=name)
-            except Exception as exc:  # noqa: BLE001 - any plugin failure is reported, not fatal
-                self._fail(info, f"failed to load: {type(exc).__name__}: {exc}")
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported, not fatal
+                self._fail(info, f"failed to load: {one_line(exc)}")
 
     def _fail(self, info: PluginInfo, message: str) -> None:
         info.error = info.error or message
@@ -106,14 +157,20 @@ class Registry:
         self._call("register_commands", lambda info: {"app": app})
 
     def _call(self, hook: str, kwargs_for: Callable[[PluginInfo], dict[str, Any]]) -> None:
-        """Call one hook plugin by plugin, so a failure is pinned on the plugin that raised."""
+        """Call one hook plugin by plugin, so a failure is pinned on the plugin that raised.
+
+        Each implementation gets only the arguments it declares (pluggy's rule), so a hook
+        can gain arguments later without breaking existing plugins.
+        """
         infos = {p.name: p for p in self.plugins}
         for impl in getattr(self.pm.hook, hook).get_hookimpls():  # registration order
             info = infos[impl.plugin_name]
+            kwargs = kwargs_for(info)
             try:
-                impl.function(**kwargs_for(info))
-            except Exception as exc:  # noqa: BLE001
-                self._fail(info, f"raised in {hook}: {type(exc).__name__}: {exc}")
+                with plugin_code():
+                    impl.function(**{k: kwargs[k] for k in impl.argnames})
+            except (Exception, SystemExit) as exc:  # noqa: BLE001
+                self._fail(info, f"raised in {hook}: {one_line(exc)}")
 
     def _add(self, table: dict, kind: str, key: str, obj: Any, info: PluginInfo) -> None:
         if key in table:
@@ -124,13 +181,28 @@ class Registry:
     def _add_model(self, info: PluginInfo, spec: ModelSpec) -> None:
         if not isinstance(spec, ModelSpec):
             raise TypeError(f"register_models expects ModelSpec, got {type(spec).__name__}")
+        spec = dataclasses.replace(
+            spec, loader=guarded(spec.loader, info.name, f"loading {spec.id}"),
+            layers=guarded(spec.layers, info.name, f"layers() of {spec.id}"))
         self._add(self.models, "model", spec.id, spec, info)
 
     def _add_metric(self, info: PluginInfo, metric: Any) -> None:
-        for attr in ("name", "prepare", "score"):
-            if not hasattr(metric, attr):
-                raise TypeError(f"register_metrics: {metric!r} has no {attr!r}")
-        self._add(self.metrics, "metric", metric.name, metric, info)
+        from zoo.metrics.base import KINDS
+
+        missing = [a for a in ("name", "kind", "prepare", "score") if not hasattr(metric, a)]
+        if missing:
+            raise TypeError(f"metric {metric!r} lacks {', '.join(missing)} (a metric needs "
+                            "name, kind, prepare(X) and score(a, b))")
+        name = metric.name
+        if not isinstance(name, str) or not METRIC_NAME.fullmatch(name):
+            raise TypeError(f"metric name {name!r} must be kebab-case (e.g. 'mean-gap')")
+        if metric.kind not in KINDS:
+            raise TypeError(f"metric {name!r}: kind {metric.kind!r} must be one of "
+                            f"{', '.join(KINDS)}")
+        not_callable = [a for a in ("prepare", "score") if not callable(getattr(metric, a))]
+        if not_callable:
+            raise TypeError(f"metric {name!r}: {', '.join(not_callable)} must be callable")
+        self._add(self.metrics, "metric", name, GuardedMetric(metric, info.name), info)
 
     def _add_dataset(self, info: PluginInfo, spec: DatasetSpec) -> None:
         if not isinstance(spec, DatasetSpec):
