@@ -9,17 +9,28 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+import json
+import re
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from zoo import InputConfig, LayerInfo, ModelSpec, hookimpl
-from zoo.plugins._hf import Row, in_order, reject_options, resnet_stage_rows, wrap_model
-from zoo.weights import CachedWeights
+from zoo.errors import WeightsError
+from zoo.plugin import (CachedWeights, Row, WeightSource, build_seeded, find_weights, in_order,
+                        load_into, load_options, quiet_transformers, resnet_stage_rows,
+                        wrap_model)
 
+# open_clip's preprocess config for OpenAI-style CLIP: Resize 224 + CenterCrop 224, bicubic
 INPUT = InputConfig(size=224, mean=(0.48145466, 0.4578275, 0.40821073),
-                    std=(0.26862954, 0.26130258, 0.27577711), interpolation="bicubic")
+                    std=(0.26862954, 0.26130258, 0.27577711), interpolation="bicubic",
+                    library="open_clip")
 OPEN_CLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
-ACCEPTS = "an open_clip state dict (.pt/.bin/.safetensors) or a folder holding one"
+TRANSFORMERS = "transformers"
+# constants a TorchScript CLIP keeps in its state dict, not weights (open_clip drops them too)
+SCRIPT_CONSTANTS = ("input_resolution", "context_length", "vocab_size", "attn_mask")
+ACCEPTS = ("an open_clip state dict (.pt/.bin/.safetensors) or a folder holding one, an OpenAI "
+           "TorchScript file (~/.cache/clip/*.pt), or a transformers CLIP folder")
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,19 @@ VARIANTS = {
     (VIT_B16, "laion2b_s34b_b88k"): ("laion/CLIP-ViT-B-16-laion2B-s34B-b88K", False),
     (RN50, "openai"): ("timm/resnet50_clip.openai", True),
 }
+# OpenAI weights in other caches: transformers' hub repo, OpenAI's own TorchScript download
+HF_REPOS = {VIT_B16: "openai/clip-vit-base-patch16"}
+OPENAI_CACHE = {VIT_B16: "~/.cache/clip/ViT-B-16.pt", RN50: "~/.cache/clip/RN50.pt"}
+
+
+def cached_for(arch: ClipArch, tag: str) -> list[CachedWeights]:
+    """Where the weights may already be: open_clip's HF repo; for OpenAI weights also
+    transformers' HF repo and OpenAI's own TorchScript cache."""
+    cached = [CachedWeights(VARIANTS[(arch, tag)][0], OPEN_CLIP_FILES)]
+    if tag == "openai":
+        cached += [CachedWeights(HF_REPOS[arch], folder=True)] if arch in HF_REPOS else []
+        cached.append(CachedWeights(path=OPENAI_CACHE[arch]))
+    return cached
 
 
 def layers_for(arch: ClipArch) -> list[LayerInfo]:
@@ -78,32 +102,108 @@ def layers_for(arch: ClipArch) -> list[LayerInfo]:
 
 
 def _load(spec: ModelSpec, weights: str | None, random_init: bool, device: str, *,
-          arch: ClipArch, tiny: bool = False, **unknown: Any) -> Any:
-    """Build CLIP, load a full CLIP state dict (or init randomly), keep the image tower."""
+          arch: ClipArch, **options: Any) -> Any:
+    """Build CLIP and load an open_clip state dict, an OpenAI TorchScript file or a transformers
+    CLIPVisionModel(WithProjection) folder (or init randomly); keep the image tower."""
     import open_clip
+    from open_clip.model import resize_pos_embed
 
-    from zoo.errors import WeightsError
-    from zoo.weights import build_seeded, resolve_weights
-
-    reject_options(spec, unknown, ("tiny",))
-    repo, quick_gelu = VARIANTS[(arch, spec.tag)]
-    source = resolve_weights(spec.id, weights, random_init,
-                             [CachedWeights(repo, OPEN_CLIP_FILES)], ACCEPTS)
-    built = arch.tiny() if tiny else arch
-    config = built.open_clip_config() if tiny else open_clip.get_model_config(arch.name)
-    model = build_seeded(lambda: open_clip.CLIP(**{**config, "quick_gelu": quick_gelu}))
+    opts = load_options(spec, options)
+    quick_gelu = VARIANTS[(arch, spec.tag)][1]
+    source = find_weights(spec, weights, random_init, opts, cached_for(arch, spec.tag), ACCEPTS)
+    built = arch.tiny() if opts.tiny else arch
+    fmt, state, input = "open_clip", None, INPUT
     if source.path is not None:
-        file = source.file(OPEN_CLIP_FILES)
-        try:
-            missing, unexpected = open_clip.load_checkpoint(model, str(file), strict=False)
-        except Exception as exc:  # noqa: BLE001 - reader or shape failures mean a wrong file
-            raise WeightsError(f"{file} does not fit {spec.id}: "
-                               f"{' '.join(str(exc).split())[:400]}") from None
-        if missing or unexpected:
-            raise WeightsError(f"{file} does not fit {spec.id}: missing {len(missing)} keys "
-                               f"{missing[:6]}, unexpected {len(unexpected)} {unexpected[:6]}")
-    return wrap_model(spec, model.visual, layers_for(built), source, size=built.size, tiny=tiny,
-                      device=device)
+        fmt, state, input = _read(source, spec)
+    input = opts.input(replace(input, size=built.size) if opts.tiny else input)
+    built = replace(built, size=input.size)
+    config = built.open_clip_config() if opts.tiny else open_clip.get_model_config(arch.name)
+    config = {**config, "vision_cfg": {**config["vision_cfg"], "image_size": built.size}}
+    model = build_seeded(lambda: open_clip.CLIP(**{**config, "quick_gelu": quick_gelu}))
+    layers = layers_for(built)
+    if state is not None:
+        resize_pos_embed(state, model)
+        if fmt == TRANSFORMERS:
+            if "visual.proj" not in state:  # CLIPVisionModel: the pooled, unprojected output
+                model.visual.proj = None
+                layers = layers[:-1] + [replace(layers[-1], channels=built.width)]
+            load_into(model.visual, {k.removeprefix("visual."): v for k, v in state.items()},
+                      f"{source.path} (converted from transformers)")
+        else:
+            load_into(model, state, f"{source.path} ({fmt})", optional=("logit_bias",))
+    return wrap_model(spec, model.visual, layers, source.detected(fmt) if state else source,
+                      input, device, tiny=opts.tiny)
+
+
+def _read(source: WeightSource, spec: ModelSpec) -> tuple[str, dict[str, Any], InputConfig]:
+    """(format, open_clip-keyed state dict, input transform) of a file or folder."""
+    from zoo.transforms import processor_input
+    from zoo.weights import is_torchscript
+
+    path = Path(source.path)
+    if path.is_dir() and (path / "config.json").is_file() and not any(
+            (path / f).is_file() for f in OPEN_CLIP_FILES):
+        return TRANSFORMERS, _from_transformers(path, spec), processor_input(path)
+    file = source.file(OPEN_CLIP_FILES)
+    fmt = "OpenAI TorchScript" if is_torchscript(file) else "open_clip"
+    state = source.read(OPEN_CLIP_FILES)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]  # open_clip training checkpoints
+    if not isinstance(state, dict):
+        raise WeightsError(f"{file} holds a {type(state).__name__}, not a state dict")
+    return fmt, {k.removeprefix("module."): v for k, v in state.items()
+                 if k not in SCRIPT_CONSTANTS}, INPUT
+
+
+# transformers CLIP vision tower -> open_clip `visual.` keys, by prefix
+HF_NAMES = (("vision_model.embeddings.class_embedding", "class_embedding"),
+            ("vision_model.embeddings.patch_embedding.", "conv1."),
+            ("vision_model.embeddings.position_embedding.weight", "positional_embedding"),
+            ("vision_model.pre_layrnorm.", "ln_pre."), ("vision_model.post_layernorm.", "ln_post."))
+HF_BLOCK = (("self_attn.out_proj.", "attn.out_proj."), ("layer_norm1.", "ln_1."),
+            ("layer_norm2.", "ln_2."), ("mlp.fc1.", "mlp.c_fc."), ("mlp.fc2.", "mlp.c_proj."))
+
+
+def _from_transformers(folder: Path, spec: ModelSpec) -> dict[str, Any]:
+    """Read a CLIPVisionModel(WithProjection) or CLIPModel folder with transformers (offline)
+    and rename its image tower to open_clip's keys (q, k, v joined into in_proj)."""
+    import torch
+    import transformers
+
+    config = json.loads((folder / "config.json").read_text())
+    name = ("CLIPVisionModel" if config.get("architectures") == ["CLIPVisionModel"]
+            else "CLIPVisionModelWithProjection")
+    try:
+        with quiet_transformers():
+            model = getattr(transformers, name).from_pretrained(folder, local_files_only=True)
+    except Exception as exc:  # noqa: BLE001 - unreadable or partial folder
+        raise WeightsError(f"cannot load {folder} as {name}: "
+                           f"{' '.join(str(exc).split())[:300]}") from None
+    if model.config.hidden_act != "quick_gelu" and spec.tag == "openai":
+        raise WeightsError(f"{folder} uses {model.config.hidden_act}; {spec.id} is QuickGELU")
+    out: dict[str, Any] = {}
+    qkv: dict[str, dict[str, Any]] = {}
+    for key, value in model.state_dict().items():
+        key = key if key.startswith("visual_projection.") else "vision_model." + key.removeprefix(
+            "vision_model.")  # CLIPVisionModel's keys lack the prefix in transformers 5
+        block = re.match(r"vision_model\.encoder\.layers\.(\d+)\.(.+)", key)
+        if key == "visual_projection.weight":
+            out["visual.proj"] = value.T.contiguous()
+        elif block is None:
+            out["visual." + _rename(key, HF_NAMES)] = value
+        elif (part := re.match(r"self_attn\.([qkv])_proj\.(\w+)", block.group(2))):
+            qkv.setdefault(f"visual.transformer.resblocks.{block.group(1)}.attn.in_proj_"
+                           f"{part.group(2)}", {})[part.group(1)] = value
+        else:
+            out[f"visual.transformer.resblocks.{block.group(1)}."
+                + _rename(block.group(2), HF_BLOCK)] = value
+    for key, parts in qkv.items():
+        out[key] = torch.cat([parts["q"], parts["k"], parts["v"]])
+    return out
+
+
+def _rename(key: str, table: tuple[tuple[str, str], ...]) -> str:
+    return next((new + key[len(old):] for old, new in table if key.startswith(old)), key)
 
 
 @hookimpl
@@ -112,7 +212,7 @@ def register_models(register: Callable[[ModelSpec], None]) -> None:
         register(ModelSpec(
             "clip", arch.name, functools.partial(_load, arch=arch),
             functools.partial(layers_for, arch), tag=tag, input=INPUT,
-            weights=CachedWeights(repo, OPEN_CLIP_FILES).describe(),
+            weights="; ".join(c.describe() for c in cached_for(arch, tag)),
             default=(arch, tag) == (VIT_B16, "openai"),
             description=f"CLIP {arch.name} image tower, {tag} weights"
                         f"{' (QuickGELU)' if quick_gelu else ''}, 224 px"))

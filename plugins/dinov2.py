@@ -1,7 +1,12 @@
 """`dinov2`: DINOv2 ViT-B/14 (timm), with 4 registers by default; every block's tokens.
 
-Built at 224 px (a 16x16 patch grid; the 518 px checkpoints' position embeddings are resampled by
-timm on load). Prefix tokens: class + 4 registers (reg4) or class only.
+Input 224 px (a 16x16 patch grid) on the checkpoints' native 518 px (37x37) position embeddings,
+interpolated at run time: without registers as the official hub model does (bicubic, offset
+0.1, no antialias), with registers as the official and timm code do (bicubic, antialiased);
+transformers folders as transformers does. Prefix tokens: class + 4 registers (reg4) or class.
+Preprocessing follows the weights: timm's data config (Resize 224, crop_pct 1.0, bicubic) for
+timm weights, DINOv2's own evaluation transform (Resize 256 / CenterCrop 224, bicubic) for the
+original release, the folder's image processor for transformers folders.
 """
 
 from __future__ import annotations
@@ -9,25 +14,34 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from zoo import InputConfig, ModelSpec, hookimpl
-from zoo.plugins._hf import ViTArch, vit_spec
-from zoo.weights import CachedWeights
+from zoo.plugin import CachedWeights
+from zoo.plugins._vit import PosInterp, ViTArch, ViTFamily, vit_spec
 
-INPUT = InputConfig(size=224, interpolation="bicubic")  # ImageNet mean/std, as DINOv2 trains
+REG4 = ViTFamily(
+    timm_input=InputConfig(size=224, interpolation="bicubic", library="timm"),
+    original_input=InputConfig(size=224, interpolation="bicubic", crop_pct=0.875),
+    transformers_types=("dinov2_with_registers",))
+NO_REG = ViTFamily(
+    timm_input=REG4.timm_input, original_input=REG4.original_input,
+    transformers_types=("dinov2",),
+    pos=PosInterp(offset=0.1, antialias=False), transformers_pos=PosInterp())
 VIT_B14_REG4 = ViTArch("vit_base_patch14_reg4_dinov2", dim=768, depth=12, heads=12, patch=14,
-                       size=224, prefix_tokens=5)
+                       size=224, native=518, prefix_tokens=5)
 VIT_B14 = ViTArch("vit_base_patch14_dinov2", dim=768, depth=12, heads=12, patch=14, size=224,
-                  prefix_tokens=1)
+                  native=518, prefix_tokens=1)
 
 
 @hookimpl
 def register_models(register: Callable[[ModelSpec], None]) -> None:
     register(vit_spec(
-        "dinov2", "vitb14-reg4", "lvd142m", VIT_B14_REG4, INPUT, default=True,
+        "dinov2", "vitb14-reg4", "lvd142m", VIT_B14_REG4, REG4, default=True,
         cached=[CachedWeights("timm/vit_base_patch14_reg4_dinov2.lvd142m"),
+                CachedWeights("facebook/dinov2-with-registers-base", folder=True),
                 CachedWeights(files=("dinov2_vitb14_reg4_pretrain.pth",))],
         description="DINOv2 ViT-B/14 with 4 registers (LVD-142M), 224 px, 5 prefix tokens"))
     register(vit_spec(
-        "dinov2", "vitb14", "lvd142m", VIT_B14, INPUT,
+        "dinov2", "vitb14", "lvd142m", VIT_B14, NO_REG,
         cached=[CachedWeights("timm/vit_base_patch14_dinov2.lvd142m"),
+                CachedWeights("facebook/dinov2-base", folder=True),
                 CachedWeights(files=("dinov2_vitb14_pretrain.pth",))],
         description="DINOv2 ViT-B/14 without registers (LVD-142M), 224 px"))

@@ -10,19 +10,21 @@ each layer's query states, NQC, and the mask embedder once per decoder layer, `m
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from zoo import InputConfig, LayerInfo, ModelSpec, hookimpl
-from zoo.plugins._hf import (Segmentation, in_order, reject_options, segmentation_size,
-                             wrap_model)
-from zoo.weights import CachedWeights
+from zoo.plugin import (CachedWeights, Segmentation, WeightSource, build_seeded, find_weights,
+                        in_order, load_options, quiet_transformers, segmentation_size,
+                        unwrap_checkpoint, wrap_model)
 
-INPUT = InputConfig(size=128)  # ImageNet mean/std, bilinear, as the study fed it
+# the study's preprocessing (random init, state dicts): Resize 128 + CenterCrop 128, bilinear,
+# ImageNet mean/std; a transformers folder: its image processor's scale, filter and mean/std
+INPUT = InputConfig(size=128)
 CACHED = CachedWeights("facebook/mask2former-swin-base-IN21k-ade-semantic", ("config.json",),
                        folder=True)
 ACCEPTS = ("a Mask2FormerForUniversalSegmentation folder from save_pretrained, or its state dict "
@@ -184,22 +186,6 @@ def _model_class() -> type:
     return Mask2FormerModel
 
 
-@contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Silence transformers' progress bars and load reports (library code prints nothing)."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
 def _check_config(config: Any, arch: M2FArch, where: Path) -> None:
     """A checkpoint's config must give the layers this spec lists; only the labels may differ."""
     from zoo.errors import WeightsError
@@ -217,12 +203,31 @@ def _check_config(config: Any, arch: M2FArch, where: Path) -> None:
         raise WeightsError(f"{where} is a different Mask2Former: {', '.join(diffs)}")
 
 
-def _pretrained_args(path: Path, arch: M2FArch, labels: int | None) -> tuple[dict, bool]:
+def processor_scale(folder: Path) -> InputConfig:
+    """The study transform at the scale, filter and mean/std of a folder's Mask2Former image
+    processor (its shortest edge, rounded up to its size divisor 32; a square centre crop, so
+    every image gives the same grid)."""
+    from zoo.transforms import PIL_FILTERS
+
+    try:
+        raw = json.loads((folder / "preprocessor_config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return INPUT
+    size = raw.get("size", INPUT.size)
+    edge = int(size.get("shortest_edge", INPUT.size) if isinstance(size, dict) else size)
+    return replace(INPUT, size=-(-edge // 32) * 32,
+                   mean=tuple(raw.get("image_mean", INPUT.mean)),
+                   std=tuple(raw.get("image_std", INPUT.std)),
+                   interpolation=PIL_FILTERS.get(raw.get("resample", 2), "bilinear"))
+
+
+def _pretrained_args(source: WeightSource, arch: M2FArch, labels: int | None
+                     ) -> tuple[dict, bool]:
     """from_pretrained arguments for a folder (its config, checked) or a state-dict file (our
     config, the file's label count), and whether the class head is replaced (`labels` differs)."""
     from zoo.errors import WeightsError
-    from zoo.weights import read_state_dict, unwrap_checkpoint
 
+    path = Path(source.path)
     if path.is_dir():
         from transformers import Mask2FormerConfig
 
@@ -236,7 +241,7 @@ def _pretrained_args(path: Path, arch: M2FArch, labels: int | None) -> tuple[dic
         if relabel:
             args.update(num_labels=labels, ignore_mismatched_sizes=True)
         return args, relabel
-    state = unwrap_checkpoint(read_state_dict(path), str(path))
+    state = unwrap_checkpoint(source.read(), str(path))
     if "class_predictor.weight" not in state:
         raise WeightsError(f"{path} is not a Mask2FormerForUniversalSegmentation state dict "
                            "(no class_predictor.weight)")
@@ -248,17 +253,17 @@ def _pretrained_args(path: Path, arch: M2FArch, labels: int | None) -> tuple[dic
                 config=replace(arch, num_labels=labels or found).config()), relabel
 
 
-def _from_checkpoint(path: Path, arch: M2FArch, labels: int | None) -> Any:
+def _from_checkpoint(source: WeightSource, arch: M2FArch, labels: int | None) -> Any:
     """Load a folder or state dict offline with transformers (which renames older key layouts);
     a key left over or missing, other than a replaced class head, is a WeightsError."""
     from transformers import Mask2FormerForUniversalSegmentation as M2F
 
     from zoo.errors import WeightsError
-    from zoo.weights import build_seeded
 
-    args, relabel = _pretrained_args(path, arch, labels)
+    path = source.path
+    args, relabel = _pretrained_args(source, arch, labels)
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             module, info = build_seeded(lambda: M2F.from_pretrained(**args,
                                                                     output_loading_info=True))
     except Exception as exc:  # noqa: BLE001 - unreadable or mis-shaped weights
@@ -277,25 +282,29 @@ def _from_checkpoint(path: Path, arch: M2FArch, labels: int | None) -> Any:
 
 
 def _load(spec: ModelSpec, weights: str | None, random_init: bool, device: str,
-          tiny: bool = False, size: int | None = None, labels: int | None = None,
-          **unknown: Any) -> Any:
+          **options: Any) -> Any:
     """Mask2Former from a save_pretrained folder, a state dict, the HF cache, or random init.
     Options: `size` (input px, a multiple of 32), `labels` (class count; 2 at random init, else
     the checkpoint's; another value gives a new class head, e.g. labels=2 to fine-tune ADE)."""
     from transformers import Mask2FormerForUniversalSegmentation as M2F
 
-    from zoo.weights import build_seeded, resolve_weights
-
-    reject_options(spec, unknown, ("tiny", "size", "labels"))
-    arch = SWIN_BASE.tiny() if tiny else SWIN_BASE
-    arch = replace(arch, size=segmentation_size(size, arch.size))
-    source = resolve_weights(spec.id, weights, random_init, [CACHED], ACCEPTS)
+    opts = load_options(spec, options, extra=("labels",))
+    labels = opts.extra.get("labels")
+    arch = SWIN_BASE.tiny() if opts.tiny else SWIN_BASE
+    source = find_weights(spec, weights, random_init, opts, [CACHED], ACCEPTS)
+    input = replace(INPUT, size=arch.size)
+    if source.path is not None and source.path.is_dir() and not opts.tiny:
+        input = processor_scale(source.path)
+    input = opts.input(input)
+    arch = replace(arch, size=segmentation_size(spec, input.size))
     if source.path is None:
         module = build_seeded(lambda: M2F(replace(arch, num_labels=labels or 2).config()))
     else:
-        module = _from_checkpoint(source.path, arch, labels)
-    return wrap_model(spec, module, layers_for(arch), source, size=arch.size, tiny=tiny,
-                      device=device, cls=_model_class())
+        module = _from_checkpoint(source, arch, labels)
+        source = source.detected("transformers folder" if source.path.is_dir()
+                                 else "transformers state dict")
+    return wrap_model(spec, module, layers_for(arch), source, input, device, tiny=opts.tiny,
+                      cls=_model_class())
 
 
 @hookimpl

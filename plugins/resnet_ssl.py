@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from zoo import InputConfig, LayerInfo, ModelSpec, hookimpl
-from zoo.plugins._hf import in_order, reject_options, resnet_stage_rows, wrap_model
-from zoo.weights import CachedWeights
+from zoo.plugin import (CachedWeights, build_seeded, find_weights, in_order, load_into,
+                        load_options, resnet_stage_rows, wrap_model)
 
-INPUT = InputConfig(size=224)  # ImageNet mean/std, bilinear: the torchvision evaluation convention
+# torchvision's evaluation convention, used by the SSL methods' linear evaluation (and timm's
+# resnet50.tv_in1k config): Resize 256, CenterCrop 224, bilinear, ImageNet mean/std
+INPUT = InputConfig(size=224, crop_pct=0.875)
 
 # Where the backbone sits in each published layout, most specific first (detected by conv1).
 FORMATS = (
@@ -113,31 +115,28 @@ def backbone_state(checkpoint: Any, where: str) -> tuple[dict[str, Any], str]:
 
 
 def _load(spec: ModelSpec, weights: str | None, random_init: bool, device: str,
-          tiny: bool = False, **unknown: Any) -> Any:
+          **options: Any) -> Any:
     """timm resnet50 (no classifier); weights from a published SSL checkpoint or random init."""
     import timm
 
-    from zoo.weights import build_seeded, load_into, read_state_dict, resolve_weights
-
-    reject_options(spec, unknown, ("tiny",))
-    arch = TINY if tiny else RESNET50
-    source = resolve_weights(spec.id, weights, random_init, _cached(spec.tag),
-                             f"a {METHODS[spec.tag][0]} ResNet-50 checkpoint in any published "
-                             "layout: MoCo, SwAV, VISSL, mmselfsup, solo-learn, PyContrast, "
-                             "torchvision")
+    opts = load_options(spec, options)
+    arch = TINY if opts.tiny else RESNET50
+    source = find_weights(spec, weights, random_init, opts, _cached(spec.tag),
+                          f"a {METHODS[spec.tag][0]} ResNet-50 checkpoint in any published "
+                          "layout: MoCo, SwAV, VISSL, mmselfsup, solo-learn, PyContrast, "
+                          "torchvision")
     # zero_init_last=False: torchvision's init (the SSL methods' own); timm's default zeroes each
     # block's last BN, which makes random-init blocks exact copies of their inputs.
     module = build_seeded(lambda: timm.create_model(
         "resnet50", pretrained=False, num_classes=0, layers=arch.blocks, channels=arch.widths,
         zero_init_last=False))
-    origin = source.origin
     if source.path is not None:
         file = source.file()
-        state, layout = backbone_state(read_state_dict(file), str(file))
+        state, layout = backbone_state(source.read(), str(file))
         load_into(module, state, f"{file} (detected: {layout})")
-        origin += f"; format: {layout}"
-    return wrap_model(spec, module, layers_for(arch), source, size=arch.size, tiny=tiny,
-                      device=device, origin=origin)
+        source = source.detected(layout)
+    input = opts.input(replace(INPUT, size=arch.size) if opts.tiny else INPUT)
+    return wrap_model(spec, module, layers_for(arch), source, input, device, tiny=opts.tiny)
 
 
 @hookimpl

@@ -85,18 +85,17 @@ def _build(arch: str) -> Any:
 
 
 def _load(spec: ModelSpec, weights: str | None, random_init: bool, device: str,
-          **_options: Any) -> Any:
-    """Toy models are always random-init from a fixed seed; `weights` may be a state dict."""
-    from zoo.model import ZooModel
-    from zoo.weights import fingerprint_file, read_state_dict
+          **options: Any) -> Any:
+    """Toy models are random-init from a fixed seed unless `weights` (a state dict) is given."""
+    from zoo.plugin import find_weights, load_into, load_options, wrap_model
 
+    opts = load_options(spec, options)
     module = _build(spec.arch)
-    fingerprint = f"toy-seed-{SEED}"
-    if weights:
-        module.load_state_dict(read_state_dict(weights))
-        fingerprint = fingerprint_file(weights)
-    return ZooModel(spec, module, spec.layers(), fingerprint=fingerprint,
-                    random_init=not weights, device=device)
+    source = find_weights(spec, weights, not weights, opts)
+    if source.path is not None:
+        load_into(module, source.read(), str(source.path))
+        source = source.detected("toy state dict")
+    return wrap_model(spec, module, spec.layers(), source, opts.input(spec), device)
 
 
 @hookimpl

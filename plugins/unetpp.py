@@ -15,10 +15,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from zoo import InputConfig, LayerInfo, ModelSpec, hookimpl
-from zoo.plugins._hf import (Row, Segmentation, in_order, reject_options,
-                             segmentation_size, wrap_model)
+from zoo.plugin import (Row, Segmentation, build_seeded, find_weights, in_order, load_into,
+                        load_options, segmentation_size, unwrap_checkpoint, wrap_model)
 
-INPUT = InputConfig(size=128)  # ImageNet mean/std, bilinear: the study's preprocessing
+# the study's preprocessing: Resize 128 + CenterCrop 128, bilinear, ImageNet mean/std
+INPUT = InputConfig(size=128)
 ACCEPTS = ("a state dict of smp.UnetPlusPlus (.pth/.pt/.bin/.safetensors) or a folder from its "
            "save_pretrained")
 
@@ -86,28 +87,27 @@ def _model_class() -> type:
 
 
 def _load(spec: ModelSpec, weights: str | None, random_init: bool, device: str,
-          tiny: bool = False, size: int | None = None, **unknown: Any) -> Any:
+          **options: Any) -> Any:
     """smp.UnetPlusPlus with a trained state dict (file or save_pretrained folder; training
     checkpoints and DDP `module.` keys too) or random init; `size`: input px, a multiple of 32."""
     import segmentation_models_pytorch as smp
 
-    from zoo.weights import (build_seeded, load_into, read_state_dict, resolve_weights,
-                             unwrap_checkpoint)
-
-    reject_options(spec, unknown, ("tiny", "size"))
+    opts = load_options(spec, options)
     arch = UNetPPArch(encoder=spec.arch)
-    arch = arch.tiny() if tiny else arch
-    arch = replace(arch, size=segmentation_size(size, arch.size))
-    source = resolve_weights(spec.id, weights, random_init, (), ACCEPTS)
+    arch = arch.tiny() if opts.tiny else arch
+    input = opts.input(replace(INPUT, size=arch.size))
+    arch = replace(arch, size=segmentation_size(spec, input.size))
+    source = find_weights(spec, weights, random_init, opts, (), ACCEPTS)
     module = build_seeded(lambda: smp.UnetPlusPlus(
         encoder_name=arch.encoder, encoder_weights=None, classes=arch.classes,
         decoder_channels=arch.decoder_channels))
     if source.path is not None:
         file = source.file()
-        state = unwrap_checkpoint(read_state_dict(file), str(file))
+        state = unwrap_checkpoint(source.read(), str(file))
         load_into(module, {k.removeprefix("module."): v for k, v in state.items()}, str(file))
-    return wrap_model(spec, module, layers_for(arch), source, size=arch.size, tiny=tiny,
-                      device=device, cls=_model_class())
+        source = source.detected("smp state dict")
+    return wrap_model(spec, module, layers_for(arch), source, input, device, tiny=opts.tiny,
+                      cls=_model_class())
 
 
 @hookimpl

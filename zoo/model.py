@@ -14,6 +14,7 @@ from torch import nn
 
 from zoo.errors import UnknownNameError, ZooError
 from zoo.specs import InputConfig, LayerInfo, ModelSpec
+from zoo.weights import WeightSource
 
 
 class _StopForward(Exception):
@@ -29,15 +30,18 @@ class ZooModel:
 
     def __init__(self, spec: ModelSpec, module: nn.Module, layers: Sequence[LayerInfo], *,
                  fingerprint: str, random_init: bool, device: str = "cpu",
-                 input: InputConfig | None = None, weights_source: str = "") -> None:
+                 input: InputConfig | None = None, weights_source: str = "",
+                 source: WeightSource | None = None) -> None:
         self.spec = spec
         self.module = module.eval().to(device)
         self.layers = {info.name: info for info in layers}
         self.input = input or spec.input
         self.fingerprint = fingerprint
         self.random_init = random_init
-        self.weights_source = weights_source
+        self.source = source
+        self.weights_source = weights_source or (source.summary() if source else "")
         self.device = torch.device(device)
+        self._transform: Any = None
 
     @property
     def id(self) -> str:
@@ -50,9 +54,26 @@ class ZooModel:
                                    f"See `zoo info {self.id}`")
         return self.layers[name]
 
+    def provenance(self) -> dict[str, Any]:
+        """Where the weights came from and how images are prepared, for every output: id, weights
+        path/cache entry and detected format, sha256, random-init flag, other candidate sources,
+        and the resolved transform (InputConfig.key)."""
+        source = self.source
+        return {"id": self.id, "random_init": self.random_init,
+                "weights_source": source.where if source else self.weights_source,
+                "weights_format": source.format if source else "",
+                "weights_sha256": source.sha256() if source else None,
+                "fingerprint": self.fingerprint,
+                "candidates": list(source.candidates) if source else [],
+                "preprocessing": self.input.key()}
+
     def preprocess(self, images: Sequence[Any]) -> torch.Tensor:
-        """PIL images -> normalised (N, 3, S, S) batch: resize the short side, centre-crop."""
-        return torch.from_numpy(np.stack([preprocess_image(im, self.input) for im in images]))
+        """PIL images -> normalised (N, 3, S, S) batch by the checkpoint's upstream transform."""
+        if self._transform is None:
+            from zoo.transforms import build_transform
+
+            self._transform = build_transform(self.input)
+        return self._transform(images)
 
     def run(self, x: torch.Tensor) -> Any:
         """One forward pass of the wrapped module (families override for special calls)."""
@@ -118,17 +139,7 @@ class ZooModel:
 
 
 def preprocess_image(image: Any, cfg: InputConfig) -> np.ndarray:
-    """One PIL image -> normalised float32 (3, S, S) array following `cfg`."""
-    from PIL import Image
+    """One PIL image -> normalised float32 (3, S, S) array following `cfg` (zoo.transforms)."""
+    from zoo.transforms import build_transform
 
-    filters = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
-    im = image.convert("RGB")
-    w, h = im.size
-    scale = cfg.size / min(w, h)
-    nw, nh = max(cfg.size, round(w * scale)), max(cfg.size, round(h * scale))
-    im = im.resize((nw, nh), filters[cfg.interpolation])
-    left, top = (nw - cfg.size) // 2, (nh - cfg.size) // 2
-    im = im.crop((left, top, left + cfg.size, top + cfg.size))
-    arr = np.asarray(im, dtype=np.float32) / 255.0
-    arr = (arr - np.asarray(cfg.mean, np.float32)) / np.asarray(cfg.std, np.float32)
-    return arr.transpose(2, 0, 1).copy()
+    return build_transform(cfg)([image])[0].numpy()

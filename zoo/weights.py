@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
+import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,30 +19,75 @@ from zoo.errors import WeightsError
 
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt", ".pth.tar", ".torch")
 _FINGERPRINTS: dict[tuple[str, int, int], str] = {}
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 T = TypeVar("T")
 
 
-def fingerprint_file(path: str | os.PathLike) -> str:
-    """sha256 (first 16 hex) of a weights file or of every file in a weights folder."""
+def sha256_of(path: str | os.PathLike) -> str:
+    """Full sha256: of the file itself (as `sha256sum` prints it), or for a folder of the sorted
+    (relative path, file sha256) pairs of every file in it."""
     p = Path(path)
-    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    if p.is_file():
+        return _file_sha256(p)
     h = hashlib.sha256()
-    for f in files:
-        st = f.stat()
-        key = (str(f.resolve()), st.st_size, st.st_mtime_ns)
-        if key not in _FINGERPRINTS:
-            fh = hashlib.sha256()
-            with open(f, "rb") as stream:
-                for chunk in iter(lambda: stream.read(1 << 22), b""):
-                    fh.update(chunk)
-            _FINGERPRINTS[key] = fh.hexdigest()
-        h.update(str(f.relative_to(p) if p.is_dir() else f.name).encode())
-        h.update(_FINGERPRINTS[key].encode())
-    return h.hexdigest()[:16]
+    for f in sorted(f for f in p.rglob("*") if f.is_file()):
+        h.update(str(f.relative_to(p)).encode())
+        h.update(_file_sha256(f).encode())
+    return h.hexdigest()
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint file (.pth/.pt/.bin/.ckpt with torch's safe loader, or .safetensors)."""
+def _file_sha256(f: Path) -> str:
+    st = f.stat()
+    key = (str(f.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _FINGERPRINTS:
+        fh = hashlib.sha256()
+        with open(f, "rb") as stream:
+            for chunk in iter(lambda: stream.read(1 << 22), b""):
+                fh.update(chunk)
+        _FINGERPRINTS[key] = fh.hexdigest()
+    return _FINGERPRINTS[key]
+
+
+def fingerprint_file(path: str | os.PathLike) -> str:
+    """The weights' identity in cache keys: the first 16 hex of `sha256_of`."""
+    return sha256_of(path)[:16]
+
+
+def _safe_globals() -> list[Any]:
+    """Harmless types that real training checkpoints pickle beside their tensors: argparse
+    `args`/`opt` (MAE, PyContrast), numpy scalars, dtypes and arrays (`best_acc`, ...), paths.
+    Under both numpy 1 and numpy 2 module names; never a callable that runs arbitrary code."""
+    import argparse
+    import pathlib
+
+    import numpy as np
+
+    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    dtypes = [getattr(np.dtypes, n) for n in dir(np.dtypes)
+              if n.endswith("DType") and n != "ObjectDType"]
+    named = [(f, f"{module}.{f.__name__}") for f in (multiarray.scalar, multiarray._reconstruct)
+             for module in ("numpy.core.multiarray", "numpy._core.multiarray")]
+    return [argparse.Namespace, np.dtype, np.ndarray, *dtypes, *named, pathlib.PosixPath,
+            pathlib.PurePosixPath, pathlib.WindowsPath, pathlib.PureWindowsPath]
+
+
+def is_torchscript(path: str | os.PathLike) -> bool:
+    """Whether `path` is a TorchScript archive (torch.jit.save), e.g. OpenAI's CLIP `.pt` files."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(n.endswith("/constants.pkl") or "/code/" in n for n in archive.namelist())
+
+
+def read_state_dict(path: str | os.PathLike, trust: bool = False) -> Any:
+    """Load a checkpoint: .safetensors, a TorchScript archive (its state dict), or a torch.save
+    file with torch's weights-only unpickler plus `_safe_globals` (`trust`: full unpickling).
+
+    A file that needs more than that is refused with one line naming its unsafe globals and the
+    opt-in (--trust-weights / trust_weights=True); its pickled code is never run by default.
+    """
     p = Path(path)
     if not p.is_file():
         raise WeightsError(f"weights file {str(path)!r} does not exist")
@@ -51,12 +98,40 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Any]:
             return dict(load_file(str(p)))
         import torch
 
-        return torch.load(p, map_location="cpu", weights_only=True)
+        if is_torchscript(p):  # TorchScript's own loader: runs no pickled Python
+            return dict(torch.jit.load(str(p), map_location="cpu").state_dict())
+        if trust:
+            return torch.load(p, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(_safe_globals()):
+            try:
+                return torch.load(p, map_location="cpu", weights_only=True)
+            except pickle.UnpicklingError as exc:
+                unsafe = _unsafe_globals(p, exc)
+                if not unsafe:
+                    raise
+        raise WeightsError(
+            f"{p} pickles Python objects that weights-only loading refuses ({', '.join(unsafe)}); "
+            "loading it would run code from the file, so zoo did not: if you trust its source, "
+            "pass --trust-weights (Python: trust_weights=True)")
+    except WeightsError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any reader failure means an unusable file
-        detail = str(exc).splitlines()[0][:120] if str(exc) else ""
-        raise WeightsError(f"cannot read weights {path}: not a torch.save or safetensors "
-                           f"checkpoint ({type(exc).__name__}{': ' + detail if detail else ''})"
-                           ) from None
+        detail = " ".join(_ANSI.sub("", str(exc)).split())
+        detail = detail[:200] + ("..." if len(detail) > 200 else "")
+        raise WeightsError(f"cannot read weights {path}: not a torch.save, TorchScript or "
+                           f"safetensors checkpoint ({type(exc).__name__}"
+                           f"{': ' + detail if detail else ''})") from None
+
+
+def _unsafe_globals(path: Path, exc: Exception) -> list[str]:
+    """The pickle globals of a torch.save file that the allowlist does not cover: listed from
+    the archive, or (legacy non-zip files) the one named by torch's refusal."""
+    import torch
+
+    try:
+        return sorted(set(torch.serialization.get_unsafe_globals_in_checkpoint(path)))
+    except Exception:  # noqa: BLE001 - a legacy (non-zip) file cannot be listed statically
+        return sorted(set(re.findall(r"GLOBAL ([\w.]+)", str(exc))))
 
 
 # Resolving weights: an explicit path, a library's local cache, or fixed-seed random init. -------
@@ -69,21 +144,24 @@ HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 class CachedWeights:
     """Weights a library keeps in a local cache under a known name (looked up, never downloaded).
 
-    With `repo`: the first of `files` present in the Hugging Face cache for that repo (`folder`:
-    return its snapshot folder instead, as transformers' from_pretrained wants). Without `repo`:
-    the first of `files` in torch hub's checkpoints folder (where torch.hub downloads go).
+    With `repo`: the first of `files` present in the Hugging Face cache for that repo (HF_HUB_CACHE
+    / HF_HOME; `folder`: return its snapshot folder instead, as transformers' from_pretrained
+    wants). With `path`: that file (`~` expanded), e.g. OpenAI's ~/.cache/clip/ViT-B-16.pt.
+    Otherwise: the first of `files` in torch hub's checkpoints folder (torch.hub downloads).
     """
 
     repo: str = ""
     files: tuple[str, ...] = HF_WEIGHT_FILES
     folder: bool = False
+    path: str = ""
 
     def find(self) -> Path | None:
         """The cached file or folder, or None."""
+        if self.path:
+            found = Path(self.path).expanduser()
+            return found if found.is_file() else None
         if not self.repo:
-            import torch
-
-            hub = Path(torch.hub.get_dir()) / "checkpoints"
+            hub = Path(self.root())
             return next((hub / f for f in self.files if (hub / f).is_file()), None)
         from huggingface_hub import try_to_load_from_cache
 
@@ -96,12 +174,16 @@ class CachedWeights:
     def describe(self) -> str:
         """What `find` looks for, briefly (`zoo list`, messages)."""
         files = "|".join(self.files)
+        if self.path:
+            return self.path
         if not self.repo:
             return f"torch hub cache {files}"
         return f"HF cache {self.repo}" + ("" if self.files == HF_WEIGHT_FILES else f" ({files})")
 
     def root(self) -> str:
         """The cache folder `find` searches."""
+        if self.path:
+            return str(Path(self.path).expanduser().parent)
         if not self.repo:
             import torch
 
@@ -113,10 +195,18 @@ class CachedWeights:
 
 @dataclass(frozen=True)
 class WeightSource:
-    """Resolved weights: a local file or folder, or `path=None` for fixed-seed random init."""
+    """Resolved weights: a local file or folder (`path=None`: fixed-seed random init).
+
+    `where` says how it was found (the path given, or the cache entry), `format` the layout the
+    family detected, `candidates` the other sources that were found, `trust` whether full
+    unpickling was allowed (--trust-weights).
+    """
 
     path: Path | None
-    origin: str
+    where: str
+    format: str = ""
+    candidates: tuple[str, ...] = ()
+    trust: bool = False
 
     @property
     def random_init(self) -> bool:
@@ -128,16 +218,35 @@ class WeightSource:
             raise WeightsError("random init has no weights file")
         return weights_file_in(self.path, names) if self.path.is_dir() else self.path
 
+    def read(self, names: Sequence[str] = HF_WEIGHT_FILES) -> Any:
+        """The checkpoint in `file(names)`, read safely unless `trust` (see `read_state_dict`)."""
+        return read_state_dict(self.file(names), trust=self.trust)
+
+    def detected(self, format: str) -> WeightSource:
+        """This source with the layout the family detected recorded."""
+        return replace(self, format=format)
+
     def fingerprint(self, variant: str = "") -> str:
         """Content hash of the weights, or `random-init:SEED[:variant]` (e.g. variant 'tiny')."""
         if self.path is not None:
             return fingerprint_file(self.path)
         return f"random-init:{RANDOM_INIT_SEED}" + (f":{variant}" if variant else "")
 
+    def sha256(self) -> str | None:
+        """Full sha256 of the weights (`sha256_of`), None at random init."""
+        return None if self.path is None else sha256_of(self.path)
+
+    def summary(self) -> str:
+        """One line: where, detected format, and the other candidates."""
+        text = self.where + (f"; format: {self.format}" if self.format else "")
+        return text + (f"; also found: {', '.join(self.candidates)}" if self.candidates else "")
+
 
 def resolve_weights(model_id: str, weights: str | os.PathLike | None, random_init: bool,
-                    cached: Sequence[CachedWeights] = (), accepts: str = "") -> WeightSource:
-    """Pick the weights for `model_id`: `weights` if given, random init if asked, else a cache hit.
+                    cached: Sequence[CachedWeights] = (), accepts: str = "", *,
+                    source: str | None = None, trust: bool = False) -> WeightSource:
+    """Pick the weights for `model_id`: `weights` if given, random init if asked, else a cache hit
+    (`source`: the hit whose description contains this text; default the first).
 
     Never touches the network. Finding nothing is a `WeightsError` that says where it looked and
     how to pass weights (`accepts` describes the files the family reads).
@@ -148,13 +257,19 @@ def resolve_weights(model_id: str, weights: str | os.PathLike | None, random_ini
         path = Path(weights).expanduser()
         if not path.exists():
             raise WeightsError(f"{model_id}: weights path {str(weights)!r} does not exist")
-        return WeightSource(path, str(path))
+        return WeightSource(path, str(path), trust=trust)
     if random_init:
         return WeightSource(None, f"random init (seed {RANDOM_INIT_SEED})")
-    for entry in cached:
-        hit = entry.find()
-        if hit is not None:
-            return WeightSource(hit, f"{hit} ({entry.describe()})")
+    hits = [(hit, f"{hit} ({entry.describe()})") for entry in cached
+            if (hit := entry.find()) is not None]
+    if hits:
+        chosen = [h for h in hits if source in h[1]] if source else hits[:1]
+        if len(chosen) != 1:
+            raise WeightsError(f"{model_id}: --weights-source {source!r} matches "
+                               f"{len(chosen)} of the sources found: "
+                               f"{'; '.join(w for _, w in hits)}")
+        others = tuple(w for _, w in hits if w != chosen[0][1])
+        return WeightSource(chosen[0][0], chosen[0][1], candidates=others, trust=trust)
     roots = sorted({e.root() for e in cached})
     looked = (f"looked for {'; '.join(e.describe() for e in cached)} in {', '.join(roots)}"
               if cached else "no published weights to look for in a cache")
