@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import json
 import os
+import re
 import socket
 import time
 from collections.abc import Sequence
@@ -343,34 +343,75 @@ def _encode(obj: Any, arrays: dict[str, np.ndarray], metric: str) -> Any:
     if isinstance(obj, SimpleNamespace) or dataclasses.is_dataclass(obj):
         fields = vars(obj) if isinstance(obj, SimpleNamespace) else {
             f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
-        return {"class": f"{type(obj).__module__}:{type(obj).__qualname__}",
+        name = f"{type(obj).__module__}:{type(obj).__qualname__}"
+        if _state_class(name) is not type(obj):
+            raise ZooError(f"metric {metric!r}: its state class {name} is not one a run folder "
+                           "can rebuild; define it in the metric's own module")
+        return {"class": name,
                 "fields": {k: _encode(v, arrays, metric) for k, v in fields.items()}}
     raise ZooError(f"metric {metric!r}: its prepared state holds a {type(obj).__name__}, which "
                    "a run folder cannot store without pickle; use `zoo compare` for it, or "
                    "make the state arrays, numbers, lists and namespaces")
 
 
+def _state_class(name: str) -> type | None:
+    """The class a stored state names, if it is on the allowlist: `types.SimpleNamespace`, or a
+    namespace or dataclass defined in zoo.metrics or in a registered metric's own module, found
+    among the modules already loaded. A module named in a file is never imported."""
+    import sys
+
+    from zoo.registry import get_registry
+
+    module, _, qualname = str(name).partition(":")
+    metric_modules = {type(getattr(m, "metric", m)).__module__
+                      for m in get_registry().metrics.values()}
+    if not (module in ("types", "zoo.metrics") or module.startswith("zoo.metrics.")
+            or module in metric_modules):
+        return None
+    obj: Any = sys.modules.get(module)
+    for part in qualname.split("."):
+        if obj is None or not part.isidentifier() or part.startswith("__"):
+            return None
+        obj = getattr(obj, part, None)
+    if isinstance(obj, type) and (issubclass(obj, SimpleNamespace)
+                                  or dataclasses.is_dataclass(obj)):
+        return obj
+    return None
+
+
 def _decode(tree: Any, folder: Path) -> Any:
+    """Rebuild a state from its JSON tree: arrays by name, classes only from the allowlist."""
     if not isinstance(tree, dict):
         return tree
     if "array" in tree:
+        if not re.fullmatch(r"a\d{4,}", str(tree["array"])):
+            raise ZooError(f"{folder}: bad array name {tree['array']!r} in state.json")
         return np.load(folder / f"{tree['array']}.npy", allow_pickle=False)
     if "list" in tree:
         return [_decode(v, folder) for v in tree["list"]]
-    module, _, name = tree["class"].partition(":")
-    cls = importlib.import_module(module)
-    for part in name.split("."):
-        cls = getattr(cls, part)
-    if not (issubclass(cls, SimpleNamespace) or dataclasses.is_dataclass(cls)):
-        raise ZooError(f"{folder}: state class {tree['class']} is neither a namespace nor a "
-                       "dataclass; the run folder is not from zoo")
-    return cls(**{k: _decode(v, folder) for k, v in tree["fields"].items()})
+    cls = _state_class(tree["class"])
+    if cls is None:
+        raise ZooError(f"{folder}: state class {tree['class']!r} is not allowed (zoo rebuilds "
+                       "only namespaces and dataclasses of zoo.metrics and of installed metric "
+                       "plugins); this run folder is not from zoo or its metric is not installed")
+    return cls(**{str(k): _decode(v, folder) for k, v in tree["fields"].items()})
 
 
 def load_state(folder: Path) -> tuple[Any, str]:
-    """A prepare unit's (state, reason): state None with the reason where it is undefined."""
-    stored = json.loads((folder / "state.json").read_text())
-    return _decode(stored["state"], folder), stored["reason"]
+    """A prepare unit's (state, reason): state None with the reason where it is undefined.
+    A corrupt file is a ZooError saying how to recompute the unit."""
+    from zoo.errors import one_line
+
+    try:
+        stored = json.loads((folder / "state.json").read_text())
+        return _decode(stored["state"], folder), str(stored["reason"])
+    except ZooError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        marker = folder.parent.parent / "done" / f"{folder.name}.json"
+        raise ZooError(f"run file {folder / 'state.json'} is missing or corrupt "
+                       f"({one_line(exc)}); delete {marker} and rerun to recompute that unit"
+                       ) from None
 
 
 # ---- the result -----------------------------------------------------------------------------
