@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 
 import typer
 
-from zoo.errors import ZooError
+from zoo.errors import ZooError, environment_error
+
+INTERRUPTED = "interrupted; finished work is cached and a rerun resumes"
 
 HELP = ("Compare the internal representations of a zoo of vision models, layer by layer.\n\n"
         "Start with `zoo list`, `zoo info MODEL` and `zoo compare A B`.")
@@ -28,20 +32,37 @@ def fail(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; ZooError and usage errors end as one line and exit 2, never a traceback."""
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn what a user or the environment can cause into one `zoo: error:` line: exit 2
+    (ZooError, permissions, full disk, a file where a folder should be, out of memory), or 130
+    with the "interrupted" line on Ctrl-C. Worker processes wrap their body in it too."""
     try:
-        command = typer.main.get_command(build_app())
-        code = command.main(args=argv, prog_name="zoo", standalone_mode=False)
+        yield
     except ZooError as exc:
         fail(str(exc))
-    except typer.TyperException as exc:  # click's usage errors, vendored by typer
-        message = exc.format_message()
-        if message.startswith("Usage:"):  # a group called without a command: show its help
-            print(message, file=sys.stderr)
-            raise SystemExit(2) from None
-        ctx = getattr(exc, "ctx", None)
-        fail(message + (f" (see `{ctx.command_path} --help`)" if ctx else ""), exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        fail("interrupted; finished work is cached and a rerun resumes", 130)
+        fail(INTERRUPTED, 130)
+    except OSError as exc:
+        fail(str(environment_error(exc)))
+    except MemoryError:
+        fail("out of memory; pass a smaller --batch-size (or fewer layers or images)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; user and environment errors end as one line and exit 2, never a traceback;
+    Ctrl-C ends with the "interrupted" line and exit 130."""
+    with user_errors():
+        try:
+            command = typer.main.get_command(build_app())
+            code = command.main(args=argv, prog_name="zoo", standalone_mode=False)
+        except typer.TyperException as exc:  # click's usage errors, vendored by typer
+            message = exc.format_message()
+            if message.startswith("Usage:"):  # a group called without a command: show its help
+                print(message, file=sys.stderr)
+                raise SystemExit(2) from None
+            ctx = getattr(exc, "ctx", None)
+            fail(message + (f" (see `{ctx.command_path} --help`)" if ctx else ""), exc.exit_code)
+        if code == 130:  # typer turns Ctrl-C inside a command into exit code 130, silently
+            raise KeyboardInterrupt
     raise SystemExit(code if isinstance(code, int) else 0)

@@ -42,8 +42,8 @@ def train_cmd(model: Annotated[str, typer.Argument(help="unetpp or mask2former (
                   "statistics frozen)")] = False,
               loss: Annotated[str, typer.Option(help="bce-dice, scaled-dice, bce or dice")]
               = "bce-dice",
-              size: Annotated[int | None, typer.Option(help="input size in px (study: 128)")]
-              = None,
+              size: Annotated[int | None, typer.Option(min=1, help="input size in px "
+                                                       "(study: 128)")] = None,
               tag: Annotated[str, typer.Option(help="tag of the saved checkpoint: it loads as "
                                                "MODEL.TAG")] = "finetuned",
               weights: WeightsOpt = None, random_init: RandomInitOpt = False,
@@ -52,9 +52,12 @@ def train_cmd(model: Annotated[str, typer.Argument(help="unetpp or mask2former (
                              "train_metrics.json here")] = None,
               skip_bad: SkipBadOpt = False, json_: JsonOpt = False) -> None:
     """Fine-tune a segmentation model on a binary task (train/validation/test splits)."""
+    from zoo.errors import ZooError
     from zoo.io import write_json
     from zoo.train import train_and_save
 
+    if not lr > 0:
+        raise ZooError(f"--lr {lr}: the learning rate must be > 0 (e.g. 1e-3)")
     with progress_bar() as progress:
         zmodel, result, folder = train_and_save(
             model, load_data(data, skip_bad), epochs, batch_size, lr, freeze_encoder, loss,
