@@ -1,16 +1,26 @@
-"""Inner products between many Gram matrices at once, chunked over rows (torch, CPU or CUDA).
+"""Inner products between many Gram matrices at once, in row blocks (torch, CPU or CUDA).
 
 For CKA-type metrics every pair (i, j) needs <K_i, K_j>, the Frobenius inner product of two
-n x n centred Gram matrices. Instead of forming them pair by pair, each chunk of rows of every
-Gram matrix is written into one stacked (layers, chunk * n) matrix and a single matrix product
-accumulates all pairwise inner products; memory stays at layers x chunk x n. Only the upper
-triangle is visited (off-diagonal blocks scaled by sqrt(2)), which halves the work, and layers
-of equal width build their Gram rows in one batched product.
+n x n centred Gram matrices. The Gram route forms each Gram matrix once, one block of rows at a
+time, and turns every block into all pairwise inner products with one batched product, so the
+work is ~n^2 (sum of widths) for the Gram rows plus ~n^2 L^2 for the inner products, whatever the
+number of pairs.
+
+Precision and speed (DESIGN rules 6 and 9): factors are centred in float64 (no offset reaches
+float32), the Gram rows are formed in float32 (twice the float64 matrix-multiply rate, half the
+memory traffic), and each inner product is summed in float32 over at most one Gram row (<= n
+terms) and accumulated over rows and blocks in float64. Only the upper triangle of each
+symmetric Gram matrix is formed (row block r0:r1 against columns r0:, the block right of the
+diagonal counted twice), which halves the Gram work. Each row block is formed once and used for
+every pair at once, so nothing is recomputed; its size follows a memory budget.
+
+float32 is used from FLOAT32_MIN_SAMPLES samples up (`precision="auto"`): below that the Gram
+work is small and float64 keeps results exact to ~1e-12; it is never used where float32 matrix
+products have been set to a reduced precision (TF32/bf16, `torch.set_float32_matmul_precision`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import groupby
@@ -20,8 +30,9 @@ import numpy as np
 
 from zoo.errors import ZooError
 
-CHUNK_BYTES = 256 * 2**20  # default budget for one stacked chunk of Gram rows
-MIN_CHUNK_ROWS = 256
+CHUNK_BYTES = 256 * 2**20  # default budget for one side's block of Gram rows (all layers)
+MAX_BLOCK_ROWS = 256  # larger blocks form more of the diagonal block twice (waste ~ rows / n)
+FLOAT32_MIN_SAMPLES = 512  # precision="auto" forms Gram rows in float32 from this n up
 
 
 @dataclass(frozen=True)
@@ -49,17 +60,26 @@ def torch_device(device: str) -> Any:
     return dev
 
 
+def block_rows(n: int, layers: int, itemsize: int = 4, budget: int = CHUNK_BYTES) -> int:
+    """Gram rows per block: what fits `budget` bytes for all `layers`, at most MAX_BLOCK_ROWS."""
+    return max(1, min(n, MAX_BLOCK_ROWS, budget // (itemsize * n * max(1, layers))))
+
+
 def gram_inner_products(grams_a: Sequence[Gram], grams_b: Sequence[Gram] | None = None, *,
                         unbiased: bool = False, device: str = "cpu",
                         chunk_size: int | None = None,
                         progress: Callable[[str, int, int], None] | None = None,
+                        precision: str = "auto",
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """HSIC estimates for all pairs: (cross (La, Lb), self_a (La), self_b (Lb)), float64.
 
-    Biased (unbiased=False): <K_i, L_j> / (n-1)^2 with K, L already double-centred (a centred
-    factor gives a centred Gram). Unbiased: Song et al. (2012)'s estimator, computed as the
-    inner product of U-centred Gram matrices / (n (n-3)) (Szekely & Rizzo 2014). `grams_b=None`
-    means A against itself. `chunk_size` is the number of Gram rows per step.
+    Biased (unbiased=False): <K_i, L_j> / (n-1)^2 with K, L double-centred (factors are
+    column-centred here in float64; explicit matrices must come centred). Unbiased: Song et al.
+    (2012)'s estimator, computed as the inner product of U-centred Gram matrices / (n (n-3))
+    (Szekely & Rizzo 2014). `grams_b=None` means A against itself. `chunk_size` is the number
+    of Gram rows per block (default: `block_rows` for a 256 MiB budget per side). `precision`
+    is the dtype Gram rows are formed in: "float32", "float64" or "auto" (see the module doc);
+    accumulation is float64 either way.
     """
     import torch
 
@@ -67,24 +87,30 @@ def gram_inner_products(grams_a: Sequence[Gram], grams_b: Sequence[Gram] | None 
     same = grams_b is None
     sides = [list(grams_a)] if same else [list(grams_a), list(grams_b)]
     n = sides[0][0].n
+    dtype = _work_dtype(precision, n)
     if any(g.n != n for side in sides for g in side):
         raise ZooError("Gram matrices of different sizes: rows must be paired by sample id")
     if unbiased and n < 4:
         raise ZooError(f"the unbiased HSIC estimator needs at least 4 samples, got {n}")
-    # By default what fits the budget, but at least 4 chunks of 256+ rows: the upper-triangle
-    # saving needs several row blocks, and tiny blocks only add overhead.
-    budget = max(1, CHUNK_BYTES // (8 * n * sum(len(s) for s in sides)))
-    chunk = chunk_size or min(budget, max(-(-n // 4), MIN_CHUNK_ROWS))
-    stackers = [_Stacker(side, dev, unbiased, min(chunk, n)) for side in sides]
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    rows = chunk_size or block_rows(n, max(len(s) for s in sides), itemsize)
+    stackers = [_Stacker(side, dev, unbiased, dtype, min(rows, n)) for side in sides]
     cross = torch.zeros(len(sides[0]), len(sides[-1]), dtype=torch.float64, device=dev)
     selfs = [torch.zeros(len(side), dtype=torch.float64, device=dev) for side in sides]
-    starts = range(0, n, chunk)
+    starts = range(0, n, rows)
     for step, r0 in enumerate(starts):
-        stacks = [s.rows(r0, min(n, r0 + chunk)) for s in stackers]
-        cross += stacks[0] @ stacks[-1].T
-        if not same:
-            for acc, stack in zip(selfs, stacks):
-                acc += torch.linalg.vector_norm(stack, dim=1) ** 2
+        r1 = min(n, r0 + rows)
+        stacks = [s.rows(r0, r1) for s in stackers]  # (layers, r1-r0, n-r0) each
+        # The diagonal block (columns r0:r1) counts once, the block right of it twice.
+        for c0, c1, weight in ((0, r1 - r0, 1.0), (r1 - r0, n - r0, 2.0)):
+            if c1 == c0:
+                continue
+            parts = [s[:, :, c0:c1] for s in stacks]
+            cross += weight * _row_inner(parts[0], parts[-1])
+            if not same:
+                for acc, part in zip(selfs, parts):
+                    norms = torch.linalg.vector_norm(part, dim=2).to(torch.float64)
+                    acc += weight * (norms * norms).sum(dim=1)
         if progress:
             progress("gram", step + 1, len(starts))
     if same:
@@ -96,76 +122,127 @@ def gram_inner_products(grams_a: Sequence[Gram], grams_b: Sequence[Gram] | None 
     return cross_np[np.ix_(inv_a, inv_b)], self_np[0][inv_a], self_np[-1][inv_b]
 
 
+def _work_dtype(precision: str, n: int) -> Any:
+    """The torch dtype Gram rows are formed in (see the module doc)."""
+    import torch
+
+    if precision not in ("auto", "float32", "float64"):
+        raise ZooError(f"precision must be auto, float32 or float64, got {precision!r}")
+    exact_fp32 = torch.get_float32_matmul_precision() == "highest"
+    if precision == "float32" or (precision == "auto" and n >= FLOAT32_MIN_SAMPLES and exact_fp32):
+        return torch.float32
+    return torch.float64
+
+
+def _row_inner(a: Any, b: Any) -> Any:
+    """sum_t a[:, t, :] @ b[:, t, :]^T in float64, each row's product summed in the work dtype.
+
+    One batched product over rows: a float32 sum runs over at most one Gram row, the sum over
+    rows is float64, so rounding does not grow with the n^2 terms of a Frobenius product.
+    """
+    import torch
+
+    return torch.bmm(a.permute(1, 0, 2), b.permute(1, 2, 0)).sum(dim=0, dtype=torch.float64)
+
+
 class _Stacker:
-    """One side's Gram matrices on the device, writing chunks of their rows into one buffer.
+    """One side's Gram matrices on the device, writing blocks of their rows into one buffer.
 
     Factors of equal width are stacked (g, n, r) so their rows come from one batched product;
     `order[k]` is the input index of stack row k.
     """
 
-    def __init__(self, grams: list[Gram], dev: Any, unbiased: bool, max_rows: int) -> None:
+    def __init__(self, grams: list[Gram], dev: Any, unbiased: bool, dtype: Any,
+                 max_rows: int) -> None:
         import torch
 
         self.n = grams[0].n
         key = [(-1 if g.factor is None else g.factor.shape[1], k) for k, g in enumerate(grams)]
         self.order = [k for _, k in sorted(key)]
-        self.groups = []
+        self.groups: list[_Factors | _Matrices] = []
         for width, members in groupby(sorted(key), key=lambda wk: wk[0]):
             ids = [k for _, k in members]
-            if width < 0:  # explicit matrices stay on the host; chunks are copied over
-                self.groups.append(_Group(None, [grams[k].matrix for k in ids], dev, unbiased))
+            if width < 0:  # explicit matrices stay on the host; blocks are copied over
+                self.groups.append(_Matrices([grams[k].matrix for k in ids], unbiased, dtype))
             else:
-                factors = torch.from_numpy(np.stack([grams[k].factor for k in ids]))
-                self.groups.append(_Group(factors.to(dev, torch.float64), None, dev, unbiased))
-        self.buffer = torch.empty(len(grams) * max_rows * self.n, dtype=torch.float64,
-                                  device=dev)
+                self.groups.append(_Factors([grams[k].factor for k in ids], dev, unbiased,
+                                            dtype))
+        self.buffer = torch.empty(len(grams) * max_rows * self.n, dtype=dtype, device=dev)
 
     def rows(self, r0: int, r1: int) -> Any:
-        """(layers, (r1-r0) * (n-r0)): rows r0:r1, columns r0: of every (U-)centred Gram
-        matrix, with the off-diagonal block scaled by sqrt(2)."""
-        rows, width = r1 - r0, self.n - r0
-        stack = self.buffer[: len(self.order) * rows * width].view(-1, rows, width)
+        """(layers, r1-r0, n-r0): rows r0:r1, columns r0: of every (U-)centred Gram matrix."""
+        stack = self.buffer[: len(self.order) * (r1 - r0) * (self.n - r0)].view(
+            len(self.order), r1 - r0, self.n - r0)
         start = 0
         for group in self.groups:
             group.rows(r0, r1, stack[start:start + group.size])
             start += group.size
-        stack[:, :, rows:] *= math.sqrt(2.0)
-        return stack.view(len(self.order), rows * width)
+        return stack
 
 
-class _Group:
-    """Gram matrices of one width as stacked factors (g, n, r), or explicit (n, n) matrices."""
+class _Factors:
+    """Factors of one width, centred in float64 and kept in the work dtype, stacked (g, n, r)
+    so each block of Gram rows is one batched product (rows r0:r1 times rows r0:, transposed).
 
-    def __init__(self, factors: Any, matrices: list[np.ndarray] | None, dev: Any,
-                 unbiased: bool) -> None:
+    Unbiased: the U-centred Gram K - u 1' - 1 u' + c 11' (diagonal zeroed) is the product of
+    augmented factors [Z, -u, 1, c] and [Z, 1, -u, 1], so U-centring costs no extra pass.
+    """
+
+    def __init__(self, factors: list[np.ndarray], dev: Any, unbiased: bool, dtype: Any) -> None:
         import torch
 
-        self.factors, self.matrices, self.unbiased = factors, matrices, unbiased
-        self.size = len(factors) if factors is not None else len(matrices)
-        if not unbiased:
-            return
-        if factors is not None:
-            diag = (factors * factors).sum(dim=2)
-            sums = torch.bmm(factors, factors.sum(dim=1, keepdim=True).transpose(1, 2))[..., 0]
-        else:
-            k = torch.from_numpy(np.stack(matrices).astype(np.float64)).to(dev)
-            diag, sums = torch.diagonal(k, dim1=1, dim2=2), k.sum(dim=2)
-        n = diag.shape[1]
-        off = sums - diag  # row sums with the diagonal removed
-        self.u = off / (n - 2)
-        self.c = off.sum(dim=1) / ((n - 1) * (n - 2))
+        n, width = factors[0].shape
+        extra = 3 if unbiased else 0
+        self.size, self.unbiased = len(factors), unbiased
+        self.left = torch.empty(self.size, n, width + extra, dtype=dtype, device=dev)
+        self.right = torch.empty_like(self.left) if unbiased else self.left
+        for k, z in enumerate(factors):
+            z64 = torch.as_tensor(np.asarray(z, dtype=np.float64)).to(dev)
+            # One fused pass: subtract the float64 column means, write in the work dtype.
+            torch.sub(z64, z64.mean(dim=0), out=self.left[k, :, :width])
+            if unbiased:
+                self.right[k, :, :width] = self.left[k, :, :width]
+                diag = ((z64 - z64.mean(dim=0)) ** 2).sum(dim=1)
+                # Row sums of the centred Gram are 0, so off-diagonal row sums are -diag.
+                u = -diag / (n - 2)
+                c = -diag.sum() / ((n - 1) * (n - 2))
+                ones = torch.ones_like(u)
+                self.left[k, :, width:] = torch.stack([-u, ones, c * ones], dim=1)
+                self.right[k, :, width:] = torch.stack([ones, -u, ones], dim=1)
 
     def rows(self, r0: int, r1: int, out: Any) -> None:
         """Write rows r0:r1, columns r0: of each (U-)centred Gram matrix into `out` (g, .., ..)."""
         import torch
 
-        if self.factors is not None:
-            torch.bmm(self.factors[:, r0:r1], self.factors[:, r0:].transpose(1, 2), out=out)
-        else:
-            for view, matrix in zip(out, self.matrices):
-                view.copy_(torch.from_numpy(np.asarray(matrix[r0:r1, r0:], dtype=np.float64)))
+        torch.bmm(self.left[:, r0:r1], self.right[:, r0:].transpose(1, 2), out=out)
         if self.unbiased:
-            out -= self.u[:, r0:r1, None]
-            out -= self.u[:, None, r0:]
-            out += self.c[:, None, None]
             torch.diagonal(out, dim1=1, dim2=2).zero_()
+
+
+class _Matrices:
+    """Explicit (n, n) Gram matrices on the host; blocks are (U-)centred in float64 and copied
+    over in the work dtype."""
+
+    def __init__(self, matrices: list[np.ndarray], unbiased: bool, dtype: Any) -> None:
+        self.matrices, self.unbiased, self.dtype = matrices, unbiased, dtype
+        self.size = len(matrices)
+        if unbiased:
+            k = np.stack(matrices).astype(np.float64)
+            diag = np.diagonal(k, axis1=1, axis2=2)
+            n = k.shape[1]
+            off = k.sum(axis=2) - diag  # row sums with the diagonal removed
+            self.u = off / (n - 2)
+            self.c = off.sum(axis=1) / ((n - 1) * (n - 2))
+
+    def rows(self, r0: int, r1: int, out: Any) -> None:
+        """Write rows r0:r1, columns r0: of each (U-)centred Gram matrix into `out` (g, .., ..)."""
+        import torch
+
+        for k, (view, matrix) in enumerate(zip(out, self.matrices)):
+            block = np.array(matrix[r0:r1, r0:], dtype=np.float64)
+            if self.unbiased:
+                block -= self.u[k, r0:r1, None]
+                block -= self.u[k, None, r0:]
+                block += self.c[k]
+                np.fill_diagonal(block, 0.0)
+            view.copy_(torch.from_numpy(block))
