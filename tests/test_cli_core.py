@@ -48,7 +48,7 @@ def test_extract_on_samples_writes_arrays(tmp_path):
     block = np.load(out / "block1.npy")
     assert block.shape == (16, 24) and np.isfinite(block).all()
     listing = run_zoo("cache", "ls", "--json")
-    assert {e["fields"]["layer"] for e in json.loads(listing.stdout)} == \
+    assert {e["fields"]["layer"] for e in json.loads(listing.stdout)["entries"]} == \
         {"block0", "block1", "block2", "embed"}
     assert "removed 4" in run_zoo("cache", "rm", "--model", "toy/vit").stdout
 
