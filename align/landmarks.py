@@ -61,6 +61,7 @@ def farthest_point_sampling(X: Any, m: int, prepare: Callable[[torch.Tensor], to
         last = int(chosen[k - 1])
         d2 = torch.addmv(sq, z, z[last], alpha=-2.0).add_(sq[last])  # ||z - z_last||^2
         torch.minimum(nearest, d2, out=nearest)
+        nearest[last] = -1.0  # never chosen twice, even among duplicated rows
         if k < m:
             chosen[k] = int(torch.argmax(nearest))
         if progress and (k % step == 0 or k == m):

@@ -2,17 +2,24 @@
 
 Nystrom (Fowlkes, Belongie, Chung, Malik 2004, one-shot form): with K (n, m) the affinities of
 every node to m landmarks and A (m, m) those among the landmarks, the full graph is approximated
-by W ~ K A^-1 K^T (exact on the landmark rows). Its degrees are d = K A^-1 (K^T 1), and with
-K~ = D^-1/2 K, G = K~^T K~ and A^-1/2 G A^-1/2 = U L U^T, the columns of
-V = K~ A^-1/2 U L^-1/2 are orthonormal eigenvectors of D^-1/2 W D^-1/2 with eigenvalues L.
-Every node gets its eigenvector entries from its affinities to all landmarks through this
-closed form (no nearest-neighbour averaging). Cost O(n m (d + m)): three chunked passes over the
-rows (column sums of K, then G, then V), with K computed once and held when n x m float32 fits
-in CACHE_BYTES, else recomputed per pass so memory stays O(chunk x m + m^2) beyond the result.
+by W ~ K A^+ K^T (exact on the landmark rows). Stable form: with A = Q S Q^T, keep the
+directions float64 resolves (s > m eps s_max), R = Q_r S_r^-1/2 and Phi = K R (n, r), so that
+W ~ Phi Phi^T. Degrees d = Phi (Phi^T 1), Phi~ = D^-1/2 Phi, and the eigenvectors of
+C = Phi~^T Phi~ = V L V^T give those of the normalised graph, U = Phi~ V L^-1/2, eigenvalues L.
+Phi is formed column by column before any Gram matrix: each small direction then keeps its own
+scale, whereas sandwiching a Gram matrix of K between A^-1/2 factors amplifies its rounding by
+the condition number of A (float32 rounding times 1e7 is an error of order 1). Everything from
+the affinities on is float64, so with every node a landmark the result is the exact cut to
+float64 rounding. Landmark directions below the cut-off carry nothing float64 can resolve (they
+are near-duplicate landmarks at this sigma); dropping them is announced by a
+`DroppedDirectionsWarning`. Cost O(n m (d + m)): three chunked passes over the rows (column
+sums of K, then C, then U), with K held when n x m float64 fits in CACHE_BYTES, else
+recomputed per pass so memory stays O(chunk x m + m^2) beyond the result.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,9 +36,13 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str, int, int], None]
 DEFAULT_LANDMARKS = 2048
-CHUNK_BYTES = 1 << 25  # float32 bytes of one (chunk, m) affinity block: 32 MiB
-CACHE_BYTES = 1 << 30  # K (n, m) is held between passes when it fits in 1 GiB, else recomputed
-RCOND = 1e-7  # landmark-graph eigenvalues below RCOND x the largest are dropped (pseudo-inverse)
+CHUNK_BYTES = 1 << 25  # float64 bytes of one (chunk, m) affinity block: 32 MiB
+CACHE_BYTES = 1 << 30  # K (n, m) float64 is held between passes when it fits in 1 GiB
+EPS = float(np.finfo(np.float64).eps)
+
+
+class DroppedDirectionsWarning(UserWarning):
+    """Landmark-kernel directions below float64 resolution were left out of the Nystrom cut."""
 
 
 @dataclass(frozen=True)
@@ -74,15 +85,33 @@ def _fix_signs(vecs: np.ndarray) -> np.ndarray:
     return vecs * np.where(peak < 0, -1.0, 1.0).astype(vecs.dtype)
 
 
-def _inv_sqrt(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A^-1/2 and A^-1 of a symmetric PSD matrix, as pseudo-inverses (eigenvalues < RCOND x max
-    are treated as 0: near-duplicate landmarks carry no extra information)."""
+def _landmark_basis(A: torch.Tensor, sigma: float) -> torch.Tensor:
+    """R = Q_r S_r^-1/2 (m, r) from A = Q S Q^T over the eigenvalues float64 resolves
+    (s > m eps s_max, the rounding level of eigh); warns when directions are dropped."""
     import torch
 
     vals, vecs = torch.linalg.eigh(A)
-    keep = vals > RCOND * vals.max()
-    vals, vecs = vals[keep], vecs[:, keep]
-    return (vecs / vals.sqrt()) @ vecs.T, (vecs / vals) @ vecs.T
+    keep = vals > len(A) * EPS * vals.max()
+    dropped = len(A) - int(keep.sum())
+    if dropped:
+        warnings.warn(
+            f"{dropped} of {len(A)} Nystrom landmark directions are below float64 resolution "
+            f"(kernel eigenvalue < {len(A) * EPS:.1e} x the largest) and were dropped: those "
+            f"landmarks (near-)duplicate others at sigma={sigma:.4g}, so they add nothing to "
+            f"the cut. Use fewer landmarks (about {len(A) - dropped}) for the same result "
+            "faster, or a smaller sigma to resolve finer structure.",
+            DroppedDirectionsWarning, stacklevel=3)
+    return vecs[:, keep] / vals[keep].sqrt()
+
+
+def _gram(x: torch.Tensor) -> torch.Tensor:
+    """x^T x; on CPU through numpy, whose matmul uses the symmetric rank-k BLAS kernel."""
+    import torch
+
+    if x.device.type != "cpu":
+        return x.T @ x
+    rows = x.numpy()
+    return torch.from_numpy(rows.T @ rows)
 
 
 def ncut(X: Any, n_eig: int = 20, n_landmarks: int = DEFAULT_LANDMARKS,
@@ -102,62 +131,63 @@ def ncut(X: Any, n_eig: int = 20, n_landmarks: int = DEFAULT_LANDMARKS,
     if m < n_eig:
         raise ZooError(f"n_landmarks={n_landmarks} is below n_eig={n_eig}; the landmark graph "
                        "has at most n_landmarks eigenvectors")
-    chunk = chunk_rows or max(256, CHUNK_BYTES // (4 * m))
+    chunk = chunk_rows or max(256, CHUNK_BYTES // (8 * m))
     kernel = _kernel(X, affinity, sigma, seed, device, chunk)
     landmarks = farthest_point_sampling(X, m, kernel.prepare, seed, device, chunk, progress)
-    order = np.sort(landmarks)
-    marks = kernel.prepare(rows_of(X, order, device, torch.float64))
-    A = kernel(marks, marks)
-    A_isqrt, A_inv = _inv_sqrt(A)
-    marks = marks.float()
+    marks = kernel.prepare(rows_of(X, np.sort(landmarks), device, torch.float64))
+    basis = _landmark_basis(kernel(marks, marks), kernel.sigma)
+    if basis.shape[1] < n_eig:
+        raise ZooError(f"the landmark graph resolves only {basis.shape[1]} directions for "
+                       f"n_eig={n_eig}; lower n_eig or use a smaller sigma")
     starts = list(chunks(n, chunk))
-    keep = n * m * 4 <= CACHE_BYTES
+    keep = n * m * 8 <= CACHE_BYTES
     cached: list[torch.Tensor] = []
 
     def affinities(k: int) -> torch.Tensor:
-        """Block k of K (chunk rows x landmarks): from the cache, or computed."""
+        """Block k of K (chunk rows x landmarks, float64): from the cache, or computed."""
         if k < len(cached):
             return cached[k]
         start, stop = starts[k]
-        block = kernel(kernel.prepare(rows_of(X, slice(start, stop), device)), marks)
+        block = kernel(kernel.prepare(rows_of(X, slice(start, stop), device, torch.float64)),
+                       marks)
         if keep:
             cached.append(block)
         return block
 
     colsum = torch.zeros(m, dtype=torch.float64, device=device)
     for k in range(len(starts)):
-        colsum += affinities(k).sum(0, dtype=torch.float64)
+        colsum += affinities(k).sum(0)
         _report(progress, "degrees", k, len(starts))
-    a = A_inv @ colsum
-    gram = torch.zeros(m, m, dtype=torch.float64, device=device)
-    for k in range(len(starts)):
-        scaled = _normalise_rows(affinities(k), a)
-        if keep:
-            cached[k] = scaled
-        gram += (scaled.T @ scaled).double()
+    total = basis.T @ colsum  # Phi^T 1
+    degrees = torch.empty(n, dtype=torch.float64, device=device)
+    gram = torch.zeros(basis.shape[1], basis.shape[1], dtype=torch.float64, device=device)
+    for k, (start, stop) in enumerate(starts):
+        phi = affinities(k) @ basis
+        degrees[start:stop] = _degrees(phi, total)
+        gram += _gram(phi * degrees[start:stop].rsqrt()[:, None])
         _report(progress, "graph", k, len(starts))
-    vals, vecs = torch.linalg.eigh(A_isqrt @ gram @ A_isqrt)
+    vals, vecs = torch.linalg.eigh(gram)
     vals, vecs = vals.flip(0)[:n_eig], vecs.flip(1)[:, :n_eig]
     if not bool((vals > 0).all()):
         raise ZooError(f"the landmark graph has only {int((vals > 0).sum())} usable eigenvectors "
                        f"for n_eig={n_eig}; lower n_eig, add landmarks or raise sigma")
-    project = (A_isqrt @ vecs / vals.sqrt()).float()
+    project = basis @ vecs / vals.sqrt()
     out = np.empty((n, n_eig), dtype=np.float32)
     for k, (start, stop) in enumerate(starts):
-        scaled = cached[k] if keep else _normalise_rows(affinities(k), a)
-        out[start:stop] = (scaled @ project).cpu().numpy()
+        vecs_k = (affinities(k) @ project) * degrees[start:stop].rsqrt()[:, None]
+        out[start:stop] = vecs_k.cpu().numpy()
         _report(progress, "eigenvectors", k, len(starts))
     return NcutResult(_fix_signs(out), vals.cpu().numpy(), kernel.sigma, landmarks, affinity)
 
 
-def _normalise_rows(block: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """D^-1/2 K for a block of K, with the Nystrom degrees d = K a; a non-positive degree means
-    the approximation broke down, which is an error rather than a clamp."""
-    degree = block.double() @ a
+def _degrees(phi: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+    """Nystrom degrees d = Phi (Phi^T 1) of a block of rows; a non-positive degree means the
+    approximation broke down, which is an error rather than a clamp."""
+    degree = phi @ total
     if not bool((degree > 0).all()):
         raise ZooError("Nystrom degrees are not all positive: the landmarks do not cover the "
                        "data at this sigma; add landmarks or raise sigma")
-    return block * degree.rsqrt().float()[:, None]
+    return degree
 
 
 def _report(progress: Progress | None, task: str, k: int, total: int) -> None:
