@@ -50,7 +50,8 @@ def environment_error(exc: OSError, what: str = "", way_out: str = "") -> ZooErr
     name = errno.errorcode.get(exc.errno or 0, "")
     hint = "; ".join(h for h in (_WAY_OUT.get(name, ""), way_out) if h)
     head = f"{what}: " if what else ""
-    return ZooError(f"{head}{reason}" + (f" ({path})" if path else "") + (f"; {hint}" if hint else ""))
+    where = f" ({path})" if path else ""
+    return ZooError(f"{head}{reason}{where}" + (f"; {hint}" if hint else ""))
 
 
 def one_line(exc: BaseException, limit: int = 300) -> str:
