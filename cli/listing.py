@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from zoo.cli.common import JsonOpt, print_json, print_table
+from zoo.cli.load_options import CropPctOpt, SizeOpt
 from zoo.errors import UnknownNameError
 
 KINDS = ("models", "metrics", "datasets")
@@ -44,18 +45,25 @@ def list_cmd(kind: Annotated[str, typer.Argument(help="models, metrics or datase
 
 
 def info_cmd(model: Annotated[str, typer.Argument(help="model id or family")],
-             json_: JsonOpt = False) -> None:
-    """Show a model's layers (role, layout, channels, stride, depth) without loading weights."""
+             size: SizeOpt = None, crop_pct: CropPctOpt = None, json_: JsonOpt = False) -> None:
+    """Show a model's layers, its resolved input transform and where its weights would come
+    from (every cache looked up, found or not), without loading weights."""
     from zoo.registry import get_registry
 
     spec = get_registry().model(model)
     layers = spec.layers()
+    transform = spec.input.with_overrides(size, crop_pct)
+    sources = [{"entry": c.describe(), "found": str(hit) if (hit := c.find()) else None}
+               for c in spec.sources]
     if json_:
         print_json({"id": spec.id, "weights": spec.weights, "description": spec.description,
-                    "input": spec.input.key(), "layers": [i.as_dict() for i in layers]})
+                    "input": transform.key(), "transform": transform.describe(),
+                    "sources": sources, "layers": [i.as_dict() for i in layers]})
         return
-    print(f"{spec.id}: {spec.description}\nweights: {spec.weights}\ninput: {spec.input.size} px,"
-          f" mean {spec.input.mean}, std {spec.input.std}, {spec.input.interpolation}")
+    print(f"{spec.id}: {spec.description}\nweights: {spec.weights}\ninput: "
+          f"{transform.describe()}")
+    for s in sources:
+        print(f"  source {s['entry']}: {s['found'] or 'not found'}")
     print_table(f"{len(layers)} layers", ["layer", "role", "layout", "channels", "stride",
                                           "depth", "module"],
                 [[i.name, i.role, i.layout + (f"+{i.prefix_tokens}" if i.prefix_tokens else ""),

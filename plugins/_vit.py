@@ -89,7 +89,7 @@ def vit_spec(family: str, arch_name: str, tag: str, arch: ViTArch, kind: ViTFami
     loader = functools.partial(load_vit, arch=arch, kind=kind, cached=tuple(cached))
     return ModelSpec(family, arch_name, loader, functools.partial(vit_layers, arch), tag=tag,
                      input=kind.timm_input, weights="; ".join(c.describe() for c in cached),
-                     description=description, default=default)
+                     description=description, default=default, sources=tuple(cached))
 
 
 def load_vit(spec: ModelSpec, *, arch: ViTArch, kind: ViTFamily, cached: tuple[CachedWeights, ...],

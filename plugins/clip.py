@@ -213,6 +213,7 @@ def register_models(register: Callable[[ModelSpec], None]) -> None:
             "clip", arch.name, functools.partial(_load, arch=arch),
             functools.partial(layers_for, arch), tag=tag, input=INPUT,
             weights="; ".join(c.describe() for c in cached_for(arch, tag)),
+            sources=tuple(cached_for(arch, tag)),
             default=(arch, tag) == (VIT_B16, "openai"),
             description=f"CLIP {arch.name} image tower, {tag} weights"
                         f"{' (QuickGELU)' if quick_gelu else ''}, 224 px"))

@@ -311,5 +311,6 @@ def _load(spec: ModelSpec, weights: str | None, random_init: bool, device: str,
 def register_models(register: Callable[[ModelSpec], None]) -> None:
     register(ModelSpec("mask2former", "swin-base", _load, lambda: layers_for(SWIN_BASE),
                        tag="ade-semantic", input=INPUT, default=True, weights=CACHED.describe(),
+                       sources=(CACHED,),
                        description="Mask2Former, Swin-B (IN21k) backbone, ADE20k semantic config, "
                                    "100 queries, 2 labels at random init, 128 px"))

@@ -145,5 +145,5 @@ def register_models(register: Callable[[ModelSpec], None]) -> None:
     for tag, (method, _files) in METHODS.items():
         where = "; ".join(c.describe() for c in _cached(tag)) or "--weights PATH only"
         register(ModelSpec("resnet-ssl", "resnet50", _load, layers, tag=tag, input=INPUT,
-                           weights=where, default=tag == DEFAULT_TAG,
+                           weights=where, default=tag == DEFAULT_TAG, sources=tuple(_cached(tag)),
                            description=f"ResNet-50, {method} weights"))

@@ -65,7 +65,7 @@ class ZooModel:
                 "weights_sha256": source.sha256() if source else None,
                 "fingerprint": self.fingerprint,
                 "candidates": list(source.candidates) if source else [],
-                "preprocessing": self.input.key()}
+                "preprocessing": self.input.key(), "transform": self.input.describe()}
 
     def preprocess(self, images: Sequence[Any]) -> torch.Tensor:
         """PIL images -> normalised (N, 3, S, S) batch by the checkpoint's upstream transform."""
@@ -143,3 +143,12 @@ def preprocess_image(image: Any, cfg: InputConfig) -> np.ndarray:
     from zoo.transforms import build_transform
 
     return build_transform(cfg)([image])[0].numpy()
+
+
+def provenance_text(p: dict[str, Any]) -> str:
+    """A `ZooModel.provenance()` dict as the lines printed above a command's table."""
+    weights = p["weights_source"] + (f" [{p['weights_format']}]" if p["weights_format"] else "")
+    digest = p["weights_sha256"] or f"- (random init, fingerprint {p['fingerprint']})"
+    lines = [f"model: {p['id']}", f"weights: {weights}", f"sha256: {digest}",
+             f"input: {p['transform']}"]
+    return "\n".join(lines + [f"also found: {c}" for c in p["candidates"]])

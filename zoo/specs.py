@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import ZooError
+from zoo.weights import CachedWeights
 
 if TYPE_CHECKING:
     from zoo.data import Dataset
@@ -126,8 +127,10 @@ class ModelSpec:
     """A registered model: `family/arch.tag`, its layers and a lazy loader.
 
     `loader(spec, weights=, random_init=, device=, **options)` builds the `ZooModel` (heavy
-    imports happen there); `layers()` lists the layers without loading weights. Every family
-    accepts the option `tiny=True`: a reduced config of the same architecture for tests.
+    imports happen there); `layers()` lists the layers without loading weights. `input` is the
+    transform of the family's first weights format; `sources` the caches looked up, in order.
+    Built-in families accept the options of zoo.plugin.COMMON_OPTIONS (`tiny=True`: a reduced
+    config of the same architecture for tests).
     """
 
     family: str
@@ -139,6 +142,7 @@ class ModelSpec:
     weights: str = ""
     description: str = ""
     default: bool = False
+    sources: tuple[CachedWeights, ...] = ()
 
     @property
     def id(self) -> str:

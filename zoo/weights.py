@@ -140,6 +140,17 @@ RANDOM_INIT_SEED = 0
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
+def torch_hub_dir() -> str:
+    """torch.hub.get_dir(), without importing torch when it is not loaded yet (`zoo info`)."""
+    import sys
+
+    if "torch" in sys.modules:
+        return sys.modules["torch"].hub.get_dir()
+    home = os.getenv("TORCH_HOME") or os.path.join(os.getenv("XDG_CACHE_HOME", "~/.cache"),
+                                                   "torch")
+    return os.path.join(os.path.expanduser(home), "hub")
+
+
 @dataclass(frozen=True)
 class CachedWeights:
     """Weights a library keeps in a local cache under a known name (looked up, never downloaded).
@@ -185,9 +196,7 @@ class CachedWeights:
         if self.path:
             return str(Path(self.path).expanduser().parent)
         if not self.repo:
-            import torch
-
-            return str(Path(torch.hub.get_dir()) / "checkpoints")
+            return str(Path(torch_hub_dir()) / "checkpoints")
         from huggingface_hub import constants
 
         return constants.HF_HUB_CACHE
