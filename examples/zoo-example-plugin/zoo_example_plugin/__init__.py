@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import zoo
+from zoo.plugin import build_seeded, find_weights, load_into, load_options, wrap_model
 
 SIZE, PATCH, DIM, DEPTH = 32, 4, 16, 2
 INPUT = zoo.InputConfig(size=SIZE, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
@@ -25,26 +26,28 @@ def layers() -> list[zoo.LayerInfo]:
 
 def load(spec: zoo.ModelSpec, weights: str | None, random_init: bool, device: str,
          **options: Any) -> Any:
-    """Build the network (torch is imported here, not at plugin load) and wrap it."""
-    import torch
+    """Build the network (torch is imported here, not at plugin load) and wrap it with the
+    plugin kit: the common options (--size, --trust-weights, ...), safe weight reading,
+    provenance and the cache fingerprint come with it."""
     from torch import nn
 
-    from zoo.model import ZooModel
-    from zoo.weights import fingerprint_file, read_state_dict
+    opts = load_options(spec, options)
+    source = find_weights(spec, weights, random_init, opts,
+                          accepts="a state dict of this network (.pth/.safetensors)")
 
-    if not weights and not random_init:
-        raise zoo.errors.WeightsError("patchmlp has no published weights; pass --weights PATH "
-                                      "or --random-init")
-    torch.manual_seed(0)
-    net = nn.Module()
-    net.embed = nn.Conv2d(3, DIM, PATCH, stride=PATCH)
-    net.mixers = nn.Sequential(*[nn.Sequential(nn.Conv2d(DIM, DIM, 3, padding=1), nn.GELU())
-                                 for _ in range(DEPTH)])
-    net.forward = lambda x: net.mixers(net.embed(x))
-    if weights:
-        net.load_state_dict(read_state_dict(weights))
-    return ZooModel(spec, net, layers(), random_init=not weights, device=device,
-                    fingerprint=fingerprint_file(weights) if weights else "patchmlp-seed-0")
+    def build() -> nn.Module:
+        net = nn.Module()
+        net.embed = nn.Conv2d(3, DIM, PATCH, stride=PATCH)
+        net.mixers = nn.Sequential(*[nn.Sequential(nn.Conv2d(DIM, DIM, 3, padding=1), nn.GELU())
+                                     for _ in range(DEPTH)])
+        net.forward = lambda x: net.mixers(net.embed(x))
+        return net
+
+    net = build_seeded(build)
+    if not source.random_init:
+        load_into(net, source.read(), str(source.path))
+        source = source.detected("patchmlp state dict")
+    return wrap_model(spec, net, layers(), source, opts.input(spec), device)
 
 
 @zoo.hookimpl
