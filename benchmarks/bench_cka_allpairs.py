@@ -17,11 +17,12 @@ Half the layers are float32 with large offsets (+1e3 on every column, varying by
 the float64 centring is exercised. The machine may be shared: every timing is the best of
 several, and the matrix-multiply rate is measured between the engine runs, so the fraction
 compares figures from the same moments.
-Run: .venv/bin/python benchmarks/bench_cka_allpairs.py  (about 2 minutes on 2 cores)
+Run: .venv/bin/python benchmarks/bench_cka_allpairs.py [--device cuda]  (minutes on 2 cores)
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from collections.abc import Callable
@@ -70,9 +71,9 @@ def feature_cka64(X: np.ndarray, Y: np.ndarray) -> float:
     return float(np.sum((Xc.T @ Yc) ** 2) / (np.linalg.norm(Xc.T @ Xc) * np.linalg.norm(Yc.T @ Yc)))
 
 
-def mm_gflops32() -> float:
-    """Best-of-3 GFLOP/s of a plain n x n x n float32 torch.mm on this machine, now."""
-    a, b = torch.randn(N, N), torch.randn(N, N)
+def mm_gflops32(device: str) -> float:
+    """Best-of-3 GFLOP/s of a plain n x n x n float32 torch.mm on `device`, now."""
+    a, b = torch.randn(N, N, device=device), torch.randn(N, N, device=device)
     torch.mm(a, b)
     return 2 * N**3 / min(_timed(lambda: torch.mm(a, b)) for _ in range(3)) / 1e9
 
@@ -90,42 +91,52 @@ def route_flops(widths: list[int], rows: int) -> tuple[float, float]:
 
 
 def _timed(fn: Callable[[], object]) -> float:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
     fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     return time.perf_counter() - t0
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", help="where the Gram stage, the per-pair "
+                        "loop and the matrix-multiply limit run (prepare is numpy, on the CPU)")
+    device = parser.parse_args().device
     rng = np.random.default_rng(0)
     layers = make_layers(rng)
     pairs = [(i, j) for i in range(LAYERS) for j in range(i, LAYERS)]
     metric = LinearCKA()
-    t_prepare = _timed(lambda: prepare_all(metric, layers))
+    t0 = time.perf_counter()
     states, _ = prepare_all(metric, layers)
+    t_prepare = time.perf_counter() - t0
     widths = [s.gram.factor.shape[1] for s in states]
     print(f"all-pairs linear CKA: {LAYERS} layers (widths {min(WIDTHS)}..{max(WIDTHS)}, factor "
-          f"widths <= n), n = {N}, {len(pairs)} pairs; torch threads {torch.get_num_threads()}, "
+          f"widths <= n), n = {N}, {len(pairs)} pairs; device {device}, torch threads {torch.get_num_threads()}, "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, "
           f"load average {os.getloadavg()[0]:.1f}")
 
     results: list[np.ndarray] = []
     t_gram, rates = [], []
     for _ in range(REPEATS):  # interleaved, so both bests come from the same stretch of time
-        t_gram.append(_timed(lambda: results.append(metric.score_block(states))))
-        rates.append(mm_gflops32())
+        t_gram.append(_timed(lambda: results.append(metric.score_block(states, device=device))))
+        rates.append(mm_gflops32(device))
     values, t_stage, rate = results[-1], min(t_gram), max(rates)
     check, _ = all_pairs(metric, layers[:3])  # the public entry point gives the same numbers
     assert np.allclose(check, values[:3, :3], atol=1e-12)
 
     t0 = time.perf_counter()
-    cross, s_a, _ = gram_inner_products([s.gram for s in states], precision="float64")
+    cross, s_a, _ = gram_inner_products([s.gram for s in states], precision="float64",
+                                      device=device)
     t_ref64 = time.perf_counter() - t0
     ref64 = cross / np.sqrt(np.outer(s_a, s_a))
     checked = [pairs[k] for k in rng.choice(len(pairs), CHECKED_PAIRS, replace=False)]
     diff_feature = max(abs(values[i, j] - feature_cka64(layers[i], layers[j]))
                        for i, j in checked)
 
-    tensors = [torch.from_numpy(x - x.mean(0)) for x in layers]  # peers' float32, pre-centred
+    tensors = [torch.from_numpy(x - x.mean(0)).to(device) for x in layers]  # pre-centred
     picked = [pairs[k] for k in rng.choice(len(pairs), SAMPLED_PAIRS, replace=False)]
     peer = [_timed(lambda i=i, j=j: peer_cka(tensors[i], tensors[j])) for i, j in picked]
     t_peer = float(np.mean(peer)) * len(pairs)
