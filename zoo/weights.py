@@ -263,7 +263,7 @@ def resolve_weights(model_id: str, weights: str | os.PathLike | None, random_ini
     if weights and random_init:
         raise WeightsError(f"{model_id}: pass either --weights or --random-init, not both")
     if weights:
-        path = Path(weights).expanduser()
+        path = Path(weights).expanduser().absolute()
         if not path.exists():
             raise WeightsError(f"{model_id}: weights path {str(weights)!r} does not exist")
         return WeightSource(path, str(path), trust=trust)
