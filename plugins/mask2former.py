@@ -203,21 +203,21 @@ def _check_config(config: Any, arch: M2FArch, where: Path) -> None:
         raise WeightsError(f"{where} is a different Mask2Former: {', '.join(diffs)}")
 
 
-def processor_scale(folder: Path) -> InputConfig:
-    """The study transform at the scale, filter and mean/std of a folder's Mask2Former image
-    processor (its shortest edge, rounded up to its size divisor 32; a square centre crop, so
-    every image gives the same grid)."""
+def processor_scale(folder: Path, study: InputConfig) -> InputConfig:
+    """The `study` transform at the scale, filter and mean/std of a folder's Mask2Former image
+    processor, if it has one (its shortest edge rounded up to its size divisor 32; a square
+    centre crop, so every image gives the same grid)."""
     from zoo.transforms import PIL_FILTERS
 
     try:
         raw = json.loads((folder / "preprocessor_config.json").read_text())
     except (OSError, json.JSONDecodeError):
-        return INPUT
-    size = raw.get("size", INPUT.size)
-    edge = int(size.get("shortest_edge", INPUT.size) if isinstance(size, dict) else size)
-    return replace(INPUT, size=-(-edge // 32) * 32,
-                   mean=tuple(raw.get("image_mean", INPUT.mean)),
-                   std=tuple(raw.get("image_std", INPUT.std)),
+        return study
+    size = raw.get("size", study.size)
+    edge = int(size.get("shortest_edge", study.size) if isinstance(size, dict) else size)
+    return replace(study, size=-(-edge // 32) * 32,
+                   mean=tuple(raw.get("image_mean", study.mean)),
+                   std=tuple(raw.get("image_std", study.std)),
                    interpolation=PIL_FILTERS.get(raw.get("resample", 2), "bilinear"))
 
 
@@ -293,8 +293,8 @@ def _load(spec: ModelSpec, weights: str | None, random_init: bool, device: str,
     arch = SWIN_BASE.tiny() if opts.tiny else SWIN_BASE
     source = find_weights(spec, weights, random_init, opts, [CACHED], ACCEPTS)
     input = replace(INPUT, size=arch.size)
-    if source.path is not None and source.path.is_dir() and not opts.tiny:
-        input = processor_scale(source.path)
+    if source.path is not None and source.path.is_dir():
+        input = processor_scale(source.path, input)
     input = opts.input(input)
     arch = replace(arch, size=segmentation_size(spec, input.size))
     if source.path is None:

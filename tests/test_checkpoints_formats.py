@@ -319,3 +319,22 @@ def test_safetensors_weights_are_fingerprinted_by_their_sha256(tmp_path: Path):
     digest = hashlib.sha256((tmp_path / "w.safetensors").read_bytes()).hexdigest()
     assert zmodel.provenance()["weights_sha256"] == digest
     assert zmodel.fingerprint == digest[:16]
+
+
+def test_mask2former_folder_runs_at_its_image_processors_scale(tmp_path: Path):
+    from transformers import Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessor
+
+    from zoo.plugins.mask2former import SWIN_BASE
+
+    model = Mask2FormerForUniversalSegmentation(SWIN_BASE.tiny().config())
+    model.save_pretrained(tmp_path / "folder")
+    Mask2FormerImageProcessor(size={"shortest_edge": 90, "longest_edge": 400}, resample=3,
+                              image_mean=[0.5, 0.5, 0.5], image_std=[0.2, 0.2, 0.2]
+                              ).save_pretrained(tmp_path / "folder")
+    zmodel = get_registry().model("mask2former").load(weights=str(tmp_path / "folder"),
+                                                      tiny=True)
+    assert (zmodel.input.size, zmodel.input.interpolation) == (96, "bicubic")  # 90 -> /32
+    assert zmodel.input.mean == (0.5, 0.5, 0.5) and zmodel.input.std == (0.2, 0.2, 0.2)
+    x = zmodel.preprocess(photos(1))
+    out = zmodel.forward_layers(x, ["backbone.stage1"])["backbone.stage1"]
+    assert x.shape[-1] == 96 and out.shape[1] == 96 // 4
