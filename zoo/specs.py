@@ -49,6 +49,9 @@ class InputConfig:
             raise ValueError(f"input library {self.library!r} not in {LIBRARIES}")
         if self.resize not in ("shortest", "squash"):
             raise ValueError(f"resize rule {self.resize!r}: use shortest or squash")
+        if self.library == "open_clip" and self.crop_pct != 1.0:
+            raise ValueError("open_clip's transform has no crop fraction: use library "
+                             "'torchvision' for crop_pct < 1")
 
     @property
     def resize_size(self) -> int:

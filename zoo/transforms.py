@@ -42,8 +42,6 @@ def _single_image_transform(cfg: InputConfig) -> Callable[[Any], Any]:
     if cfg.library == "open_clip":
         import open_clip
 
-        if cfg.crop_pct != 1.0:
-            raise ValueError("open_clip's transform has no crop fraction; use torchvision")
         return open_clip.image_transform(cfg.size, is_train=False, mean=cfg.mean, std=cfg.std,
                                          resize_mode=cfg.resize, interpolation=cfg.interpolation)
     from torchvision import transforms as T
