@@ -115,7 +115,9 @@ def _load(spec: ModelSpec, weights: str | None, random_init: bool, device: str, 
     fmt, state, input = "open_clip", None, INPUT
     if source.path is not None:
         fmt, state, input = _read(source, spec)
-    input = opts.input(replace(input, size=built.size) if opts.tiny else input)
+    if opts.tiny and fmt != TRANSFORMERS:  # a processor folder brings its own size
+        input = replace(input, size=built.size)
+    input = opts.input(input)
     built = replace(built, size=input.size)
     config = built.open_clip_config() if opts.tiny else open_clip.get_model_config(arch.name)
     config = {**config, "vision_cfg": {**config["vision_cfg"], "image_size": built.size}}
@@ -130,7 +132,7 @@ def _load(spec: ModelSpec, weights: str | None, random_init: bool, device: str, 
             load_into(model.visual, {k.removeprefix("visual."): v for k, v in state.items()},
                       f"{source.path} (converted from transformers)")
         else:
-            load_into(model, state, f"{source.path} ({fmt})", optional=("logit_bias",))
+            load_into(model, state, f"{source.path} ({fmt})")
     return wrap_model(spec, model.visual, layers, source.detected(fmt) if state else source,
                       input, device, tiny=opts.tiny)
 
