@@ -167,13 +167,15 @@ HF_BLOCK = (("self_attn.out_proj.", "attn.out_proj."), ("layer_norm1.", "ln_1.")
 
 
 def _from_transformers(folder: Path, spec: ModelSpec) -> dict[str, Any]:
-    """Read a CLIPVisionModel(WithProjection) or CLIPModel folder with transformers (offline)
-    and rename its image tower to open_clip's keys (q, k, v joined into in_proj)."""
+    """Read a CLIPModel (as on the hub) or CLIPVisionModel(WithProjection) folder with
+    transformers (offline) and rename its image tower to open_clip's keys (q, k, v joined into
+    in_proj)."""
     import torch
     import transformers
 
     config = json.loads((folder / "config.json").read_text())
-    name = ("CLIPVisionModel" if config.get("architectures") == ["CLIPVisionModel"]
+    name = ("CLIPModel" if config.get("model_type") == "clip" else "CLIPVisionModel"
+            if config.get("architectures") == ["CLIPVisionModel"]
             else "CLIPVisionModelWithProjection")
     try:
         with quiet_transformers():
@@ -181,11 +183,14 @@ def _from_transformers(folder: Path, spec: ModelSpec) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - unreadable or partial folder
         raise WeightsError(f"cannot load {folder} as {name}: "
                            f"{' '.join(str(exc).split())[:300]}") from None
-    if model.config.hidden_act != "quick_gelu" and spec.tag == "openai":
-        raise WeightsError(f"{folder} uses {model.config.hidden_act}; {spec.id} is QuickGELU")
+    act = getattr(model.config, "vision_config", model.config).hidden_act
+    if act != "quick_gelu" and spec.tag == "openai":
+        raise WeightsError(f"{folder} uses {act}; {spec.id} is QuickGELU")
     out: dict[str, Any] = {}
     qkv: dict[str, dict[str, Any]] = {}
     for key, value in model.state_dict().items():
+        if name == "CLIPModel" and not key.startswith(("vision_model.", "visual_projection.")):
+            continue  # the text tower
         key = key if key.startswith("visual_projection.") else "vision_model." + key.removeprefix(
             "vision_model.")  # CLIPVisionModel's keys lack the prefix in transformers 5
         block = re.match(r"vision_model\.encoder\.layers\.(\d+)\.(.+)", key)

@@ -138,21 +138,27 @@ def test_transformers_mae_folder_loads_and_runs_unmasked_in_raster_order(caches)
 
 # --- CLIP: transformers folders and OpenAI TorchScript ------------------------------------------
 
-def _hf_clip(projection: bool):
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, \
-        CLIPVisionModelWithProjection
+def _hf_clip(kind: str):
+    """A tiny transformers CLIP of `kind`: the hub's CLIPModel, or a vision tower alone."""
+    import transformers
 
-    config = CLIPVisionConfig(hidden_size=32, intermediate_size=128, num_hidden_layers=2,
-                              num_attention_heads=2, image_size=32, patch_size=16,
-                              projection_dim=16, hidden_act="quick_gelu")
-    model = trained((CLIPVisionModelWithProjection if projection else CLIPVisionModel)(config))
-    return model, CLIPImageProcessor(size={"shortest_edge": 32},
-                                     crop_size={"height": 32, "width": 32})
+    vision = dict(hidden_size=32, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=2, image_size=32, patch_size=16, hidden_act="quick_gelu")
+    if kind == "CLIPModel":
+        config = transformers.CLIPConfig(vision_config=vision, projection_dim=16, text_config=dict(
+            hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+            vocab_size=64, max_position_embeddings=8, eos_token_id=2))
+    else:
+        config = transformers.CLIPVisionConfig(**vision, projection_dim=16)
+    model = trained(getattr(transformers, kind)(config))
+    return model, transformers.CLIPImageProcessor(size={"shortest_edge": 32},
+                                                  crop_size={"height": 32, "width": 32})
 
 
-@pytest.mark.parametrize("projection", [True, False])
-def test_transformers_clip_vision_folders_load_from_the_hf_cache(projection, caches):
-    model, processor = _hf_clip(projection)
+@pytest.mark.parametrize("kind", ["CLIPModel", "CLIPVisionModelWithProjection",
+                                  "CLIPVisionModel"])
+def test_transformers_clip_folders_load_from_the_hf_cache(kind, caches):
+    model, processor = _hf_clip(kind)
     model.save_pretrained(caches / "folder")
     processor.save_pretrained(caches / "folder")
     in_hf_cache(caches, "openai/clip-vit-base-patch16", caches / "folder")
@@ -162,13 +168,15 @@ def test_transformers_clip_vision_folders_load_from_the_hf_cache(projection, cac
     x = zmodel.preprocess(images)
     torch.testing.assert_close(x, processor(images=images, return_tensors="pt")["pixel_values"],
                                rtol=0, atol=1e-6)
+    projection = kind != "CLIPVisionModel"
     with torch.no_grad():
-        ref = model(pixel_values=x, output_hidden_states=True)
+        ref = (model.vision_model if projection else model)(pixel_values=x,
+                                                            output_hidden_states=True)
+        pooled = model.visual_projection(ref.pooler_output) if projection else ref.pooler_output
     out = zoo_layers(zmodel, x)
     for i in range(2):
         torch.testing.assert_close(out[f"block{i}"], ref.hidden_states[i + 1], **TOL)
     torch.testing.assert_close(out["embed"], ref.hidden_states[0], **TOL)
-    pooled = ref.image_embeds if projection else ref.pooler_output
     torch.testing.assert_close(out["embedding"], pooled, **TOL)
     assert zmodel.layers["embedding"].channels == pooled.shape[-1]
 
