@@ -90,9 +90,11 @@ def load_options(spec: ModelSpec, options: dict[str, Any],
     if unknown:
         raise UnknownNameError(f"build option of {spec.id}", unknown[0], known)
     common = {k: options[k] for k in COMMON_OPTIONS if options.get(k) is not None}
-    size = common.get("size")
-    if size is not None and (int(size) != size or size < 1):
-        raise ZooError(f"{spec.id}: size={size} must be a positive whole number of pixels")
+    size, crop = common.get("size"), common.get("crop_pct")
+    if size is not None and (type(size) is not int or size < 1):
+        raise ZooError(f"{spec.id}: size={size!r} must be a positive whole number of pixels")
+    if crop is not None and (type(crop) not in (int, float) or not 0 < crop <= 1):
+        raise ZooError(f"{spec.id}: crop_pct={crop!r} must be a fraction in (0, 1]")
     return LoadOptions(**common, extra={k: options[k] for k in extra if k in options})
 
 
