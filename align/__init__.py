@@ -6,7 +6,7 @@ functions that use them.
 
 from zoo.align.affinity import AFFINITIES, estimate_sigma
 from zoo.align.bias import PositionalBias, positional_bias
-from zoo.align.colour import aligned_colors, to_rgb, trajectory_coords
+from zoo.align.colour import aligned_colours, to_rgb, trajectory_coords
 from zoo.align.joint import JointLayout, apply_maps, shared_space, stack_blocks
 from zoo.align.learned import AlignConfig, AlignmentRun, train_alignment
 from zoo.align.maps import LinearMap, load_maps, map_key, save_maps
@@ -17,7 +17,7 @@ from zoo.align.segment import SegmentationScore, mask_labels, oracle_segmentatio
 __all__ = [
     "AFFINITIES", "METHODS", "AlignConfig", "AlignmentRun", "JointLayout", "LinearMap",
     "NcutResult", "PairwiseAlignment", "PositionalBias", "SegmentationScore", "align_pair",
-    "aligned_colors", "apply_maps", "estimate_sigma", "exact_ncut", "load_maps", "map_key",
+    "aligned_colours", "apply_maps", "estimate_sigma", "exact_ncut", "load_maps", "map_key",
     "mask_labels", "ncut", "oracle_segmentation", "positional_bias", "save_maps",
     "shared_space", "stack_blocks", "subspace_cosines", "to_rgb", "trajectory_coords",
     "train_alignment",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from zoo.align.bias import PositionalBias, positional_bias
-from zoo.align.colour import aligned_colors, trajectory_coords
+from zoo.align.colour import aligned_colours, trajectory_coords
 from zoo.align.joint import JointLayout, apply_maps, shared_space, stack_blocks
 from zoo.align.maps import LinearMap
 from zoo.align.ncut import DEFAULT_LANDMARKS, NcutResult, ncut
@@ -62,7 +62,7 @@ def aligned_cut(blocks: Mapping[str, np.ndarray], maps: Mapping[str, LinearMap] 
     X, layout = stack_blocks(shared)
     cut = ncut(X, n_eig=n_eig, n_landmarks=n_landmarks, sigma=sigma, affinity=affinity,
                seed=seed, device=device, progress=progress)
-    result = CutResult(cut, layout, aligned_colors(cut.eigvecs, cut.landmarks, seed,
+    result = CutResult(cut, layout, aligned_colours(cut.eigvecs, cut.landmarks, seed,
                                                    progress=progress),
                        trajectory_coords(cut.eigvecs, cut.landmarks, seed) if trajectory else None,
                        alignment)

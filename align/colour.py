@@ -12,14 +12,12 @@ space, with one bandwidth for all nodes: the typical spacing between landmarks.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from zoo.align.affinity import chunks
 from zoo.errors import ZooError
+from zoo.progress import Progress
 
-Progress = Callable[[str, int, int], None]
 TSNE_POINTS = 300  # landmarks embedded by exact t-SNE (O(n^2) per iteration)
 NEIGHBOURS = 8
 
@@ -88,7 +86,7 @@ def embedding(eigvecs: np.ndarray, landmarks: np.ndarray, n_dims: int, seed: int
     return extend_embedding(rows, marks, coords, progress=progress)
 
 
-def aligned_colors(eigvecs: np.ndarray, landmarks: np.ndarray, seed: int = 0,
+def aligned_colours(eigvecs: np.ndarray, landmarks: np.ndarray, seed: int = 0,
                    quantile: float = 0.01, progress: Progress | None = None) -> np.ndarray:
     """RGB in [0, 1] (n, 3) for every node from a 3-D t-SNE of the eigenvectors on landmarks."""
     return to_rgb(embedding(eigvecs, landmarks, 3, seed, progress), quantile)

@@ -16,7 +16,7 @@ epoch's maps are returned.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -25,11 +25,11 @@ import numpy as np
 from zoo.align.maps import LinearMap
 from zoo.align.pairwise import split_rows
 from zoo.errors import ZooError
+from zoo.progress import Progress
 
 if TYPE_CHECKING:
     import torch
 
-Progress = Callable[[str, int, int], None]
 TOKEN_POOL = 16384  # training tokens per layer kept for the regularisers
 
 

@@ -57,7 +57,7 @@ def load_blocks(models: Sequence[ZooModel], dataset: Dataset, layers: Sequence[s
     """Extract every selected spatial layer of every model over the dataset. A `layers`
     pattern may match in some models only, but must match somewhere."""
     from zoo.align.maps import map_key
-    from zoo.extract import extract
+    from zoo.extraction import extract
 
     maps, info, matched = {}, [], set()
     for model in models:
@@ -238,7 +238,7 @@ def align(models: Sequence[str | ZooModel], data: str | Dataset,
     if method != "learned" and method not in METHODS:
         raise UnknownNameError("alignment method", method, ("learned", *METHODS))
     if method == "learned" and not target:
-        raise ZooError("method learned needs a target (a .csv/.npy file or MODEL:LAYER)")
+        raise ZooError("method learned needs --target (target=): a .csv/.npy file or MODEL:LAYER")
     config = config or AlignConfig(seed=seed)
     blocks = _blocks(models, data, layers, weights, random_init, device, batch_size, cache,
                      progress)

@@ -22,8 +22,23 @@ def build_app() -> typer.Typer:
 
     app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False,
                       pretty_exceptions_enable=False, rich_markup_mode=None)
+    app.callback()(_root)
     get_registry().add_commands(app)
     return app
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from zoo import __version__
+
+        print(f"zoo {__version__}")
+        raise typer.Exit()
+
+
+def _root(version: bool = typer.Option(False, "--version", is_eager=True,
+                                       callback=_show_version,
+                                       help="print the version and exit")) -> None:
+    """Compare the internal representations of a zoo of vision models, layer by layer."""
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -27,7 +27,7 @@ ModelWeightsOpt = Annotated[list[str] | None, typer.Option(
 RandomInitOpt = Annotated[bool, typer.Option("--random-init", help="use random weights (fixed "
                                              "seed) when no real weights are at hand")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N")]
-ReduceOpt = Annotated[str, typer.Option("--reduce", "-r", help="gap, cls, grid:K, positions:K, "
+ReduceOpt = Annotated[str, typer.Option("--reduction", "--reduce", "-r", help="gap, cls, grid:K, positions:K, "
                                         "flatten (none keeps the full layout)")]
 LayersOpt = Annotated[list[str] | None, typer.Option(
     "--layers", "-l", help="layer names or globs, comma-separated or repeated; MODEL=GLOB "
@@ -38,6 +38,11 @@ SkipBadOpt = Annotated[bool, typer.Option("--skip-bad", help="skip unreadable im
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="neither read nor write the "
                                           "feature cache")]
+ModelsArg = Annotated[list[str], typer.Argument(help="model ids or families")]
+OutOpt = Annotated[str | None, typer.Option("--out", "-o", help="output folder (default: a "
+                                            "new one under runs/)")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="seed of every random choice")]
+DimOpt = Annotated[int, typer.Option("--dim", min=2, help="width of the shared channel space")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace an existing --out "
                                             "folder (default: refuse)")]
 
@@ -70,8 +75,8 @@ def model_weights(values: list[str] | None, models: list[str]) -> dict[str, str]
         model, sep, path = item.partition("=")
         if not sep:
             if len(models) != 1:
-                raise ZooError(f"--weights {item!r}: write MODEL=PATH when comparing several "
-                               "models")
+                raise ZooError(f"--weights {item!r}: write MODEL=PATH when several models "
+                               "are given")
             model, path = models[0], item
         if model not in models:
             raise ZooError(f"--weights {item!r}: {model!r} is not one of {', '.join(models)}")
@@ -88,7 +93,7 @@ def load_model(name: str, weights: str | None = None, random_init: bool = False,
 
 
 def load_data(data: str, skip_bad: bool = False) -> Dataset:
-    """`zoo.dataset`, saying on stderr which images `--skip-bad` dropped."""
+    """`zoo.dataset`, saying on stderr which images and folders `--skip-bad` dropped."""
     from zoo.api import dataset
 
     opened = dataset(data, skip_bad=skip_bad)
@@ -99,11 +104,13 @@ def load_data(data: str, skip_bad: bool = False) -> Dataset:
     return opened
 
 
-def out_folder(out: str | None, kind: str, names: list[str], options: dict[str, Any]) -> Path:
-    """`--out`, or a new default folder for this run (see `zoo.runs.default_folder`)."""
-    from zoo.runs import default_folder
+def out_folder(out: str | None, kind: str, names: list[str], options: dict[str, Any],
+               overwrite: bool = False) -> Path:
+    """`--out` (checked before any work), or a new default folder for this run (see
+    `zoo.runs.default_folder`)."""
+    from zoo.runs import check_new_folder, default_folder
 
-    return Path(out).expanduser() if out else default_folder(kind, names, options)
+    return check_new_folder(out, overwrite) if out else default_folder(kind, names, options)
 
 
 def out_dir(path: str | Path) -> Path:

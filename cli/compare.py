@@ -28,7 +28,7 @@ ImagesOpt = Annotated[int, typer.Option("--images", min=0, help="images shown as
 def compare_cmd(model_a: Annotated[str, typer.Argument(help="first model (rows)")],
                 model_b: Annotated[str, typer.Argument(help="second model (columns)")],
                 data: DataOpt = "samples", layers: LayersOpt = None,
-                metric: MetricsOpt = None, reduce: ReduceOpt = "gap",
+                metric: MetricsOpt = None, reduction: ReduceOpt = "gap",
                 permutations: PermOpt = 0, bootstrap: BootOpt = 0,
                 weights: ModelWeightsOpt = None, random_init: RandomInitOpt = False,
                 device: DeviceOpt = "cpu", batch_size: BatchOpt = 16, out: OutOpt = None,
@@ -41,7 +41,7 @@ def compare_cmd(model_a: Annotated[str, typer.Argument(help="first model (rows)"
     from zoo.comparison_report import summary
     from zoo.features import parse_reduction
 
-    parse_reduction(reduce)
+    parse_reduction(reduction)
     metrics = resolve_metrics(",".join(split_list(metric) or [DEFAULT_METRICS]))
     paths = model_weights(weights, [model_a, model_b])
     chosen = per_model(layers, [model_a, model_b], "--layers")
@@ -52,11 +52,11 @@ def compare_cmd(model_a: Annotated[str, typer.Argument(help="first model (rows)"
                                             random_init=random_init, device=device)
     folder = out_folder(out, "compare", [za.id, "vs", zb.id], {
         "data": dataset.fingerprint, "layers": chosen, "metrics": [m.name for m in metrics],
-        "reduce": reduce, "permutations": permutations, "bootstrap": bootstrap,
-        "weights": [za.fingerprint, zb.fingerprint], "images": images})
+        "reduction": reduction, "permutations": permutations, "bootstrap": bootstrap,
+        "weights": [za.fingerprint, zb.fingerprint], "images": images}, overwrite)
     with progress_bar() as progress:
         comparison = compare(za, zb, metrics, data=dataset, layers_a=chosen[model_a],
-                             layers_b=chosen[model_b], reduction=reduce,
+                             layers_b=chosen[model_b], reduction=reduction,
                              permutations=permutations, bootstrap=bootstrap, images=images,
                              device=device, batch_size=batch_size, cache=not no_cache,
                              progress=progress)

@@ -8,14 +8,12 @@ from typing import Annotated
 
 import typer
 
-from zoo.cli.common import (BatchOpt, DeviceOpt, JsonOpt, LayersOpt, NoCacheOpt, OverwriteOpt,
-                            RandomInitOpt, WeightsOpt, out_folder, print_json, print_table,
-                            progress_bar, split_list)
+from zoo.cli.common import (BatchOpt, DeviceOpt, JsonOpt, LayersOpt, NoCacheOpt, OutOpt,
+                            OverwriteOpt, RandomInitOpt, WeightsOpt, out_folder, print_json,
+                            print_table, progress_bar, split_list)
 
 ConceptsOpt = Annotated[str, typer.Option("--concepts", "-c", help="synthetic[:N], "
                                           "broden:PATH (or a Broden folder), colour:DATA")]
-OutOpt = Annotated[str | None, typer.Option("--out", "-o", help="output folder (default: a new "
-                                            "one under runs/)")]
 
 
 def dissect_cmd(model: Annotated[str, typer.Argument(help="model id or family")],
@@ -39,7 +37,8 @@ def dissect_cmd(model: Annotated[str, typer.Argument(help="model id or family")]
     zmodel = load(model, weights=weights, random_init=random_init, device=device)
     folder = out_folder(out, "dissect", [zmodel.id], {
         "concepts": concepts, "layers": split_list(layers), "quantile": quantile,
-        "iou_cutoff": iou_cutoff, "stability": stability, "weights": zmodel.fingerprint})
+        "iou_cutoff": iou_cutoff, "stability": stability, "weights": zmodel.fingerprint},
+        overwrite)
     with progress_bar() as progress:
         run = dissect_model(zmodel, concepts, split_list(layers), quantile=quantile,
                             iou_cutoff=iou_cutoff, stability=stability, batch_size=batch_size,
@@ -79,7 +78,7 @@ def lce_cmd(folders: Annotated[list[Path], typer.Argument(help="`zoo dissect` ou
                    seed=seed)
     folder = out_folder(out, "lce", [f.name for f in folders][:4], {
         "folders": [str(f) for f in folders], "layers": split_list(layers), "seed": seed,
-        "max_k": max_k, "performance": str(performance)})
+        "max_k": max_k, "performance": str(performance)}, overwrite)
     save_lce(result, folder, overwrite)
     if json_:
         print_json(lce_summary(result) | {"out": str(folder)})

@@ -26,7 +26,7 @@ def extract_cmd(model: Annotated[str, typer.Argument(help="model id or family")]
     """Extract features of MODEL's layers over a dataset into the feature cache."""
     from zoo.api import load
     from zoo.cache import FeatureCache
-    from zoo.extract import extract, select_layers
+    from zoo.extraction import extract, select_layers
     from zoo.features import parse_reduction
     from zoo.io import write_json, write_npy
     from zoo.model import provenance_text

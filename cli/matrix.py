@@ -22,11 +22,12 @@ def matrix_cmd(models: Annotated[list[str] | None, typer.Argument(
                                                   "(its default model)")] = False,
                data: DataOpt = "samples", layers: LayersOpt = None,
                metric: Annotated[str, typer.Option("--metric", "-m", help="metric name")] = "cka",
-               reduce: ReduceOpt = "gap", weights: ModelWeightsOpt = None,
+               reduction: ReduceOpt = "gap", weights: ModelWeightsOpt = None,
                random_init: RandomInitOpt = False, device: DeviceOpt = "cpu",
                batch_size: BatchOpt = 16,
                out: Annotated[str | None, typer.Option("--out", "-o", help="output folder "
-                              "(default: a new runs/matrix-MODELS-<hash>)")] = None,
+                              "(default: a new runs/matrix-MODELS-<hash>; also for merge)")]
+               = None,
                overwrite: OverwriteOpt = False, skip_bad: SkipBadOpt = False,
                no_cache: NoCacheOpt = False, json_: JsonOpt = False,
                run: Annotated[str | None, typer.Option("--run", help="run folder on a shared "
@@ -53,32 +54,35 @@ def matrix_cmd(models: Annotated[list[str] | None, typer.Argument(
         if len(models) != 2:
             raise ZooError("usage: zoo matrix merge RUN [--out DIR]")
         result = load_matrix(Path(models[1]))
-        return _write(result, out or models[1], overwrite or not out, json_)
+        folder = out_folder(out, "matrix", result.models, {"run": str(result.run)}, overwrite)
+        return _write(result, str(folder), overwrite, json_)
     names = list(get_registry().families) if all_ else list(models or [])
     if not names:
         raise ZooError("name at least one model, or pass --all")
     device = check_device(device)
     dataset = load_data(data, skip_bad)
-    options: dict[str, Any] = dict(layers=split_list(layers), reduction=reduce,
+    options: dict[str, Any] = dict(layers=split_list(layers), reduction=reduction,
                                    random_init=random_init, weights=model_weights(weights, names),
                                    batch_size=batch_size, samples_per_unit=samples_per_unit,
-                                   block=block, run=run, cache=not no_cache)
+                                   block=block, run=run, cache=not no_cache,
+                                   skip_broken=all_)
     folder = out_folder(out, "matrix", names, {"data": dataset.fingerprint, "metric": metric,
                                               **{k: v for k, v in options.items()
-                                                 if k not in ("run", "cache")}})
-    k, n = parse_shard(shard) if shard else shard_from_env()
+                                                 if k not in ("run", "cache", "skip_broken")}},
+                        overwrite)
+    k, n = (0, 1) if workers is not None else parse_shard(shard) if shard else shard_from_env()
+    if workers is not None or n > 1:  # several processes share one named run folder
+        options["run"] = open_matrix(names, dataset, metric, **{
+            key: v for key, v in options.items() if key != "cache"})[1]
     with progress_bar() as progress:
         if workers is not None:
-            _, run_folder = open_matrix(names, dataset, metric, **{
-                key: v for key, v in options.items() if key != "cache"})
-            run_workers(run_folder, worker_count(workers, device), data, skip_bad, device, wait)
-            k, n = 0, 1
+            run_workers(options["run"], worker_count(workers, device), data, skip_bad, device,
+                        wait)
         result = run_matrix(names, dataset, metric, device=device, shard=(k, n), wait=wait,
                             progress=progress, **options)
-    if result is None:
+    if n > 1:
         print(f"shard {k}/{n} finished its units; when every shard has, run "
-              f"`zoo matrix merge RUN` (the run folder is named in `zoo matrix --json`)",
-              file=sys.stderr)
+              f"`zoo matrix merge {options['run']}`", file=sys.stderr)
         return
     _write(result, str(folder), overwrite, json_)
 

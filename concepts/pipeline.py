@@ -85,7 +85,7 @@ def dissect_model(model: str | ZooModel, concepts: str = "synthetic",
     top-`quantile` activation masks, IoU against concept masks, labelled above `iou_cutoff`)."""
     from zoo.api import _names, feature_cache, load
     from zoo.concepts import dissect, label_stability, open_concepts
-    from zoo.extract import extract, select_layers
+    from zoo.extraction import extract, select_layers
     from zoo.progress import tagged
 
     check_settings(quantile, iou_cutoff)

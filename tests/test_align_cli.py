@@ -86,7 +86,7 @@ def test_align_closed_form_pair_scores_held_out(tmp_path, capsys):
 @pytest.mark.parametrize("args, needles", [
     (("cut", *TOY, "--layers", "nothing*"), ("nothing*",)),
     (("cut", *TOY, "--layers", "embed"), ("embed", "no pixel grid")),
-    (("cut", *TOY, "--weights", "w.pth", "--layers", "stage1"), ("exactly one model",)),
+    (("cut", *TOY, "--weights", "w.pth", "--layers", "stage1"), ("MODEL=PATH",)),
     (("cut", *TOY, "--layers", "stage1", "--affinity", "l1"), ("unknown affinity 'l1'",)),
     (("align", *TOY, "--layers", "stage1"), ("needs --target",)),
     (("align", *TOY, "--layers", "stage1,block1", "--target", "no.csv"), ("does not exist",)),

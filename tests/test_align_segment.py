@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zoo.align import (aligned_colors, mask_labels, ncut, oracle_segmentation, positional_bias,
+from zoo.align import (aligned_colours, mask_labels, ncut, oracle_segmentation, positional_bias,
                        shared_space, stack_blocks, to_rgb)
 from zoo.align.segment import mask_to_grid
 from zoo.errors import ZooError
@@ -102,14 +102,14 @@ def test_aligned_colours_separate_clusters_and_are_seeded():
     labels = np.repeat(np.arange(3), 200)
     X = (rng.normal(size=(3, 8))[labels] * 4 + rng.normal(size=(600, 8))).astype(np.float32)
     res = ncut(X, n_eig=4, n_landmarks=120)
-    rgb = aligned_colors(res.eigvecs, res.landmarks)
+    rgb = aligned_colours(res.eigvecs, res.landmarks)
     assert rgb.shape == (600, 3) and rgb.min() >= 0.0 and rgb.max() <= 1.0
     d2 = ((rgb[:, None] - rgb[None]) ** 2).sum(-1)
     np.fill_diagonal(d2, np.inf)
     neighbours = d2.argsort(1)[:, :5]
     assert (labels[neighbours] == labels[:, None]).mean() > 0.99  # colours do not mix clusters
     assert (rgb.max(0) - rgb.min(0)).min() > 0.9  # and use the whole cube
-    np.testing.assert_array_equal(rgb, aligned_colors(res.eigvecs, res.landmarks))
+    np.testing.assert_array_equal(rgb, aligned_colours(res.eigvecs, res.landmarks))
 
 
 def test_rgb_mapping_clips_quantiles():

@@ -10,7 +10,7 @@ import pytest
 from zoo.cache import FeatureCache
 from zoo.data import synthetic
 from zoo.errors import DataError
-from zoo.extract import extract
+from zoo.extraction import extract
 from zoo.registry import get_registry
 
 

@@ -76,3 +76,11 @@ def test_corrupt_image_stops_with_its_name_or_is_skipped(tmp_path):
     skipped = run_zoo("extract", "toy/cnn", "--data", str(tmp_path), "--skip-bad")
     assert skipped.returncode == 0, skipped.stderr
     assert "skipped 1 unreadable" in skipped.stderr
+
+
+def test_version_and_near_miss_suggestions():
+    import zoo
+
+    version = run_zoo("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"zoo {zoo.__version__}"
+    assert_user_error(run_zoo("info", "toy/cn"), "did you mean 'toy/cnn'")

@@ -99,10 +99,12 @@ def test_cli_user_errors_name_the_problem(dissected, tmp_path: Path):
     ok = _invoke("dissect", "toy/cnn", "--random-init", "--concepts", "synthetic:2",
                  "--layers", "stem", "--no-cache", "--out", str(folder))
     assert ok.exit_code == 0 and (folder / "dissect.json").exists()
+    before = (folder / "dissect.json").read_bytes()
     result = _invoke("dissect", "toy/cnn", "--random-init", "--concepts", "synthetic:2",
-                     "--layers", "stem,embed", "--no-cache", "--out", str(folder))
+                     "--layers", "stem,embed", "--no-cache", "--out", str(folder), "--overwrite")
     assert isinstance(result.exception, ZooError) and "spatial" in str(result.exception)
-    # the failed run removed the old summary: the folder no longer reads as a complete run
-    assert not (folder / "dissect.json").exists()
+    # the failed run leaves the previous complete run as it was, never a mixed folder
+    assert (folder / "dissect.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["y"]
     result = _invoke("lce", str(tmp_path), "--out", str(tmp_path / "z"))
     assert isinstance(result.exception, DataError) and "dissect.json" in str(result.exception)

@@ -20,7 +20,7 @@ from tests.test_cache import CountingModel
 from zoo.cache import FeatureCache
 from zoo.data import synthetic
 from zoo.errors import ZooError
-from zoo.extract import extract
+from zoo.extraction import extract
 from zoo.registry import get_registry
 
 
@@ -112,7 +112,7 @@ WRITER = """
 import sys
 from zoo.cache import FeatureCache
 from zoo.data import synthetic
-from zoo.extract import extract
+from zoo.extraction import extract
 from zoo.registry import get_registry
 
 model = get_registry().model("toy/cnn").load()

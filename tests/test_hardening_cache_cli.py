@@ -13,7 +13,7 @@ from tests.conftest import assert_user_error, run_zoo
 from zoo.cache import FeatureCache
 from zoo.cli.cache import parse_age, parse_size
 from zoo.data import synthetic
-from zoo.extract import extract
+from zoo.extraction import extract
 from zoo.registry import get_registry
 
 

@@ -22,9 +22,10 @@ def values(folder):
 
 @pytest.fixture(scope="module")
 def unsharded(tmp_path_factory):
-    out = tmp_path_factory.mktemp("unsharded")
+    root = tmp_path_factory.mktemp("unsharded")
+    out = root / "out"
     result = run_zoo(*JOB, "--out", str(out), "--json",
-                     env={"ZOO_CACHE_DIR": str(out / "cache")})
+                     env={"ZOO_CACHE_DIR": str(root / "cache")})
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["n"] == 12
     return values(out)
@@ -41,10 +42,11 @@ def test_two_concurrent_shards_then_merge_equal_the_unsharded_run(tmp_path, unsh
         _, err = shard.communicate(timeout=300)
         assert shard.returncode == 0, err
         assert "zoo matrix merge" in err
-    merged = run_zoo("matrix", "merge", str(run))
+    merged = run_zoo("matrix", "merge", str(run), "--out", str(tmp_path / "merged"))
     assert merged.returncode == 0, merged.stderr
-    np.testing.assert_array_equal(values(run), unsharded)
-    assert (run / "matrix.png").exists() and (run / "report.html").exists()
+    np.testing.assert_array_equal(values(tmp_path / "merged"), unsharded)
+    assert (tmp_path / "merged" / "matrix.png").exists()
+    assert (run / "plan.json").exists()  # the run folder itself is left as it was
 
 
 @pytest.mark.slow
@@ -65,3 +67,11 @@ def test_shard_comes_from_torchrun_variables_and_merge_refuses_an_unfinished_run
                       "extract-m000-s000000000")
     assert_user_error(run_zoo("matrix", "merge", str(tmp_path)), "not a matrix run folder")
     assert_user_error(run_zoo(*JOB, "--run", str(run), "--block", "4"), "differs in")
+
+
+def test_a_corrupt_plan_is_one_line_naming_the_way_out(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "plan.json").write_text('{"format": 1, "models": [')
+    assert_user_error(run_zoo("matrix", "merge", str(run)), "plan.json is corrupt",
+                      "delete the run folder")

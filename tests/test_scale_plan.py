@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from zoo import plan as planmod
-from zoo.compare import side_features, zoo_matrix
+from zoo.engine import all_pairs
+from zoo.featureset import extract_set
 from zoo.data import open_dataset
 from zoo.errors import ZooError
 from zoo.plan import (STAGES, assemble, make_plan, missing_units, open_run, parse_shard,
@@ -29,6 +30,15 @@ def toy_plan(dataset, metric="cka", samples_per_unit=5, block=3):
 @pytest.fixture(scope="module")
 def dataset():
     return open_dataset("synthetic:12")
+
+
+def in_memory(dataset, metric):
+    """The reference: one extraction per model and the engine over all layers at once."""
+    registry = get_registry()
+    sets = [extract_set(registry.model(m).load(random_init=True), dataset, None, "gap", 4)
+            for m in MODELS]
+    assert sets[0].sample_ids == sets[1].sample_ids
+    return all_pairs(registry.metric(metric), [x for s in sets for x in s.arrays()])[0]
 
 
 def run_all(plan, run, dataset, shards=1):
@@ -64,12 +74,9 @@ def test_sharded_and_merged_equals_unsharded_and_the_in_memory_matrix(dataset, t
     sharded, sharded_reasons, _ = assemble(plan, tmp_path / "two")
     np.testing.assert_array_equal(sharded, values)
     assert (sharded_reasons == reasons).all()
-    registry = get_registry()
-    sides, ids = zip(*(side_features(registry.model(m).load(random_init=True), dataset, None,
-                                     "gap", 4) for m in MODELS))
-    direct = zoo_matrix(sides, ids, registry.metric("cka"))
-    assert n == direct.n == 12
-    np.testing.assert_allclose(values, direct.values, rtol=1e-10, atol=1e-12)
+    direct = in_memory(dataset, "cka")
+    assert n == 12
+    np.testing.assert_allclose(values, direct, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(np.diag(values), 1.0, atol=1e-9)
 
 
@@ -134,11 +141,7 @@ def test_stored_states_score_like_fresh_ones(dataset, tmp_path, metric):
     plan = toy_plan(dataset, metric=metric, block=4)
     run_all(plan, tmp_path, dataset, shards=2)
     values, _, _ = assemble(plan, tmp_path)
-    registry = get_registry()
-    sides, ids = zip(*(side_features(registry.model(m).load(random_init=True), dataset, None,
-                                     "gap", 4) for m in MODELS))
-    direct = zoo_matrix(sides, ids, registry.metric(metric))
-    np.testing.assert_allclose(values, direct.values, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(values, in_memory(dataset, metric), rtol=1e-9, atol=1e-12)
 
 
 def test_shard_defaults_come_from_torchrun_or_slurm():

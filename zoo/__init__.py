@@ -13,15 +13,20 @@ from zoo.hookspecs import hookimpl
 from zoo.specs import DatasetSpec, InputConfig, LayerInfo, ModelSpec
 
 API = ("list_models", "load", "wrap", "dataset", "extract", "compare", "matrix")
+SUBPACKAGES = ("metrics", "align", "concepts")
 __all__ = ["ZooError", "hookimpl", "ModelSpec", "LayerInfo", "InputConfig", "DatasetSpec",
            *API]
 __version__ = "0.2.0"
 
 
 def __getattr__(name: str) -> Any:
-    """`zoo.load` etc. resolve to `zoo.api` on first use."""
+    """`zoo.load` etc. resolve to `zoo.api`, `zoo.metrics` etc. import, on first use."""
     if name in API:
         from zoo import api
 
         return getattr(api, name)
+    if name in SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"zoo.{name}")
     raise AttributeError(f"module 'zoo' has no attribute {name!r}")

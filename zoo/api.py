@@ -83,16 +83,15 @@ def wrap(module: nn.Module, layers: Mapping[str, str] | Sequence[str], *,
 
 def dataset(spec: str | Dataset, *, skip_bad: bool = False) -> Dataset:
     """Open a data source: `samples`, `synthetic:N`, `lesions:N`, `isic:PATH` or an image
-    folder. With `skip_bad`, unreadable images are dropped and listed in `.skipped`."""
+    folder. With `skip_bad`, unreadable images and folders are dropped and listed in
+    `.skipped`."""
     from zoo.data import open_dataset
 
     if not isinstance(spec, str):
         return spec
-    data = open_dataset(spec)
-    if skip_bad:
-        data = data.without_unreadable()
-        if not len(data):
-            raise ZooError(f"no readable images in {spec}")
+    data = open_dataset(spec, skip_bad=skip_bad)
+    if not len(data):
+        raise ZooError(f"no readable images in {spec}")
     return data
 
 

@@ -271,7 +271,7 @@ def activation_maps(models: Sequence[ZooModel], sets: Sequence[FeatureSet], data
                     per_model: int = 6) -> dict[str, dict[str, np.ndarray]]:
     """PCA-to-RGB maps of up to `per_model` spatial layers (spread over depth) per model, for
     the first `images` images: {model label: {layer: (images, h, w, 3)}}."""
-    from zoo.extract import extract
+    from zoo.extraction import extract
     from zoo.features import LayerFeatures
     from zoo.report import pca_rgb
 

@@ -78,7 +78,7 @@ def extract_set(model: ZooModel, dataset: Dataset, layers: Sequence[str] | None 
                 reduction: str = "gap", batch_size: int = 16, cache: FeatureCache | None = None,
                 progress: Progress | None = None) -> FeatureSet:
     """Extract `layers` (names or globs; None: all) of a loaded model, ordered by depth."""
-    from zoo.extract import extract, select_layers
+    from zoo.extraction import extract, select_layers
 
     names = select_layers(list(model.layers), layers, model.id)
     infos = sorted((model.layer(n) for n in names), key=lambda i: i.depth)

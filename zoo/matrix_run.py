@@ -134,10 +134,12 @@ class MatrixResult:
 def matrix_plan(names: Sequence[str], dataset: Dataset, metric: Any, *,
                 layers: Sequence[str] | None = None, reduction: str = "gap",
                 random_init: bool = False, weights: dict[str, str] | None = None,
-                batch_size: int = 16, samples_per_unit: int = 1024, block: int = 64) -> Plan:
+                batch_size: int = 16, samples_per_unit: int = 1024, block: int = 64,
+                skip_broken: bool = False) -> Plan:
     """The plan for these models: each model's layers (ordered by depth) that `layers` picks
-    (a pattern applies to every model whose layers it matches; it must match somewhere)."""
-    from zoo.extract import layer_matches, select_layers
+    (a pattern applies to every model whose layers it matches; it must match somewhere).
+    With `skip_broken` (`--all`), a family whose plugin fails is skipped with a warning."""
+    from zoo.extraction import layer_matches, select_layers
     from zoo.plan import make_plan
     from zoo.registry import get_registry
 
@@ -145,7 +147,13 @@ def matrix_plan(names: Sequence[str], dataset: Dataset, metric: Any, *,
     chosen, used = [], set()
     for name in names:
         spec = registry.model(name, prefer_trained=not (random_init or (weights or {}).get(name)))
-        infos = {i.name: i for i in spec.layers()}
+        try:
+            infos = {i.name: i for i in spec.layers()}
+        except ZooError as exc:
+            if not skip_broken:
+                raise
+            print(f"zoo: warning: skipping {spec.id}: {exc}", file=sys.stderr)
+            continue
         wanted = [p for p in layers or [] if layer_matches(list(infos), p)]
         used |= set(wanted)
         if layers and not wanted:
@@ -161,7 +169,7 @@ def matrix_plan(names: Sequence[str], dataset: Dataset, metric: Any, *,
         raise ZooError(f"weights given for {unknown}, which are not among the models")
     data = {"name": dataset.name, "fingerprint": dataset.fingerprint, "n": len(dataset)}
     return make_plan(chosen, data, metric.name, symmetric=bool(getattr(metric, "symmetric",
-                     False)), reduce=reduction, random_init=random_init,
+                     False)), reduction=reduction, random_init=random_init,
                      weights={m: str(Path(w).expanduser().resolve()) for m, w in resolved.items()},
                      batch_size=batch_size, samples_per_unit=samples_per_unit,
                      layers_per_block=block)
@@ -178,7 +186,8 @@ def open_matrix(names: Sequence[str], dataset: Dataset, metric: str | Any, *,
                 layers: Sequence[str] | None = None, reduction: str = "gap",
                 random_init: bool = False, weights: dict[str, str] | None = None,
                 batch_size: int = 16, run: str | Path | None = None,
-                samples_per_unit: int = 1024, block: int = 64) -> tuple[Plan, Path]:
+                samples_per_unit: int = 1024, block: int = 64,
+                skip_broken: bool = False) -> tuple[Plan, Path]:
     """Start or reopen the run folder of this matrix (default: one per plan in the cache)."""
     from zoo.metrics import get
     from zoo.plan import open_run
@@ -187,7 +196,7 @@ def open_matrix(names: Sequence[str], dataset: Dataset, metric: str | Any, *,
         raise ZooError("name at least one model")
     plan = matrix_plan(names, dataset, get(metric), layers=layers, reduction=reduction,
                        random_init=random_init, weights=weights, batch_size=batch_size,
-                       samples_per_unit=samples_per_unit, block=block)
+                       samples_per_unit=samples_per_unit, block=block, skip_broken=skip_broken)
     folder = Path(run) if run else default_run(plan)
     return open_run(folder, plan), folder
 
@@ -260,22 +269,23 @@ def run_workers(run: str | Path, count: int, data: str, skip_bad: bool, device: 
 
 def _worker(run: str, k: int, count: int, data: str, skip_bad: bool, device: str,
             wait: float) -> None:
-    """One worker process: its shard of the run; a user error ends it with one line."""
-    from zoo.api import dataset
-    from zoo.plan import open_run, run_shard
-
+    """One worker process: its shard of the run; an error ends it with one line (exit 2), an
+    interrupt with exit 130, never a traceback."""
     try:
+        from zoo.api import dataset
+        from zoo.plan import open_run, run_shard
+
         if device == "cpu":
             import torch
 
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // count))
         run_shard(open_run(run), run, k, count, dataset=dataset(data, skip_bad=skip_bad),
                   device=device, wait=wait)
-    except ZooError as exc:
-        print(f"zoo: error: worker {k}/{count}: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+    except (ZooError, OSError) as exc:
+        print(f"zoo: error: worker {k}/{count}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def load_matrix(run: str | Path) -> MatrixResult:
@@ -290,7 +300,7 @@ def load_matrix(run: str | Path) -> MatrixResult:
     labels = [{"model": cfg["models"][i["model"]], "layer": i["name"], "role": i["role"],
                "depth": i["depth"]} for i in plan.layers]
     metric = get(cfg["metric"])
-    return MatrixResult(metric, labels, values, reasons, n, cfg["data"]["name"], cfg["reduce"],
+    return MatrixResult(metric, labels, values, reasons, n, cfg["data"]["name"], cfg["reduction"],
                         cfg["random_init"], run, _baseline(plan, run, metric, n),
                         {"weights": cfg.get("weights", {}),
                          "fingerprints": _fingerprints(plan, run)})

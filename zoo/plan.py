@@ -73,7 +73,7 @@ class Plan:
 
 def make_plan(models: Sequence[tuple[str, Sequence[dict[str, Any]]]], data: dict[str, Any],
               metric: str, *, symmetric: bool, params: dict[str, Any] | None = None,
-              reduce: str = "gap", random_init: bool = False,
+              reduction: str = "gap", random_init: bool = False,
               weights: dict[str, str] | None = None, batch_size: int = 16,
               samples_per_unit: int = 1024, layers_per_block: int = 64) -> Plan:
     """Build the plan: `models` are (model id, its layers as {name, role, depth}) in order;
@@ -90,7 +90,7 @@ def make_plan(models: Sequence[tuple[str, Sequence[dict[str, Any]]]], data: dict
               for info in infos]
     config = {"format": FORMAT_VERSION, "models": [mid for mid, _ in models], "layers": layers,
               "data": dict(data), "metric": metric, "params": dict(params or {}),
-              "symmetric": symmetric, "reduce": reduce, "random_init": random_init,
+              "symmetric": symmetric, "reduction": reduction, "random_init": random_init,
               "weights": dict(weights or {}),
               "batch_size": batch_size, "samples_per_unit": samples_per_unit,
               "layers_per_block": layers_per_block}
@@ -134,13 +134,18 @@ def open_run(run: str | os.PathLike, plan: Plan | None = None) -> Plan:
     run = Path(run)
     path = run / "plan.json"
     if path.is_file():
-        stored = json.loads(path.read_text())
+        try:
+            stored = json.loads(path.read_text())
+            units = plan_units(stored)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ZooError(f"{path} is corrupt ({type(exc).__name__}); delete the run folder "
+                           f"{run} or pass a new --run") from None
         if plan is not None and stored != json.loads(json.dumps(plan.config)):
             changed = sorted(k for k in set(stored) | set(plan.config)
                              if stored.get(k) != json.loads(json.dumps(plan.config.get(k))))
             raise ZooError(f"run folder {run} holds another plan (differs in {', '.join(changed)}"
                            "); pass a new --run folder or delete this one")
-        return Plan(stored, plan_units(stored))
+        return Plan(stored, units)
     if plan is None:
         raise ZooError(f"{run} is not a matrix run folder (no plan.json); start one with "
                        "`zoo matrix MODELS... --run DIR`")
@@ -255,7 +260,7 @@ class _Worker:
 
     def _extract(self, unit: Unit, out: Path) -> None:
         from zoo.cache import FeatureCache
-        from zoo.extract import extract
+        from zoo.extraction import extract
         from zoo.registry import get_registry
 
         cfg, m = self.plan.config, unit.args["model"]
@@ -273,7 +278,7 @@ class _Worker:
         layers = [(g, info["name"]) for g, info in enumerate(self.plan.layers)
                   if info["model"] == m]
         part = data.subset(range(unit.args["start"], unit.args["stop"]))
-        feats = extract(self.model, part, [name for _, name in layers], cfg["reduce"],
+        feats = extract(self.model, part, [name for _, name in layers], cfg["reduction"],
                         cfg["batch_size"], FeatureCache() if self.cache else None)
         for g, name in layers:
             write_npy(out / f"l{g:05d}.npy", feats[name].data)

@@ -189,7 +189,9 @@ def train_and_save(model: str, data: str | Dataset, epochs: int = 10, batch_size
     from zoo.registry import get_registry
 
     spec = get_registry().model(model, prefer_trained=False)
-    options = {**(options or {}), **({"size": size} if size else {})}
+    if size is not None and size < 1:
+        raise ZooError(f"input size {size}: pass a positive size in px")
+    options = {**(options or {}), **({"size": size} if size is not None else {})}
     zmodel = load(spec, weights=weights, random_init=random_init, device=device, **options)
     data = dataset(data, skip_bad=skip_bad)
     result = train_segmenter(zmodel, data, epochs, batch_size, lr, freeze_encoder, loss,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -11,13 +11,13 @@ import numpy as np
 from zoo.cache import FeatureCache, cache_key
 from zoo.errors import UnknownNameError, ZooError
 from zoo.features import LayerFeatures, parse_reduction, reduce_array, row_ids
+from zoo.progress import Progress
 
 if TYPE_CHECKING:
     from zoo.data import Dataset
     from zoo.model import ZooModel
     from zoo.specs import LayerInfo
 
-Progress = Callable[[str, int, int], None]
 
 
 def select_layers(available: Sequence[str], patterns: Sequence[str] | None, model: str) -> list[str]:
