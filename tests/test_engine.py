@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from zoo.engine import all_pairs, check_rows, tidy_rows
+from zoo.engine import CONSTANT_ULPS, all_pairs, check_rows, tidy_rows
 from zoo.errors import DataError, ZooError
 from zoo.metrics.base import MetricUndefined
 from zoo.metrics.builtin import BUILTIN_METRICS
@@ -121,6 +121,39 @@ def test_progress_is_reported(reps):
     seen.clear()
     all_pairs(LinearCKA(), reps, chunk_size=10, progress=lambda *a: seen.append(a))
     assert ("gram", 3, 3) in seen
+
+
+def test_a_constant_representation_is_undefined_for_every_metric(reps):
+    """Decided once, before any metric runs: exactly constant rows, and rows that differ only
+    by rounding residue (what a constant layer computed in batches gives), are NaN with the
+    reason for every registered metric, including those (mutual-knn, rsa) that would otherwise
+    score the residue; a small but real signal on a large offset is still scored."""
+    from zoo import metrics
+    from zoo.registry import get_registry
+
+    rng = np.random.default_rng(3)
+    exact = np.tile(rng.normal(size=(1, 6)), (30, 1)).astype(np.float32)
+    residue = exact.copy()
+    residue[::3, ::2] = np.nextafter(exact[::3, ::2], np.inf)  # one unit in the last place
+    offset = (100 + 1e-3 * rng.normal(size=(30, 6))).astype(np.float32)  # spread 20x the cut
+    for name, metric in get_registry().metrics.items():
+        values, reasons = all_pairs(metric, [reps[0], exact, residue, offset])
+        for k in (1, 2):
+            assert np.isnan(values[k]).all() and np.isnan(values[:, k]).all(), name
+            assert all(r.startswith("the representation is constant") for r in reasons[k]), name
+        assert "exactly" in reasons[1, 0] and f"{CONSTANT_ULPS} units" in reasons[2, 0]
+        assert not np.isnan(values[3, 3]), (name, reasons[3, 3])
+        with pytest.raises(MetricUndefined, match="constant"):
+            metrics.compute(name, reps[0], exact)
+    seen = []
+
+    class Recording(CountingMetric):
+        def prepare(self, X):
+            seen.append(X.shape)
+            return super().prepare(X)
+
+    all_pairs(Recording(), [reps[0], exact[:, :5]])
+    assert seen == [reps[0].shape]  # the metric never saw the constant representation
 
 
 def test_rows_must_pair(reps):

@@ -85,7 +85,7 @@ def test_smoothness_profile_definition(pair):
     profile = smoothness(layers)
     assert profile.values[0] == pytest.approx(0.0, abs=1e-12)  # scaling: CKA 1, change 0
     assert profile.values[1] == pytest.approx(1.0 - zm.compute("cka", X, Y))
-    assert np.isnan(profile.values[2]) and "no variance" in profile.reasons[2]
+    assert np.isnan(profile.values[2]) and "is constant" in profile.reasons[2]
     assert profile.reasons[:2] == ["", ""]
     # A distance metric's profile is the distance itself.
     angular = smoothness([X, Y], "procrustes-angular").values
@@ -99,7 +99,7 @@ def test_compute_and_matrix_through_the_registry(pair):
     assert zm.compute("cka", X, X) == pytest.approx(1.0)
     M = zm.matrix("linreg", [X, Y])
     assert M.shape == (2, 2) and M[0, 1] != pytest.approx(M[1, 0])  # both directions
-    with pytest.warns(RuntimeWarning, match="no variance"):
+    with pytest.warns(RuntimeWarning, match="is constant"):
         M = zm.matrix("cka", [X], [Y, np.ones((40, 2))])
     assert np.isfinite(M[0, 0]) and np.isnan(M[0, 1])
 
@@ -112,7 +112,7 @@ def test_api_errors_are_clear(pair):
         zm.compute("cka", X, Y, frac=0.5)
     with pytest.raises(DataError, match="rows"):
         zm.compute("cka", X, Y[:30])
-    with pytest.raises(MetricUndefined, match="no variance"):
+    with pytest.raises(MetricUndefined, match="is constant"):
         zm.compute("cka", X, np.ones((40, 2)))
     with pytest.raises(ZooError, match="samples, features"):
         zm.compute("cka", X[:, :, None], Y)

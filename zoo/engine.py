@@ -3,7 +3,9 @@
 Works with any metric object (name, prepare, score; optionally symmetric, score_block,
 has_block). Pairs whose metric is undefined come back as NaN with the reason alongside; the
 metric signals that by raising an exception with a `reason` attribute (zoo.metrics'
-`MetricUndefined`). The engine never imports a metric module by name.
+`MetricUndefined`). A representation that is constant to working precision is undefined for
+every metric: the prepare step decides that once, before any metric sees it. The engine never
+imports a metric module by name.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 from zoo.errors import DataError, ZooError
 
 Progress = Callable[[str, int, int], None]
+CONSTANT_ULPS = 16  # a column varying by less than this many rounding units is constant
 
 
 def check_rows(reps_a: Sequence[np.ndarray], reps_b: Sequence[np.ndarray] | None = None) -> int:
@@ -50,13 +53,41 @@ def attempt(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, str
         return None, exc.reason
 
 
+def constant_reason(rep: Any) -> str:
+    """Why `rep` is undefined for every metric ("" if it is not): all its rows are equal to
+    working precision, i.e. no column varies by more than CONSTANT_ULPS rounding units of its
+    own largest magnitude in the array's dtype (a constant layer computed in batches differs
+    by rounding residue only, which metrics would otherwise score as if it were signal)."""
+    X = np.asarray(rep)
+    if X.ndim != 2 or len(X) < 2 or not np.issubdtype(X.dtype, np.number):
+        return ""  # shape errors and "too few samples" are reported by check_rows / the metric
+    eps = float(np.finfo(X.dtype).eps) if np.issubdtype(X.dtype, np.floating) else 0.0
+    hi, lo = X.max(axis=0).astype(np.float64), X.min(axis=0).astype(np.float64)
+    spread = hi - lo  # NaN where a column holds NaN: not constant, the metric reports it
+    if not (spread <= CONSTANT_ULPS * eps * np.maximum(np.abs(hi), np.abs(lo))).all():
+        return ""
+    exact = "exactly" if not spread.any() else (f"to within {CONSTANT_ULPS} units of "
+                                                 f"{X.dtype} rounding")
+    return (f"the representation is constant: all {len(X)} samples have the same features "
+            f"({exact}), so no similarity with it is defined")
+
+
+def prepare_one(metric: Any, rep: np.ndarray, **params: Any) -> tuple[Any, str]:
+    """One representation's prepared state, or (None, reason): a constant representation is
+    undefined for every metric, decided here before the metric sees it."""
+    why = constant_reason(rep)
+    if why:
+        return None, why
+    return attempt(metric.prepare, rep, **params)
+
+
 def prepare_all(metric: Any, reps: Sequence[np.ndarray], progress: Progress | None = None,
                 **params: Any) -> tuple[list[Any], list[str]]:
     """Each representation's prepared state (None where undefined) and reason ("" if fine)."""
     states: list[Any] = []
     reasons: list[str] = []
     for k, rep in enumerate(reps):
-        state, why = attempt(metric.prepare, rep, **params)
+        state, why = prepare_one(metric, rep, **params)
         states.append(state)
         reasons.append(why)
         if progress:
