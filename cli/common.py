@@ -16,7 +16,6 @@ from zoo.errors import ZooError
 
 if TYPE_CHECKING:
     from zoo.data import Dataset
-    from zoo.model import ZooModel
 
 DataOpt = Annotated[str, typer.Option("--data", "-d", help="dataset name (samples, synthetic:N, "
                                       "lesions:N, isic:PATH) or an image folder")]
@@ -43,6 +42,21 @@ OutOpt = Annotated[str | None, typer.Option("--out", "-o", help="output folder (
                                             "new one under runs/)")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="seed of every random choice")]
 DimOpt = Annotated[int, typer.Option("--dim", min=2, help="width of the shared channel space")]
+SizeOpt = Annotated[int | None, typer.Option(
+    "--size", min=1, help="input size in px (default: the checkpoint's; a multiple of the patch "
+    "for ViTs, of 32 for unetpp/mask2former); recorded in the cache key and provenance")]
+CropPctOpt = Annotated[float | None, typer.Option(
+    "--crop-pct", min=0.01, max=1.0, help="centre-crop fraction: resize the short side to "
+    "size / crop_pct, then crop size (default: the checkpoint's, e.g. 0.875 for Resize 256 / "
+    "CenterCrop 224)")]
+WeightsSourceOpt = Annotated[str | None, typer.Option(
+    "--weights-source", help="which cached weights to use when several are found: text of its "
+    "entry, e.g. 'torch hub' or 'facebook/dinov2-base' (`zoo info` lists them)")]
+TrustWeightsOpt = Annotated[bool, typer.Option(
+    "--trust-weights", help="allow full unpickling of a torch.save file that pickles more than "
+    "tensors and plain values; runs code from the file: only for files you trust")]
+
+
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace an existing --out "
                                             "folder (default: refuse)")]
 
@@ -84,12 +98,12 @@ def model_weights(values: list[str] | None, models: list[str]) -> dict[str, str]
     return out
 
 
-def load_model(name: str, weights: str | None = None, random_init: bool = False,
-               device: str = "cpu") -> ZooModel:
-    """`zoo.load` for a command (see there)."""
-    from zoo.api import load
-
-    return load(name, weights=weights, random_init=random_init, device=device)
+def load_options(size: int | None = None, crop_pct: float | None = None,
+                 source: str | None = None, trust: bool = False) -> dict[str, Any]:
+    """The options given, as load options (`spec.load(**options)`), leaving out the unset ones."""
+    options = {"size": size, "crop_pct": crop_pct, "source": source,
+               "trust_weights": trust or None}
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def load_data(data: str, skip_bad: bool = False) -> Dataset:
@@ -122,6 +136,18 @@ def out_dir(path: str | Path) -> Path:
     return p
 
 
+def provenance_lines(p: dict[str, Any]) -> str:
+    """A model's provenance (`ZooModel.provenance()`) as indented lines; a wrapped module or
+    a plugin without provenance gives what it has."""
+    from zoo.model import provenance_text
+
+    try:
+        text = provenance_text(p)
+    except KeyError:
+        text = "\n".join(f"{k}: {v}" for k, v in p.items())
+    return "\n".join("  " + line for line in text.splitlines())
+
+
 def print_json(obj: Any) -> None:
     """JSON on stdout (NaN as null)."""
     from zoo.io import to_jsonable
@@ -150,9 +176,7 @@ def print_comparison(c: Any) -> None:
     print(f"{c.a.label} vs {c.b.label} on {c.data}: n={c.n}, {c.reduction}, "
           f"{len(c.a.layers)} x {len(c.b.layers)} layers")
     for fs in (c.a, c.b):
-        p = fs.provenance
-        print(f"  {fs.model}: weights {p.get('weights_source') or '-'} "
-              f"(sha256 {str(p.get('fingerprint', ''))[:12] or '-'})")
+        print(provenance_lines(fs.provenance))
     rows = [[s["metric"], s["role_a"], s["role_b"], s["mean"], s["max"],
              s["undefined"] or ""] for name in c.results for s in c.role_summary(name)]
     print_table("summary by role (mean / max over layer pairs; n/a: undefined)",

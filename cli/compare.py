@@ -7,10 +7,11 @@ from typing import Annotated
 
 import typer
 
-from zoo.cli.common import (BatchOpt, DataOpt, DeviceOpt, JsonOpt, LayersOpt, ModelWeightsOpt,
-                            NoCacheOpt, OverwriteOpt, RandomInitOpt, ReduceOpt, SkipBadOpt,
-                            load_data, model_weights, out_folder, per_model, print_comparison,
-                            print_json, progress_bar, split_list)
+from zoo.cli.common import (BatchOpt, CropPctOpt, DataOpt, DeviceOpt, JsonOpt, LayersOpt,
+                            ModelWeightsOpt, NoCacheOpt, OverwriteOpt, RandomInitOpt, ReduceOpt,
+                            SizeOpt, SkipBadOpt, TrustWeightsOpt, load_data, load_options,
+                            model_weights, out_folder, per_model, print_comparison, print_json,
+                            progress_bar, split_list)
 
 DEFAULT_METRICS = "cka,cka-debiased,cka-rbf,svcca,rsa"
 MetricsOpt = Annotated[list[str] | None, typer.Option("--metric", "-m", help="metric names, "
@@ -34,7 +35,8 @@ def compare_cmd(model_a: Annotated[str, typer.Argument(help="first model (rows)"
                 device: DeviceOpt = "cpu", batch_size: BatchOpt = 16, out: OutOpt = None,
                 overwrite: OverwriteOpt = False, images: ImagesOpt = 4,
                 skip_bad: SkipBadOpt = False, no_cache: NoCacheOpt = False,
-                json_: JsonOpt = False) -> None:
+                size: SizeOpt = None, crop_pct: CropPctOpt = None,
+                trust_weights: TrustWeightsOpt = False, json_: JsonOpt = False) -> None:
     """Compare two models layer by layer on the same images (rows paired by sample id)."""
     from zoo.api import check_device, compare, load
     from zoo.comparison import resolve_metrics
@@ -47,9 +49,11 @@ def compare_cmd(model_a: Annotated[str, typer.Argument(help="first model (rows)"
     chosen = per_model(layers, [model_a, model_b], "--layers")
     device = check_device(device)
     dataset = load_data(data, skip_bad)
-    za = load(model_a, weights=paths.get(model_a), random_init=random_init, device=device)
+    options = load_options(size, crop_pct, None, trust_weights)
+    za = load(model_a, weights=paths.get(model_a), random_init=random_init, device=device,
+              **options)
     zb = za if model_b == model_a else load(model_b, weights=paths.get(model_b),
-                                            random_init=random_init, device=device)
+                                            random_init=random_init, device=device, **options)
     folder = out_folder(out, "compare", [za.id, "vs", zb.id], {
         "data": dataset.fingerprint, "layers": chosen, "metrics": [m.name for m in metrics],
         "reduction": reduction, "permutations": permutations, "bootstrap": bootstrap,

@@ -6,8 +6,7 @@ from typing import Annotated
 
 import typer
 
-from zoo.cli.common import JsonOpt, print_json, print_table
-from zoo.cli.load_options import CropPctOpt, SizeOpt
+from zoo.cli.common import CropPctOpt, JsonOpt, SizeOpt, print_json, print_table
 from zoo.errors import UnknownNameError
 
 KINDS = ("models", "metrics", "datasets")

@@ -9,10 +9,10 @@ from typing import Annotated, Any
 
 import typer
 
-from zoo.cli.common import (BatchOpt, DataOpt, DeviceOpt, JsonOpt, LayersOpt, ModelWeightsOpt,
-                            NoCacheOpt, OverwriteOpt, RandomInitOpt, ReduceOpt, SkipBadOpt,
-                            load_data, model_weights, out_folder, print_json, print_table,
-                            progress_bar, split_list)
+from zoo.cli.common import (BatchOpt, CropPctOpt, DataOpt, DeviceOpt, JsonOpt, LayersOpt,
+                            ModelWeightsOpt, NoCacheOpt, OverwriteOpt, RandomInitOpt, ReduceOpt,
+                            SizeOpt, SkipBadOpt, load_data, load_options, model_weights,
+                            out_folder, print_json, print_table, progress_bar, split_list)
 from zoo.errors import ZooError
 
 
@@ -29,6 +29,7 @@ def matrix_cmd(models: Annotated[list[str] | None, typer.Argument(
                               "(default: a new runs/matrix-MODELS-<hash>; also for merge)")]
                = None,
                overwrite: OverwriteOpt = False, skip_bad: SkipBadOpt = False,
+               size: SizeOpt = None, crop_pct: CropPctOpt = None,
                no_cache: NoCacheOpt = False, json_: JsonOpt = False,
                run: Annotated[str | None, typer.Option("--run", help="run folder on a shared "
                               "filesystem (default: one per plan in the cache)")] = None,
@@ -65,6 +66,7 @@ def matrix_cmd(models: Annotated[list[str] | None, typer.Argument(
                                    random_init=random_init, weights=model_weights(weights, names),
                                    batch_size=batch_size, samples_per_unit=samples_per_unit,
                                    block=block, run=run, cache=not no_cache,
+                                   options=load_options(size, crop_pct),
                                    skip_broken=all_)
     folder = out_folder(out, "matrix", names, {"data": dataset.fingerprint, "metric": metric,
                                               **{k: v for k, v in options.items()

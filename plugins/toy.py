@@ -90,6 +90,11 @@ def _load(spec: ModelSpec, weights: str | None, random_init: bool, device: str,
     from zoo.plugin import find_weights, load_into, load_options, wrap_model
 
     opts = load_options(spec, options)
+    if spec.arch == "vit" and opts.size not in (None, INPUT.size):
+        from zoo.errors import ZooError
+
+        raise ZooError(f"toy/vit is built for {INPUT.size} px (a fixed grid of position "
+                       f"embeddings); drop size={opts.size}")
     module = _build(spec.arch)
     source = find_weights(spec, weights, not weights, opts)
     if source.path is not None:

@@ -90,3 +90,17 @@ def test_compare_pairs_feature_sets_by_sample_id_and_refuses_mixed_arguments():
     assert same.results["cka"].values[0, 0] == pytest.approx(1.0, abs=1e-9)
     with pytest.raises(zoo.ZooError, match="two feature sets"):
         zoo.compare(a, "toy/vit")
+
+
+def test_the_random_init_label_is_on_every_figure_title_and_table():
+    import zoo
+    from zoo.report import heatmap_figure  # noqa: F401  (figures are built, never shown)
+
+    data = zoo.dataset("synthetic:6")
+    a = zoo.extract(zoo.load("toy/cnn", random_init=True), data, "stage*", cache=False)
+    b = zoo.extract(zoo.load("toy/vit", random_init=True), data, "block*", cache=False)
+    c = zoo.compare(a, b, "cka")
+    assert "[random init]" in c.heatmap("cka").axes[0].get_title()
+    m = zoo.matrix(["toy/cnn", "toy/vit"], data, "cka", random_init=True, cache=False)
+    assert "[random init]" in m.heatmap().axes[0].get_title()
+    assert m.note == " [random init]"

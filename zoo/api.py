@@ -112,17 +112,18 @@ def feature_cache(cache: bool | FeatureCache) -> FeatureCache | None:
 
 def extract(model: str | ModelSpec | ZooModel, data: str | Dataset,
             layers: str | Sequence[str] | None = None, reduction: str = "gap", *,
-            batch_size: int = 16, cache: bool | FeatureCache = True,
+            batch_size: int = 16, cache: bool | FeatureCache = True, dtype: str = "float32",
             progress: Progress | None = None) -> FeatureSet:
     """Features of `layers` (names or globs, comma-separated or a list; None: all) over `data`,
     reduced to (samples, dims) by `reduction` (gap, cls, grid:K, positions:K, flatten, none),
-    rows labelled by sample id. Cached on disk unless `cache=False`."""
+    rows labelled by sample id. Cached on disk unless `cache=False`; `dtype="float16"` stores
+    half-precision features (float32 keeps metric values at full accuracy)."""
     from zoo.featureset import extract_set
     from zoo.features import parse_reduction
 
     parse_reduction(reduction)
     return extract_set(_model(model), dataset(data), _names(layers), reduction, batch_size,
-                       feature_cache(cache), progress)
+                       feature_cache(cache), progress, dtype)
 
 
 def _names(layers: str | Sequence[str] | None) -> list[str] | None:

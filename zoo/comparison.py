@@ -162,7 +162,22 @@ class Comparison:
             r.values, self.a.names, self.b.names, self.a.roles, self.b.roles,
             f"{r.name}: {self.a.label} vs {self.b.label} (n={self.n}, {self.reduction})",
             self.a.label, self.b.label, reasons=r.reasons, scale=fixed,
-            note=" ".join(r.notes + self.caveats(r.name)))
+            note=" ".join(self.baseline_notes(r.name) + r.notes + self.caveats(r.name)))
+
+    def baseline_notes(self, metric: str | None = None) -> list[str]:
+        """What unrelated data scores (expected value, permutation null) and how many pairs
+        beat the null after correction, as sentences for figures and reports."""
+        r = self.result(metric)
+        out = []
+        if "baseline" in r.stats:
+            out.append(f"Expected {r.name} for unrelated data at n={self.n}: "
+                       f"{np.nanmean(r.stats['baseline']):.3f} on average over pairs.")
+        if "p_adjusted" in r.stats:
+            adj = r.stats["p_adjusted"]
+            finite = np.isfinite(adj)
+            out.append(f"{int((adj[finite] < 0.05).sum())} of {int(finite.sum())} pairs beat "
+                       f"the permutation null (p < 0.05, {P_ADJUST.capitalize()}-adjusted).")
+        return out
 
     def caveats(self, metric: str | None = None) -> list[str]:
         """Warnings a reader needs before trusting the values (small n against the widths)."""
@@ -205,12 +220,14 @@ def compare(a: FeatureSet, b: FeatureSet, metrics: Sequence[str | Any] | str | N
             progress: Progress | None = None) -> Comparison:
     """Score every metric on every (layer of A, layer of B) pair, rows paired by sample id,
     with permutation p-values (Holm-adjusted over pairs) and bootstrap intervals if asked."""
+    from zoo.progress import tagged
+
     ia, ib = pair_by_ids(a.sample_ids, b.sample_ids)
     c = Comparison(a, b, len(ia), [x[ia] for x in a.arrays()], [x[ib] for x in b.arrays()])
     for metric in resolve_metrics(metrics):
         kw = (params or {}).get(metric.name, {})
         values, reasons = all_pairs(metric, c.paired_a, c.paired_b, device=device,
-                                    progress=progress, **kw)
+                                    progress=tagged(progress, metric.name), **kw)
         c.results[metric.name] = MetricResult(metric, values, np.asarray(reasons, dtype=object))
         add_statistics(c, c.results[metric.name], permutations, bootstrap, device, progress, kw)
     return c
@@ -288,7 +305,3 @@ def activation_maps(models: Sequence[ZooModel], sets: Sequence[FeatureSet], data
         feats = extract(model, subset, [i.name for i in pick], "none", cache=cache)
         out[fs.label] = {i.name: pca_rgb(LayerFeatures.spatial(feats[i.name])) for i in pick}
     return out
-
-
-P_ADJUST_NOTE = (f"p_adjusted: {P_ADJUST.capitalize()}'s step-down correction over the layer "
-                 "pairs of each metric (family-wise error); p_value is the raw permutation p.")

@@ -68,7 +68,7 @@ def write_comparison(c: Comparison, folder: str | Path, overwrite: bool = False)
 
 
 def _setup_sections(c: Comparison) -> list[tuple[str, str]]:
-    from zoo.report import html_table
+    from zoo.report import html_table, plain
 
     out = []
     if c.a.random_init or c.b.random_init:
@@ -79,13 +79,9 @@ def _setup_sections(c: Comparison) -> list[tuple[str, str]]:
         "samples": c.n, "reduction": c.reduction,
         "layers": f"{len(c.a.layers)} x {len(c.b.layers)}"}])))
     out.append(("Weights and preprocessing", html_table(
-        [{"side": side, **{k: _short(v) for k, v in fs.provenance.items()}}
+        [{"side": side, **{k: plain(v) for k, v in fs.provenance.items()}}
          for side, fs in (("A", c.a), ("B", c.b))])))
     return out
-
-
-def _short(value: Any) -> Any:
-    return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
 
 
 def _metric_section(c: Comparison, r: MetricResult, png: str) -> tuple[str, str]:

@@ -13,9 +13,14 @@ class UnknownNameError(ZooError):
     """An unknown model, layer, metric, dataset or option value."""
 
     def __init__(self, kind: str, name: str, available: Iterable[str], hint: str = "") -> None:
+        import difflib
+
         names = sorted(available)
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
         shown = ", ".join(names[:30]) + (f", ... ({len(names)} in all)" if len(names) > 30 else "")
-        msg = f"unknown {kind} {name!r}; available: {shown or '(none)'}"
+        msg = f"unknown {kind} {name!r}" + (f" (did you mean {' or '.join(map(repr, close))}?)"
+                                            if close else "")
+        msg += f"; available: {shown or '(none)'}"
         super().__init__(msg + (f". {hint}" if hint else ""))
         self.kind, self.name, self.available = kind, name, names
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -65,25 +66,47 @@ class FeatureSet:
         """Each layer's (rows, dims) matrix, in layer order."""
         return [self.features[n].data for n in self.names]
 
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per layer: name, role, depth, layout, shape, dtype."""
+        return [{"layer": i.name, "role": i.role, "depth": i.depth, "layout": i.layout,
+                 "shape": list(self[i.name].data.shape), "dtype": str(self[i.name].data.dtype)}
+                for i in self.layers]
+
+    def manifest(self) -> dict[str, Any]:
+        """What manifest.json says: model, data, reduction, layers and provenance."""
+        return {"model": self.model, "random_init": self.random_init, "data": self.data,
+                "samples": len(self.sample_ids), "reduction": self.reduction,
+                "layers": self.rows(), "provenance": self.provenance}
+
+    def save(self, folder: str | Path, overwrite: bool = False) -> Path:
+        """<layer>.npy for every layer, ids.json and manifest.json, written as one folder."""
+        from zoo.io import output_folder, write_json, write_npy
+
+        with output_folder(folder, overwrite=overwrite) as tmp:
+            for name in self.names:
+                write_npy(tmp / f"{name}.npy", self[name].data)
+            write_json(tmp / "ids.json", self.sample_ids)
+            write_json(tmp / "manifest.json", self.manifest())
+        return Path(folder)
+
     def summary(self) -> pd.DataFrame:
-        """One row per layer: name, role, depth, layout, shape."""
+        """`rows()` as a DataFrame."""
         import pandas as pd
 
-        return pd.DataFrame([{"layer": i.name, "role": i.role, "depth": i.depth,
-                              "layout": i.layout, "shape": tuple(self[i.name].data.shape)}
-                             for i in self.layers])
+        return pd.DataFrame(self.rows())
 
 
 def extract_set(model: ZooModel, dataset: Dataset, layers: Sequence[str] | None = None,
                 reduction: str = "gap", batch_size: int = 16, cache: FeatureCache | None = None,
-                progress: Progress | None = None) -> FeatureSet:
-    """Extract `layers` (names or globs; None: all) of a loaded model, ordered by depth."""
+                progress: Progress | None = None, dtype: str = "float32") -> FeatureSet:
+    """Extract `layers` (names or globs; None: all) of a loaded model, ordered by depth;
+    `dtype` float16 halves the cache (stored precision, keyed apart)."""
     from zoo.extraction import extract, select_layers
 
     names = select_layers(list(model.layers), layers, model.id)
     infos = sorted((model.layer(n) for n in names), key=lambda i: i.depth)
     feats = extract(model, dataset, [i.name for i in infos], reduction, batch_size, cache,
-                    progress)
+                    progress, dtype)
     return FeatureSet(model.id, model.random_init, infos, feats, reduction, dataset.name,
                       provenance_of(model))
 

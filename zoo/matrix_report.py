@@ -25,8 +25,8 @@ def matrix_summary(m: MatrixResult) -> dict[str, Any]:
 def write_matrix(m: MatrixResult, folder: str | Path, overwrite: bool = False) -> Path:
     """Write every output of `m` into `folder` as a unit (see `zoo.io.output_folder`)."""
     from zoo.io import output_folder, write_csv, write_json
-    from zoo.report import (html_report, html_table, img_tag, profile_figure, reasons_list,
-                            save_png)
+    from zoo.report import (html_report, html_table, img_tag, plain, profile_figure,
+                            reasons_list, save_png)
 
     with output_folder(folder, overwrite=overwrite) as tmp:
         write_csv(tmp / "matrix.csv", m.rows())
@@ -46,9 +46,9 @@ def write_matrix(m: MatrixResult, folder: str | Path, overwrite: bool = False) -
             ("Setup", warning + html_table([{
                 "models": ", ".join(m.models), "data": m.data, "samples": m.n,
                 "reduction": m.reduction, "layers": len(m.labels)}])),
-            ("Weights", html_table([{"model": k, "weights": m.provenance["weights"].get(k, ""),
-                                     "fingerprint": v}
-                                    for k, v in m.provenance["fingerprints"].items()])),
+            ("Weights and preprocessing", html_table(
+                [{"model": k, **{f: plain(v) for f, v in p.items() if f != "id"}}
+                 for k, p in m.provenance["models"].items()])),
             ("Matrix", baseline + reasons_list(m.reason_counts()) + img_tag("matrix.png")),
             ("Best match in each other model", html_table(m.best_matches())),
             ("Smoothness along depth", "<p>Each point: how much the representation changes "

@@ -135,10 +135,11 @@ def matrix_plan(names: Sequence[str], dataset: Dataset, metric: Any, *,
                 layers: Sequence[str] | None = None, reduction: str = "gap",
                 random_init: bool = False, weights: dict[str, str] | None = None,
                 batch_size: int = 16, samples_per_unit: int = 1024, block: int = 64,
-                skip_broken: bool = False) -> Plan:
+                skip_broken: bool = False, options: dict[str, Any] | None = None) -> Plan:
     """The plan for these models: each model's layers (ordered by depth) that `layers` picks
     (a pattern applies to every model whose layers it matches; it must match somewhere).
-    With `skip_broken` (`--all`), a family whose plugin fails is skipped with a warning."""
+    With `skip_broken` (`--all`), a family whose plugin fails is skipped with a warning;
+    `options` (e.g. size, crop_pct) are load options for every model."""
     from zoo.extraction import layer_matches, select_layers
     from zoo.plan import make_plan
     from zoo.registry import get_registry
@@ -171,6 +172,7 @@ def matrix_plan(names: Sequence[str], dataset: Dataset, metric: Any, *,
     return make_plan(chosen, data, metric.name, symmetric=bool(getattr(metric, "symmetric",
                      False)), reduction=reduction, random_init=random_init,
                      weights={m: str(Path(w).expanduser().resolve()) for m, w in resolved.items()},
+                     load_options=options,
                      batch_size=batch_size, samples_per_unit=samples_per_unit,
                      layers_per_block=block)
 
@@ -186,8 +188,8 @@ def open_matrix(names: Sequence[str], dataset: Dataset, metric: str | Any, *,
                 layers: Sequence[str] | None = None, reduction: str = "gap",
                 random_init: bool = False, weights: dict[str, str] | None = None,
                 batch_size: int = 16, run: str | Path | None = None,
-                samples_per_unit: int = 1024, block: int = 64,
-                skip_broken: bool = False) -> tuple[Plan, Path]:
+                samples_per_unit: int = 1024, block: int = 64, skip_broken: bool = False,
+                options: dict[str, Any] | None = None) -> tuple[Plan, Path]:
     """Start or reopen the run folder of this matrix (default: one per plan in the cache)."""
     from zoo.metrics import get
     from zoo.plan import open_run
@@ -196,7 +198,8 @@ def open_matrix(names: Sequence[str], dataset: Dataset, metric: str | Any, *,
         raise ZooError("name at least one model")
     plan = matrix_plan(names, dataset, get(metric), layers=layers, reduction=reduction,
                        random_init=random_init, weights=weights, batch_size=batch_size,
-                       samples_per_unit=samples_per_unit, block=block, skip_broken=skip_broken)
+                       samples_per_unit=samples_per_unit, block=block, skip_broken=skip_broken,
+                       options=options)
     folder = Path(run) if run else default_run(plan)
     return open_run(folder, plan), folder
 
@@ -303,7 +306,8 @@ def load_matrix(run: str | Path) -> MatrixResult:
     return MatrixResult(metric, labels, values, reasons, n, cfg["data"]["name"], cfg["reduction"],
                         cfg["random_init"], run, _baseline(plan, run, metric, n),
                         {"weights": cfg.get("weights", {}),
-                         "fingerprints": _fingerprints(plan, run)})
+                         "load_options": cfg.get("load_options", {}),
+                         "models": _fingerprints(plan, run)})
 
 
 def _baseline(plan: Plan, run: Path, metric: Any, n: int) -> np.ndarray | None:
@@ -321,13 +325,14 @@ def _baseline(plan: Plan, run: Path, metric: Any, n: int) -> np.ndarray | None:
     return np.outer(trace_a, trace_a) / ((n - 1) * np.outer(norm_a, norm_a))
 
 
-def _fingerprints(plan: Plan, run: Path) -> dict[str, str]:
-    """The weights fingerprint each model was extracted with (from the unit markers)."""
+def _fingerprints(plan: Plan, run: Path) -> dict[str, Any]:
+    """Each model's weights fingerprint and full provenance, from its extract unit markers."""
     import json
 
     out = {}
     for unit in plan.units:
         if unit.kind == "extract":
             marker = json.loads((run / "done" / f"{unit.id}.json").read_text())
-            out[plan.config["models"][unit.args["model"]]] = marker.get("weights", "")
+            out[plan.config["models"][unit.args["model"]]] = marker.get(
+                "provenance", {"fingerprint": marker.get("weights", "")})
     return out

@@ -74,11 +74,13 @@ class Plan:
 def make_plan(models: Sequence[tuple[str, Sequence[dict[str, Any]]]], data: dict[str, Any],
               metric: str, *, symmetric: bool, params: dict[str, Any] | None = None,
               reduction: str = "gap", random_init: bool = False,
-              weights: dict[str, str] | None = None, batch_size: int = 16,
+              weights: dict[str, str] | None = None,
+              load_options: dict[str, Any] | None = None, batch_size: int = 16,
               samples_per_unit: int = 1024, layers_per_block: int = 64) -> Plan:
     """Build the plan: `models` are (model id, its layers as {name, role, depth}) in order;
     `data` is {name, fingerprint, n}; `weights` maps model ids to weights files (the others
-    load from their caches, or at random with `random_init`). Symmetric metrics score only blocks on/above the diagonal.
+    load from their caches, or at random with `random_init`); `load_options` (size, crop_pct)
+    apply to every model. Symmetric metrics score only blocks on/above the diagonal.
     Sample ranges are whole forward batches (rounded up to a multiple of `batch_size`), so the
     features are bit for bit those of one unsharded extraction.
     """
@@ -91,7 +93,7 @@ def make_plan(models: Sequence[tuple[str, Sequence[dict[str, Any]]]], data: dict
     config = {"format": FORMAT_VERSION, "models": [mid for mid, _ in models], "layers": layers,
               "data": dict(data), "metric": metric, "params": dict(params or {}),
               "symmetric": symmetric, "reduction": reduction, "random_init": random_init,
-              "weights": dict(weights or {}),
+              "weights": dict(weights or {}), "load_options": dict(load_options or {}),
               "batch_size": batch_size, "samples_per_unit": samples_per_unit,
               "layers_per_block": layers_per_block}
     return Plan(config, plan_units(config))
@@ -274,7 +276,7 @@ class _Worker:
             weights = cfg.get("weights", {}).get(model_id)
             self.model = get_registry().model(model_id).load(
                 weights=weights, random_init=cfg["random_init"] and not weights,
-                device=self.device)
+                device=self.device, **cfg.get("load_options", {}))
         layers = [(g, info["name"]) for g, info in enumerate(self.plan.layers)
                   if info["model"] == m]
         part = data.subset(range(unit.args["start"], unit.args["stop"]))
@@ -283,7 +285,8 @@ class _Worker:
         for g, name in layers:
             write_npy(out / f"l{g:05d}.npy", feats[name].data)
         write_json(out / "ids.json", feats[layers[0][1]].sample_ids)
-        self.note = {"weights": self.model.fingerprint}
+        self.note = {"weights": self.model.fingerprint,
+                     "provenance": self.model.provenance()}
 
     def _prepare(self, unit: Unit, out: Path) -> None:
         g = unit.args["layer"]

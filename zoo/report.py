@@ -173,6 +173,11 @@ def activation_grid_figure(images: Sequence[np.ndarray], columns: dict[str, np.n
     return fig
 
 
+def plain(value: Any) -> Any:
+    """A value for a table cell: numbers, strings and None as they are, anything else as text."""
+    return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
+
+
 def html_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
     """Rows of dicts as an HTML table (floats to 4 decimals; an undefined value shows its
     `reason` when the row has one, else 'undefined')."""
