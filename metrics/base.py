@@ -52,6 +52,7 @@ class Metric:
     defaults: ClassVar[dict[str, Any]] = {}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {}
     min_samples: ClassVar[int] = 2
+    few_samples: ClassVar[str] = ""  # why fewer than min_samples give no meaningful value
 
     def params(self, given: dict[str, Any]) -> dict[str, Any]:
         """`given` checked against `defaults`/`choices` and completed with the defaults."""
@@ -69,8 +70,9 @@ class Metric:
         p = self.params(params)
         X = as_matrix(X)
         if len(X) < self.min_samples:
+            why = f": {self.few_samples}" if self.few_samples else ""
             raise MetricUndefined(f"{self.name} needs at least {self.min_samples} samples, got "
-                                  f"{len(X)}")
+                                  f"{len(X)}{why}")
         if not np.isfinite(X).all():
             raise MetricUndefined("the representation contains NaN or infinite values")
         return self._prepare(X, **p)
@@ -106,6 +108,10 @@ def as_matrix(X: Any) -> np.ndarray:
         raise ZooError(f"a representation must be a (samples, features) matrix, got shape "
                        f"{arr.shape}; reduce spatial/token axes first (e.g. --reduce gap)")
     return arr
+
+
+CENTRED_PAIR = ("after centring, 2 samples are one direction (x and -x), so every pair would "
+                "score the same whatever the data")
 
 
 def centre(X: np.ndarray) -> np.ndarray:

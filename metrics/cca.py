@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from zoo.errors import ZooError
-from zoo.metrics.base import Metric, MetricUndefined, State, centre, svd_basis
+from zoo.metrics.base import CENTRED_PAIR, Metric, MetricUndefined, State, centre, svd_basis
 
 
 def canonical_correlations(basis_a: np.ndarray, basis_b: np.ndarray) -> np.ndarray:
@@ -19,13 +19,25 @@ def canonical_correlations(basis_a: np.ndarray, basis_b: np.ndarray) -> np.ndarr
     return np.linalg.svd(basis_a.T @ basis_b, compute_uv=False)
 
 
+def check_dimensions(name: str, n: int, k_a: int, k_b: int) -> None:
+    """Raise `MetricUndefined` when k_a + k_b > n - 1: two subspaces of the (n - 1)-dimensional
+    centred sample space then share k_a + k_b - (n - 1) directions, canonical correlations of 1
+    whatever the data, so the estimate says nothing about the representations."""
+    forced = k_a + k_b - (n - 1)
+    if forced > 0:
+        raise MetricUndefined(
+            f"{name}: {k_a} + {k_b} dimensions in {n} samples (n - 1 = {n - 1} after centring) "
+            f"force {forced} of {min(k_a, k_b)} canonical correlations to 1 whatever the data; "
+            f"use more than {k_a + k_b} samples or keep fewer dimensions")
+
+
 def _full_rank_basis(name: str, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(basis, centred X) for plain CCA, which needs independent features and n > d."""
     Xc = centre(X)
     n, d = Xc.shape
-    if d >= n:
-        raise MetricUndefined(f"{name} needs more samples than features (n={n}, d={d}): every "
-                              "canonical correlation would be 1; use svcca")
+    if d >= n - 1:
+        raise MetricUndefined(f"{name} needs more samples than features + 1 (n={n}, d={d}): "
+                              "every canonical correlation would be 1; use svcca")
     U, _, _ = svd_basis(Xc)
     if U.shape[1] < d:
         raise MetricUndefined(f"{name}: the {d} features have rank {U.shape[1]} (constant or "
@@ -36,8 +48,9 @@ def _full_rank_basis(name: str, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class CCA(Metric):
     """Mean canonical correlation over all min(d_a, d_b) canonical pairs.
 
-    Invariant to any invertible linear map and translation of either side. Needs n > d and full
-    rank features; biased towards 1 as d approaches n (every correlation is 1 at d = n - 1).
+    Invariant to any invertible linear map and translation of either side. Needs full rank
+    features and d_a + d_b < n: with more dimensions, d_a + d_b - (n - 1) canonical correlations
+    are 1 whatever the data (NaN with that reason); biased towards 1 as d_a + d_b approaches n.
     """
 
     name = "cca"
@@ -46,12 +59,15 @@ class CCA(Metric):
     invariances = "invertible linear transforms, translation"
     reference = "Hotelling 1936; mean CCA as in Raghu et al. 2017 (SVCCA, NeurIPS)"
     description = "mean canonical correlation"
+    min_samples = 3
+    few_samples = CENTRED_PAIR
 
     def _prepare(self, X: np.ndarray, **_: Any) -> State:
         basis, _ = _full_rank_basis(self.name, X)
         return State(n=len(X), basis=basis)
 
     def _score(self, a: State, b: State, **_: Any) -> float:
+        check_dimensions(self.name, a.n, a.basis.shape[1], b.basis.shape[1])
         return float(canonical_correlations(a.basis, b.basis).mean())
 
 
@@ -60,7 +76,8 @@ class SVCCA(CCA):
     variance, then the mean canonical correlation of the two subspaces (Raghu et al. 2017).
 
     The CCA step makes it invariant to rotations (a rotated copy scores 1) and to any invertible
-    map within the kept subspace; it is biased towards 1 when k_a + k_b approaches n.
+    map within the kept subspace; it is biased towards 1 when k_a + k_b approaches n, and NaN
+    with the reason when k_a + k_b >= n (canonical correlations forced to 1).
     """
 
     name = "svcca"
@@ -99,12 +116,15 @@ class PWCCA(Metric):
     reference = ("Morcos, Raghu & Bengio 2018, Insights on representational similarity in neural "
                  "networks with canonical correlation (NeurIPS)")
     description = "projection-weighted mean canonical correlation"
+    min_samples = 3
+    few_samples = CENTRED_PAIR
 
     def _prepare(self, X: np.ndarray, **_: Any) -> State:
         basis, Xc = _full_rank_basis(self.name, X)
         return State(n=len(X), basis=basis, centred=Xc)
 
     def _score(self, a: State, b: State, **_: Any) -> float:
+        check_dimensions(self.name, a.n, a.basis.shape[1], b.basis.shape[1])
         P, rho, Qt = np.linalg.svd(a.basis.T @ b.basis, full_matrices=False)
         if a.basis.shape[1] <= b.basis.shape[1]:
             variates, X = a.basis @ P, a.centred

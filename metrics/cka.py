@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from zoo.errors import ZooError
-from zoo.metrics.base import Metric, MetricUndefined, State, centre
+from zoo.metrics.base import CENTRED_PAIR, Metric, MetricUndefined, State, centre
 from zoo.metrics.gram import Gram, gram_inner_products
 
 
@@ -23,6 +23,8 @@ class _GramCKA(Metric):
     kind = "similarity"
     symmetric = True
     unbiased: ClassVar[bool] = False
+    min_samples = 3
+    few_samples = CENTRED_PAIR
 
     def score_block(self, states_a: Sequence[State], states_b: Sequence[State] | None = None, *,
                     device: str = "cpu", chunk_size: int | None = None,
@@ -100,6 +102,7 @@ class DebiasedCKA(LinearCKA):
     name = "cka-debiased"
     unbiased = True
     min_samples = 4
+    few_samples = "the unbiased HSIC estimator divides by n(n - 3)"
     reference = ("Song, Smola, Gretton, Bedo & Borgwardt 2012 (unbiased HSIC, JMLR); debiased CKA "
                  "as in Nguyen, Raghu & Kornblith 2021")
     description = "linear CKA, unbiased HSIC estimator (near 0 for unrelated data)"

@@ -18,8 +18,10 @@ from zoo.metrics.cka import squared_distances
 def _check_k(name: str, k: int, n: int) -> None:
     if k < 1:
         raise ZooError(f"{name}: k must be >= 1, got {k}")
-    if n <= k:
-        raise MetricUndefined(f"{name} with k={k} needs more than {k} samples, got {n}")
+    if n < k + 2:
+        raise MetricUndefined(f"{name} with k={k} needs at least {k + 2} samples, got {n}: with "
+                              f"k >= n - 1 every other sample is a neighbour, so the value is "
+                              "the same whatever the data")
 
 
 class MutualKNN(Metric):

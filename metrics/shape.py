@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from zoo.errors import ZooError
-from zoo.metrics.base import Metric, MetricUndefined, State, centre, svd_basis
+from zoo.metrics.base import CENTRED_PAIR, Metric, MetricUndefined, State, centre, svd_basis
+from zoo.metrics.cca import check_dimensions
 
 
 def aligned_cosine(a: State, b: State) -> float:
@@ -29,6 +30,8 @@ class _Aligned(Metric):
 
     symmetric = True
     angular: ClassVar[bool] = True
+    min_samples = 3
+    few_samples = CENTRED_PAIR
 
     def _prepare(self, X: np.ndarray, alpha: float = 1.0, **_: Any) -> State:
         if not 0 <= alpha <= 1:
@@ -39,7 +42,9 @@ class _Aligned(Metric):
                                   "feature constant)")
         return State(n=len(X), coords=U * (alpha * s + (1.0 - alpha)))
 
-    def _score(self, a: State, b: State, **_: Any) -> float:
+    def _score(self, a: State, b: State, alpha: float = 1.0, **_: Any) -> float:
+        if alpha == 0:  # fully whitened: the mean canonical correlation, with its degeneracy
+            check_dimensions(self.name, a.n, a.coords.shape[1], b.coords.shape[1])
         cos = aligned_cosine(a, b)
         # cos <= 1 exactly (von Neumann's trace inequality); only rounding can push it above.
         return float(np.arccos(min(cos, 1.0))) if self.angular else cos

@@ -234,7 +234,7 @@ def test_mutual_knn_identity_rotation_and_unrelated(data):
     assert score(MutualKNN(), X, rotate(X)) == pytest.approx(1.0)
     Z = np.random.default_rng(12).normal(size=X.shape)
     assert score(MutualKNN(), X, Z) < 0.3  # chance level is about k / (n - 1) = 0.13
-    with pytest.raises(MetricUndefined, match="more than 10 samples"):
+    with pytest.raises(MetricUndefined, match="at least 12 samples"):
         MutualKNN().prepare(X[:10])
     with pytest.raises(MetricUndefined, match="all zeros"):
         MutualKNN().prepare(np.vstack([X[:20], np.zeros((1, 6))]))
