@@ -27,12 +27,15 @@ def list_cmd(kind: Annotated[str, typer.Argument(help="models, metrics or datase
                 for s in registry.models.values()]
         columns = ["id", "default", "input", "weights", "description"]
     elif kind == "metrics":
-        rows = [{"name": m.name, "kind": getattr(m, "kind", ""),
-                 "symmetric": getattr(m, "symmetric", True),
-                 "reference": getattr(m, "reference", ""),
-                 "description": getattr(m, "description", "")}
-                for m in registry.metrics.values()]
-        columns = ["name", "kind", "symmetric", "reference"]
+        from zoo.metrics.base import describe
+
+        rows = [describe(m) for m in registry.metrics.values()]
+        if not json_:
+            for r in rows:
+                r["invariances"] = ", ".join(r["invariances"]) + "".join(
+                    f"; with {_params(w['params'])}: {', '.join(w['invariances'])}"
+                    for w in r["invariances_with"])
+        columns = ["name", "kind", "symmetric", "invariances", "convention", "reference"]
     else:
         rows = [{"name": d.name, "needs_path": d.needs_path, "description": d.description}
                 for d in registry.datasets.values()]
@@ -82,6 +85,10 @@ def plugins_cmd(json_: JsonOpt = False) -> None:
     print_table("plugins", ["plugin", "source", "status", "registered"],
                 [[p.name, p.source, f"FAILED: {p.error}" if p.error else "ok",
                   _summary(p.registered)] for p in plugins])
+
+
+def _params(params: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())
 
 
 def _summary(registered: list[str]) -> str:

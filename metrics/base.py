@@ -35,7 +35,9 @@ class State(SimpleNamespace):
 class Metric:
     """Base class of the built-in metrics (third-party ones need only name, prepare and score).
 
-    Subclasses set the class attributes and implement `_prepare(X, **params)` and
+    Subclasses set the class attributes (`invariances` under the default parameters and
+    `invariances_with` for settings that change them are checked against the metric's values by
+    zoo.metrics.invariance.check_invariances) and implement `_prepare(X, **params)` and
     `_score(a, b, **params)`; `X` arrives as a finite float64 (n, d) array. `defaults` lists the
     accepted parameters (anything else is an error) and `choices` the allowed values of the
     string ones. Metrics that can score many pairs at once as batched linear algebra also define
@@ -46,8 +48,10 @@ class Metric:
     name: ClassVar[str]
     kind: ClassVar[str]
     symmetric: ClassVar[bool]
-    invariances: ClassVar[str]
-    reference: ClassVar[str]
+    invariances: ClassVar[tuple[str, ...]]  # names from zoo.metrics.invariance.INVARIANCES
+    invariances_with: ClassVar[tuple[tuple[dict[str, Any], tuple[str, ...]], ...]] = ()
+    reference: ClassVar[str]  # the paper
+    convention: ClassVar[str]  # the formula, and where it departs from common implementations
     description: ClassVar[str]
     defaults: ClassVar[dict[str, Any]] = {}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {}
@@ -89,16 +93,25 @@ class Metric:
         """Whether `score_block` handles these parameters (the engine loops over pairs if not)."""
         return hasattr(self, "score_block")
 
-    def describe(self) -> dict[str, Any]:
-        """What `zoo list metrics` shows."""
-        keys = ("name", "kind", "symmetric", "invariances", "reference", "description")
-        return {**{k: getattr(self, k) for k in keys}, "defaults": dict(self.defaults)}
-
     def _prepare(self, X: np.ndarray, **params: Any) -> State:
         raise NotImplementedError
 
     def _score(self, a: State, b: State, **params: Any) -> float:
         raise NotImplementedError
+
+
+def describe(metric: Any) -> dict[str, Any]:
+    """What `zoo list metrics` shows for a registered metric, built-in or third-party (whose
+    optional attributes may be missing): kind, invariances as data, paper and convention."""
+    return {"name": metric.name, "kind": metric.kind,
+            "symmetric": getattr(metric, "symmetric", True),
+            "invariances": list(getattr(metric, "invariances", ())),
+            "invariances_with": [{"params": dict(p), "invariances": list(names)}
+                                 for p, names in getattr(metric, "invariances_with", ())],
+            "reference": getattr(metric, "reference", ""),
+            "convention": getattr(metric, "convention", ""),
+            "description": getattr(metric, "description", ""),
+            "defaults": dict(getattr(metric, "defaults", {}))}
 
 
 def as_matrix(X: Any) -> np.ndarray:

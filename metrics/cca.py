@@ -56,8 +56,10 @@ class CCA(Metric):
     name = "cca"
     kind = "similarity"
     symmetric = True
-    invariances = "invertible linear transforms, translation"
+    invariances = ("orthogonal", "isotropic-scaling", "translation", "invertible-linear")
     reference = "Hotelling 1936; mean CCA as in Raghu et al. 2017 (SVCCA, NeurIPS)"
+    convention = ("mean of the min(d_a, d_b) canonical correlations, the singular values of "
+                  "Ua^T Ub with U orthonormal bases of the centred column spaces")
     description = "mean canonical correlation"
     min_samples = 3
     few_samples = CENTRED_PAIR
@@ -81,9 +83,12 @@ class SVCCA(CCA):
     """
 
     name = "svcca"
-    invariances = "orthogonal transforms, isotropic scaling, translation"
+    invariances = ("orthogonal", "isotropic-scaling", "translation")
     reference = ("Raghu, Gilmer, Yosinski & Sohl-Dickstein 2017, SVCCA: Singular Vector Canonical "
                  "Correlation Analysis (NeurIPS)")
+    convention = ("per side the fewest top principal components (SVD of the centred data) "
+                  "explaining >= `variance` (0.99) of the variance, then the mean of all "
+                  "min(k_a, k_b) canonical correlations of the kept subspaces")
     description = "top principal components (99% variance) per side, then mean CCA"
     defaults = {"variance": 0.99}
 
@@ -105,16 +110,24 @@ class PWCCA(Metric):
 
     The weights come from the side with fewer features (A on a tie, so not symmetric):
     alpha_i ~ sum_j |<h_i, x_j>| with h_i the orthonormal canonical variates and x_j the centred
-    features; the reference code adds the neuron means back before weighting, which only
-    differs for uncentred data. Needs n > d and full rank features, like CCA.
+    features, the paper's formula. The widely used reference code (google/svcca pwcca.py) forms
+    its directions without the whitening step (u^T x instead of u^T Sigma_xx^-1/2 x) before
+    orthonormalising them, and adds the neuron means back, so its values differ (by up to 0.06
+    in a peer check). The sum of absolute projections over features is not rotation
+    invariant: an orthogonal transform of the weighting side moves the value. Needs n > d + 1
+    and full rank features, like CCA.
     """
 
     name = "pwcca"
     kind = "similarity"
     symmetric = False
-    invariances = "orthogonal transforms, isotropic scaling, translation"
+    invariances = ("isotropic-scaling", "translation")
     reference = ("Morcos, Raghu & Bengio 2018, Insights on representational similarity in neural "
                  "networks with canonical correlation (NeurIPS)")
+    convention = ("sum_i alpha_i rho_i / sum_i alpha_i, alpha_i = sum_j |<h_i, x_j>|: h_i the "
+                  "orthonormal canonical variates, x_j the centred features of the side with "
+                  "fewer features (paper's formula; google/svcca's pwcca.py skips the whitening "
+                  "of its directions and differs)")
     description = "projection-weighted mean canonical correlation"
     min_samples = 3
     few_samples = CENTRED_PAIR

@@ -67,9 +67,11 @@ class LinearCKA(_GramCKA):
     """
 
     name = "cka"
-    invariances = "orthogonal transforms, isotropic scaling, translation"
+    invariances = ("orthogonal", "isotropic-scaling", "translation")
     reference = ("Kornblith, Norouzi, Lee & Hinton 2019, Similarity of Neural Network "
                  "Representations Revisited (ICML)")
+    convention = ("HSIC_0(X, Y) / sqrt(HSIC_0(X, X) HSIC_0(Y, Y)), HSIC_0 = ||Xc^T Yc||_F^2 / "
+                  "(n - 1)^2 on column-centred data (biased estimator)")
     description = "linear CKA, biased HSIC estimator"
 
     def _prepare(self, X: np.ndarray, **_: Any) -> State:
@@ -105,6 +107,9 @@ class DebiasedCKA(LinearCKA):
     few_samples = "the unbiased HSIC estimator divides by n(n - 3)"
     reference = ("Song, Smola, Gretton, Bedo & Borgwardt 2012 (unbiased HSIC, JMLR); debiased CKA "
                  "as in Nguyen, Raghu & Kornblith 2021")
+    convention = ("HSIC_1 = [tr(K~L~) + 1'K~1 1'L~1 / ((n-1)(n-2)) - 2/(n-2) 1'K~L~1] / "
+                  "(n(n-3)), K~ = Xc Xc^T with zero diagonal, in numerator and denominator; "
+                  "never clipped at 0")
     description = "linear CKA, unbiased HSIC estimator (near 0 for unrelated data)"
 
     def _hsic(self, a: State, b: State) -> float:
@@ -125,9 +130,12 @@ class RbfCKA(_GramCKA):
     """
 
     name = "cka-rbf"
-    invariances = "orthogonal transforms, isotropic scaling, translation"
+    invariances = ("orthogonal", "isotropic-scaling", "translation")
     reference = ("Kornblith, Norouzi, Lee & Hinton 2019, Similarity of Neural Network "
                  "Representations Revisited (ICML)")
+    convention = ("biased HSIC of kernels exp(-||x_i - x_j||^2 / (2 sigma^2)), sigma = frac x "
+                  "sqrt(median squared distance over the full n x n matrix, zero diagonal "
+                  "included), frac 0.5, per side")
     description = "RBF-kernel CKA, bandwidth frac * sqrt(median squared distance) per side"
     defaults = {"frac": 0.5}
 

@@ -53,9 +53,12 @@ class LinearPredictivity(Metric):
     name = "linreg"
     kind = "similarity"
     symmetric = False
-    invariances = "orthogonal transforms, isotropic scaling, translation (either side)"
+    invariances = ("orthogonal", "isotropic-scaling", "translation")
     reference = ("Yamins et al. 2014 (neural predictivity); cross-validated ridge as in Schrimpf "
                  "et al. 2018, Brain-Score")
+    convention = ("1 - SSE / SST pooled over 5 seeded folds and B's features; ridge penalty by "
+                  "generalised cross-validation on a grid relative to the mean eigenvalue of the "
+                  "training fold's A^T A")
     description = "cross-validated ridge R^2 of B from A (both directions in a matrix)"
     defaults = {"folds": 5, "seed": 0, "alpha": None}
 

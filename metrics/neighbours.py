@@ -35,7 +35,9 @@ class MutualKNN(Metric):
     name = "mutual-knn"
     kind = "similarity"
     symmetric = True
-    invariances = "orthogonal transforms, per-sample scaling"
+    invariances = ("orthogonal", "isotropic-scaling", "per-sample-scaling")
+    convention = ("mean over samples of |N_A(i) & N_B(i)| / k, N(i) the k = 10 nearest other "
+                  "samples by cosine similarity of the raw (uncentred) vectors; ties by index")
     reference = ("Huh, Cheung, Wang & Isola 2024, The Platonic Representation Hypothesis (ICML)")
     description = "mutual k-nearest-neighbour overlap, cosine neighbours (k = 10)"
     defaults = {"k": 10}
@@ -70,7 +72,9 @@ class InformationImbalance(Metric):
     name = "imbalance"
     kind = "distance"
     symmetric = False
-    invariances = "orthogonal transforms, isotropic scaling, translation"
+    invariances = ("orthogonal", "isotropic-scaling", "translation")
+    convention = ("Delta(A -> B) = 2/n x mean rank in B of each sample's k = 1 nearest "
+                  "neighbours in A (Euclidean, rank 1 = nearest); ties by index")
     reference = ("Glielmo, Zeni, Cheng, Tamas & Laio 2022, Ranking the information content of "
                  "distance measures (PNAS Nexus)")
     description = "information imbalance Delta(A -> B), k = 1, Euclidean (both directions)"

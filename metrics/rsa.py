@@ -16,13 +16,14 @@ from zoo.metrics.base import Metric, MetricUndefined, State, centre
 from zoo.metrics.cka import squared_distances
 from zoo.metrics.gram import torch_device
 
-RDMS = ("correlation", "euclidean")
+RDMS = ("correlation", "euclidean", "squared-euclidean")
 COMPARISONS = ("spearman", "pearson", "kendall")
 BLOCK_BYTES = 256 * 2**20
 
 
 def rdm_vector(X: np.ndarray, rdm: str) -> np.ndarray:
-    """Upper triangle (i < j, row-major) of the RDM: 1 - Pearson r between rows, or Euclidean."""
+    """Upper triangle (i < j, row-major) of the RDM: 1 - Pearson r between rows, Euclidean or
+    squared Euclidean distances."""
     if rdm == "correlation":
         constant = np.flatnonzero(np.ptp(X, axis=1) == 0)
         if len(constant):
@@ -32,25 +33,35 @@ def rdm_vector(X: np.ndarray, rdm: str) -> np.ndarray:
         Xr /= np.linalg.norm(Xr, axis=1, keepdims=True)
         D = 1.0 - Xr @ Xr.T
     else:
-        D = np.sqrt(squared_distances(centre(X)))
+        D = squared_distances(centre(X))
+        if rdm == "euclidean":
+            D = np.sqrt(D)
     return D[np.triu_indices(len(X), k=1)]
 
 
 class RSA(Metric):
     """RSA (Kriegeskorte et al. 2008): correlation between the two RDMs' upper triangles.
 
-    Default RDM: correlation distance (1 - Pearson r between the samples' feature vectors; needs
-    >= 2 features, invariant to per-sample scale and offset but NOT to rotations of the feature
-    space). rdm='euclidean': rotation-, translation- and isotropic-scale-invariant, not invariant
-    to anisotropic scaling. Default comparison: Spearman rank correlation (ties averaged);
-    'pearson' and 'kendall' (tau-b, no block scoring) as options.
+    Default RDM: correlation distance (1 - Pearson r between the samples' feature vectors, as
+    rsatoolbox's 'correlation'; needs >= 2 features, invariant to per-sample scale and offset
+    but NOT to rotations of the feature space). rdm='euclidean': plain Euclidean distances;
+    rdm='squared-euclidean': squared ones, which is rsatoolbox's default 'euclidean' RDM up to
+    its 1/d factor (no comparison depends on that factor). Both are rotation-, translation- and
+    isotropic-scale-invariant; they give identical Spearman and Kendall values and differ under
+    Pearson (by up to 0.013 in a peer check). Default comparison: Spearman rank correlation
+    (ties averaged); 'pearson' and 'kendall' (tau-b, no block scoring) as options.
     """
 
     name = "rsa"
     kind = "similarity"
     symmetric = True
-    invariances = ("correlation RDM: per-sample scale and offset; euclidean RDM: orthogonal "
-                   "transforms, isotropic scaling, translation")
+    invariances = ("isotropic-scaling", "per-sample-scaling", "per-sample-offset")
+    invariances_with = tuple(({"rdm": rdm}, ("orthogonal", "isotropic-scaling", "translation"))
+                             for rdm in ("euclidean", "squared-euclidean"))
+    convention = ("Spearman correlation of the RDMs' upper triangles; RDM 1 - Pearson r between "
+                  "samples (rsatoolbox 'correlation'); rdm='squared-euclidean' is rsatoolbox's "
+                  "default 'euclidean' (squared distances; its 1/d factor changes nothing), "
+                  "rdm='euclidean' takes plain distances")
     reference = ("Kriegeskorte, Mur & Bandettini 2008, Representational similarity analysis "
                  "(Front. Syst. Neurosci.)")
     description = "RDMs (1 - Pearson r) compared by Spearman rank correlation"

@@ -60,7 +60,8 @@ class Procrustes(_Aligned):
     name = "procrustes"
     kind = "similarity"
     angular = False
-    invariances = "orthogonal transforms, isotropic scaling, translation"
+    invariances = ("orthogonal", "isotropic-scaling", "translation")
+    convention = "||Xc^T Yc||_* / (||Xc||_F ||Yc||_F) on column-centred data"
     reference = ("Schonemann 1966; as a similarity in Ding, Denain & Steinhardt 2021, Grounding "
                  "Representation Similarity with Statistical Testing (NeurIPS)")
     description = "orthogonal Procrustes similarity ||X^T Y||_* / (||X||_F ||Y||_F)"
@@ -75,7 +76,8 @@ class ProcrustesAngular(_Aligned):
 
     name = "procrustes-angular"
     kind = "distance"
-    invariances = "orthogonal transforms, isotropic scaling, translation"
+    invariances = ("orthogonal", "isotropic-scaling", "translation")
+    convention = "arccos(||Xc^T Yc||_* / (||Xc||_F ||Yc||_F)), the shape metric at alpha = 1"
     reference = ("Williams, Kunz, Kornblith & Linderman 2021, Generalized Shape Metrics on Neural "
                  "Representations (NeurIPS)")
     description = "arccos of the Procrustes similarity (angular shape distance)"
@@ -92,7 +94,13 @@ class Shape(_Aligned):
 
     name = "shape"
     kind = "distance"
-    invariances = "orthogonal transforms and translation (any invertible map at alpha = 0)"
+    invariances = ("orthogonal", "translation")
+    invariances_with = (({"alpha": 0.0}, ("orthogonal", "isotropic-scaling", "translation",
+                                          "invertible-linear")),
+                        ({"alpha": 1.0}, ("orthogonal", "isotropic-scaling", "translation")))
+    convention = ("arccos(||Wa^T Wb||_* / (||Wa||_F ||Wb||_F)), W = U diag(alpha s + 1 - alpha) "
+                  "from the SVD U diag(s) V^T of the centred data (netrep's partial whitening); "
+                  "for 0 < alpha < 1 the value depends on the data's scale and on n")
     reference = ("Williams, Kunz, Kornblith & Linderman 2021, Generalized Shape Metrics on Neural "
                  "Representations (NeurIPS)")
     description = "angular shape distance after partial whitening alpha (default 0.5)"

@@ -8,9 +8,10 @@ from scipy.spatial.distance import pdist
 from scipy.stats import kendalltau, ortho_group, pearsonr, spearmanr
 
 from zoo.errors import UnknownNameError, ZooError
-from zoo.metrics.base import KINDS, MetricUndefined
+from zoo.metrics.base import KINDS, MetricUndefined, describe
 from zoo.metrics.builtin import BUILTIN_METRICS, register_metrics
 from zoo.metrics.cca import CCA, PWCCA, SVCCA
+from zoo.metrics.invariance import INVARIANCES
 from zoo.metrics.linreg import LinearPredictivity, fold_indices
 from zoo.metrics.neighbours import InformationImbalance, MutualKNN
 from zoo.metrics.rsa import RSA
@@ -145,6 +146,15 @@ def test_rsa_matches_scipy_for_each_option(data):
         kendalltau(correlation_rdm(X), correlation_rdm(Y)).statistic, rel=1e-10)
     assert score(RSA(), X, Y, rdm="euclidean") == pytest.approx(
         spearmanr(pdist(X), pdist(Y)).statistic, rel=1e-10)
+    # rsatoolbox's default 'euclidean' RDM: squared distances / d (the factor changes nothing)
+    squared = pearsonr(pdist(X, "sqeuclidean") / X.shape[1],
+                       pdist(Y, "sqeuclidean") / Y.shape[1]).statistic
+    assert score(RSA(), X, Y, rdm="squared-euclidean", compare="pearson") == pytest.approx(
+        squared, rel=1e-10)
+    plain = score(RSA(), X, Y, rdm="euclidean", compare="pearson")
+    assert abs(plain - squared) > 1e-3  # Pearson sees whether distances are squared
+    assert score(RSA(), X, Y, rdm="squared-euclidean") == pytest.approx(
+        score(RSA(), X, Y, rdm="euclidean"), rel=1e-12)  # ranks do not
 
 
 def test_rsa_invariances_depend_on_the_rdm(data):
@@ -264,10 +274,11 @@ def test_information_imbalance_hand_case():
 
 @pytest.mark.parametrize("cls", BUILTIN_METRICS, ids=lambda c: c.name)
 def test_every_metric_states_what_it_is(cls):
-    info = cls().describe()
+    info = describe(cls())
     assert re.fullmatch(r"[a-z]+(-[a-z]+)*", info["name"])
     assert info["kind"] in KINDS and isinstance(info["symmetric"], bool)
-    assert all(info[k] for k in ("invariances", "reference", "description"))
+    assert all(info[k] for k in ("invariances", "reference", "convention", "description"))
+    assert set(info["invariances"]) <= set(INVARIANCES)
     assert cls.__doc__ and len(cls.__doc__.strip()) > 80  # the convention is documented
 
 
