@@ -127,15 +127,6 @@ def out_folder(out: str | None, kind: str, names: list[str], options: dict[str, 
     return check_new_folder(out, overwrite) if out else default_folder(kind, names, options)
 
 
-def out_dir(path: str | Path) -> Path:
-    """Create the output folder (or fail clearly when it is a file)."""
-    p = Path(path).expanduser()
-    if p.exists() and not p.is_dir():
-        raise ZooError(f"--out {str(path)!r} is a file; pass a folder")
-    p.mkdir(parents=True, exist_ok=True)
-    return p
-
-
 def provenance_lines(p: dict[str, Any]) -> str:
     """A model's provenance (`ZooModel.provenance()`) as indented lines; a wrapped module or
     a plugin without provenance gives what it has."""

@@ -34,11 +34,6 @@ def write_table(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any
     return write_text(path, buf.getvalue())
 
 
-def start_run(folder: Path) -> None:
-    """Remove a previous run's summary, so an interrupted run is never read as complete."""
-    (folder / SUMMARY).unlink(missing_ok=True)
-
-
 def layer_folder(folder: Path, layer: str) -> Path:
     """The sub-folder of one layer (path separators in the name replaced)."""
     return folder / layer.replace("/", "_").replace("\\", "_")

@@ -79,7 +79,8 @@ def _setup_sections(c: Comparison) -> list[tuple[str, str]]:
         "samples": c.n, "reduction": c.reduction,
         "layers": f"{len(c.a.layers)} x {len(c.b.layers)}"}])))
     out.append(("Weights and preprocessing", html_table(
-        [{"side": side, **{k: plain(v) for k, v in fs.provenance.items()}}
+        [{"side": side, **{k: plain(v) for k, v in fs.provenance.items()
+                            if k != "preprocessing"}}  # the same as `transform`, as a dict
          for side, fs in (("A", c.a), ("B", c.b))])))
     return out
 
@@ -98,6 +99,10 @@ def _metric_section(c: Comparison, r: MetricResult, png: str) -> tuple[str, str]
                  f"correction for {int(finite.sum())} comparisons ({int((raw[finite] < 0.05).sum())}"
                  " uncorrected). The smallest attainable p is "
                  f"{np.nanmin(raw) if finite.any() else float('nan'):.3g}.</p>")
+        needed = int(np.ceil(finite.sum() / 0.05))
+        if finite.any() and np.nanmin(raw) * finite.sum() >= 0.05:
+            text += (f"<p class='note'>With this many permutations no pair can reach p &lt; 0.05 "
+                     f"after correction: use at least {needed} (--permutations).</p>")
     if "baseline" in r.stats:
         text += (f"<p>Expected {r.name} for unrelated data at n={c.n}: "
                  f"{np.nanmean(r.stats['baseline']):.3f} on average over pairs (compare with the "

@@ -396,8 +396,9 @@ def synthetic_images(n: int, kind: str, size: int = 128, seed: int = 0
     return images, masks
 
 
-def synthetic_dataset(kind: str, n: int, size: int = 128) -> Dataset:
-    """A generated set as a `Dataset` (arrays made once, on first use)."""
+def synthetic_dataset(kind: str, n: int, size: int = 128, name: str | None = None) -> Dataset:
+    """A generated set as a `Dataset` (arrays made once, on first use), named as the user
+    asked for it (`synthetic:32`) or `kind:n`."""
     made: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def arrays() -> tuple[np.ndarray, np.ndarray]:
@@ -409,12 +410,13 @@ def synthetic_dataset(kind: str, n: int, size: int = 128) -> Dataset:
     loaders = [_array_loader(lambda i=i: arrays()[0][i]) for i in range(n)]
     masks = [lambda i=i: arrays()[1][i] for i in range(n)]
     fp = _digest({"synthetic": kind, "n": n, "size": size, "v": 1})
-    return Dataset(f"{kind}:{n}", ids, loaders, fp, masks)
+    return Dataset(name or f"{kind}:{n}", ids, loaders, fp, masks)
 
 
 def synthetic(arg: str | None = None) -> Dataset:
     """Coloured blobs on striped backgrounds with exact masks (`synthetic:N`, default 64)."""
-    return synthetic_dataset("shapes", _parse_count(arg, 64, "synthetic"))
+    n = _parse_count(arg, 64, "synthetic")
+    return synthetic_dataset("shapes", n, name=f"synthetic:{n}")
 
 
 def lesions(arg: str | None = None) -> Dataset:

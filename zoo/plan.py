@@ -216,7 +216,7 @@ def run_shard(plan: Plan, run: str | os.PathLike, shard: int = 0, shards: int = 
     computed = []
     for k, unit in enumerate(todo):
         if not is_done(run, unit.id):
-            _wait_for(run, unit, wait)
+            _wait_for(run, unit, wait, progress)
             t0 = time.perf_counter()
             worker.run(unit)
             write_json(run / "done" / f"{unit.id}.json", {
@@ -228,12 +228,17 @@ def run_shard(plan: Plan, run: str | os.PathLike, shard: int = 0, shards: int = 
     return computed
 
 
-def _wait_for(run: Path, unit: Unit, wait: float) -> None:
+def _wait_for(run: Path, unit: Unit, wait: float, progress: Progress | None = None) -> None:
+    """Poll until `unit`'s inputs are marked done by other shards, saying so through
+    `progress`; refuse after `wait` seconds, naming the missing units."""
     deadline = time.monotonic() + wait
     while True:
         missing = [d for d in unit.deps if not is_done(run, d)]
         if not missing:
             return
+        if progress:
+            progress(f"waiting for other shards ({missing[0]} ...)",
+                     len(unit.deps) - len(missing), len(unit.deps))
         if time.monotonic() >= deadline:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5
                                               else "")
