@@ -130,3 +130,30 @@ def test_best_matches_and_role_summary_follow_the_metric_kind():
     summary = {(s["role_a"], s["role_b"]): s["mean"] for s in c.role_summary("cka")}
     assert summary[("encoder", "decoder")] == pytest.approx(1.0)
     assert summary[("decoder", "encoder")] == pytest.approx(1.0)
+
+
+def test_matrix_and_compare_take_weights_per_model_and_record_provenance(tmp_path):
+    import torch
+
+    from zoo.registry import get_registry
+
+    module = get_registry().model("toy/cnn").load(random_init=True).module
+    with torch.no_grad():
+        for p in module.parameters():
+            p.mul_(1.5)
+    ckpt = tmp_path / "cnn.pth"
+    torch.save(module.state_dict(), ckpt)
+    out = tmp_path / "m"
+    result = run_zoo("matrix", "toy/cnn", "toy/vit", "--data", "synthetic:6", "--random-init",
+                     "--weights", f"toy/cnn={ckpt}", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    models = json.loads((out / "matrix.json").read_text())["provenance"]["models"]
+    assert models["toy/cnn"]["weights_source"].endswith("cnn.pth")
+    assert models["toy/cnn"]["random_init"] is False and models["toy/vit"]["random_init"] is True
+    out = tmp_path / "c"
+    result = run_zoo("compare", "toy/cnn", "toy/vit", "--data", "synthetic:6", "-m", "cka",
+                     "--images", "0", "--weights", f"toy/cnn={ckpt}", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["provenance_a"]["weights_source"].endswith("cnn.pth")
+    assert "cnn.pth" in result.stdout and "cnn.pth" in (out / "report.html").read_text()
