@@ -193,9 +193,13 @@ def html_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = N
             return f"{v:.4f}"
         return html.escape(str(v))
 
+    def td(v: Any, row: dict[str, Any]) -> str:
+        numeric = isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+        return f"<td class='num'>{cell(v, row)}</td>" if numeric else f"<td>{cell(v, row)}</td>"
+
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{cell(r.get(c, ''), r)}</td>" for c in columns)
-                   + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(td(r.get(c, ""), r) for c in columns) + "</tr>"
+                   for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -212,8 +216,8 @@ def html_report(path: str | Path, title: str, sections: Sequence[tuple[str, str]
     by relative path so the folder can be moved as a whole."""
     css = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}"
            "table{border-collapse:collapse;font-size:13px;margin:.5em 0 1.5em}"
-           "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
-           "th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}"
+           "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
+           "th{background:#f3f3f3}td.num{text-align:right}"
            "img{max-width:100%;border:1px solid #eee;margin:.3em 0}.note{color:#a33}"
            ".na{color:#888;border-bottom:1px dotted #888;cursor:help}")
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
