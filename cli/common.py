@@ -185,8 +185,8 @@ def print_comparison(c: Any) -> None:
             print(f"  {name}: {count} undefined: {why}")
         for note in r.notes:
             print(f"  {name}: {note}")
-    for caveat in c.caveats(first):
-        print(f"  caveat: {caveat}")
+    for note in c.baseline_notes(first) + c.caveats(first):
+        print(f"  {first}: {note}")
 
 
 def print_metrics(metrics: dict[str, dict[str, dict[str, float]]]) -> None:

@@ -173,10 +173,15 @@ class Comparison:
             out.append(f"Expected {r.name} for unrelated data at n={self.n}: "
                        f"{np.nanmean(r.stats['baseline']):.3f} on average over pairs.")
         if "p_adjusted" in r.stats:
-            adj = r.stats["p_adjusted"]
+            raw, adj = r.stats["p_value"], r.stats["p_adjusted"]
             finite = np.isfinite(adj)
-            out.append(f"{int((adj[finite] < 0.05).sum())} of {int(finite.sum())} pairs beat "
-                       f"the permutation null (p < 0.05, {P_ADJUST.capitalize()}-adjusted).")
+            pairs = int(finite.sum())
+            out.append(f"{int((adj[finite] < 0.05).sum())} of {pairs} pairs beat the permutation "
+                       f"null (p < 0.05, {P_ADJUST.capitalize()}-adjusted for {pairs} pairs; "
+                       f"{int((raw[finite] < 0.05).sum())} uncorrected).")
+            if pairs and np.nanmin(raw) * pairs >= 0.05:
+                out.append(f"With {round(1 / np.nanmin(raw)) - 1} permutations no pair can reach "
+                           f"p < 0.05 after correction: use at least {int(np.ceil(pairs / 0.05))}.")
         return out
 
     def caveats(self, metric: str | None = None) -> list[str]:

@@ -7,8 +7,6 @@ import html
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from zoo.results import P_ADJUST
 from zoo.runs import slug
 
@@ -91,22 +89,8 @@ def _metric_section(c: Comparison, r: MetricResult, png: str) -> tuple[str, str]
 
     text = f"<p>{html.escape(getattr(r.metric, 'description', ''))}. " \
            f"{html.escape(getattr(r.metric, 'reference', ''))}</p>"
-    if "p_adjusted" in r.stats:
-        raw, adj = r.stats["p_value"], r.stats["p_adjusted"]
-        finite = np.isfinite(raw)
-        text += (f"<p>Permutation test (rows of B shuffled): {int((adj[finite] < 0.05).sum())} of "
-                 f"{int(finite.sum())} layer pairs have p &lt; 0.05 after {P_ADJUST.capitalize()}'s "
-                 f"correction for {int(finite.sum())} comparisons ({int((raw[finite] < 0.05).sum())}"
-                 " uncorrected). The smallest attainable p is "
-                 f"{np.nanmin(raw) if finite.any() else float('nan'):.3g}.</p>")
-        needed = int(np.ceil(finite.sum() / 0.05))
-        if finite.any() and np.nanmin(raw) * finite.sum() >= 0.05:
-            text += (f"<p class='note'>With this many permutations no pair can reach p &lt; 0.05 "
-                     f"after correction: use at least {needed} (--permutations).</p>")
-    if "baseline" in r.stats:
-        text += (f"<p>Expected {r.name} for unrelated data at n={c.n}: "
-                 f"{np.nanmean(r.stats['baseline']):.3f} on average over pairs (compare with the "
-                 "values, or use cka-debiased).</p>")
+    for note in c.baseline_notes(r.name):
+        text += f"<p>{html.escape(note)}</p>"
     for note in r.notes + c.caveats(r.name):
         text += f"<p class='note'>{html.escape(note)}</p>"
     text += reasons_list(r.reason_counts()) + img_tag(png, r.name)
