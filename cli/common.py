@@ -59,6 +59,12 @@ TrustWeightsOpt = Annotated[bool, typer.Option(
 
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace an existing --out "
                                             "folder (default: refuse)")]
+LoaderWorkersOpt = Annotated[int, typer.Option(
+    "--loader-workers", min=0, help="processes that decode and preprocess images while the "
+    "model runs (0: in the main process)")]
+PrecisionOpt = Annotated[str, typer.Option(
+    "--precision", help="forward precision: fp32 (exact, default), or bf16 / fp16 autocast "
+    "(cached apart)")]
 
 
 def split_list(values: list[str] | None) -> list[str] | None:

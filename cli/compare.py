@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 
 from zoo.cli.common import (BatchOpt, CropPctOpt, DataOpt, DeviceOpt, JsonOpt, LayersOpt,
-                            ModelWeightsOpt, NoCacheOpt, OverwriteOpt, RandomInitOpt, ReduceOpt,
-                            SizeOpt, SkipBadOpt, TrustWeightsOpt, load_data, load_options,
-                            model_weights, out_folder, per_model, print_comparison, print_json,
-                            progress_bar, split_list)
+                            LoaderWorkersOpt, ModelWeightsOpt, NoCacheOpt, OverwriteOpt,
+                            PrecisionOpt, RandomInitOpt, ReduceOpt, SizeOpt, SkipBadOpt,
+                            TrustWeightsOpt, load_data, load_options, model_weights, out_folder,
+                            per_model, print_comparison, print_json, progress_bar, split_list)
 
 DEFAULT_METRICS = "cka,cka-debiased,cka-rbf,svcca,rsa"
 MetricsOpt = Annotated[list[str] | None, typer.Option("--metric", "-m", help="metric names, "
@@ -36,7 +36,8 @@ def compare_cmd(model_a: Annotated[str, typer.Argument(help="first model (rows)"
                 overwrite: OverwriteOpt = False, images: ImagesOpt = 4,
                 skip_bad: SkipBadOpt = False, no_cache: NoCacheOpt = False,
                 size: SizeOpt = None, crop_pct: CropPctOpt = None,
-                trust_weights: TrustWeightsOpt = False, json_: JsonOpt = False) -> None:
+                trust_weights: TrustWeightsOpt = False, loader_workers: LoaderWorkersOpt = 0,
+                precision: PrecisionOpt = "fp32", json_: JsonOpt = False) -> None:
     """Compare two models layer by layer on the same images (rows paired by sample id)."""
     from zoo.api import check_device, compare, load
     from zoo.comparison import resolve_metrics
@@ -57,13 +58,14 @@ def compare_cmd(model_a: Annotated[str, typer.Argument(help="first model (rows)"
     folder = out_folder(out, "compare", [za.id, "vs", zb.id], {
         "data": dataset.fingerprint, "layers": chosen, "metrics": [m.name for m in metrics],
         "reduction": reduction, "permutations": permutations, "bootstrap": bootstrap,
-        "weights": [za.fingerprint, zb.fingerprint], "images": images}, overwrite)
+        "weights": [za.fingerprint, zb.fingerprint], "images": images,
+        "precision": precision}, overwrite)
     with progress_bar() as progress:
         comparison = compare(za, zb, metrics, data=dataset, layers_a=chosen[model_a],
                              layers_b=chosen[model_b], reduction=reduction,
                              permutations=permutations, bootstrap=bootstrap, images=images,
                              device=device, batch_size=batch_size, cache=not no_cache,
-                             progress=progress)
+                             progress=progress, workers=loader_workers, precision=precision)
     comparison.save(folder, overwrite=overwrite)
     if json_:
         print_json(summary(comparison) | {"out": str(folder)})

@@ -7,9 +7,10 @@ from typing import Annotated
 import typer
 
 from zoo.cli.common import (BatchOpt, CropPctOpt, DataOpt, DeviceOpt, JsonOpt, LayersOpt,
-                            NoCacheOpt, OverwriteOpt, RandomInitOpt, ReduceOpt, SizeOpt,
-                            SkipBadOpt, TrustWeightsOpt, WeightsOpt, WeightsSourceOpt, load_data,
-                            load_options, print_json, print_table, progress_bar, split_list)
+                            LoaderWorkersOpt, NoCacheOpt, OverwriteOpt, PrecisionOpt,
+                            RandomInitOpt, ReduceOpt, SizeOpt, SkipBadOpt, TrustWeightsOpt,
+                            WeightsOpt, WeightsSourceOpt, load_data, load_options, print_json,
+                            print_table, progress_bar, split_list)
 
 
 def extract_cmd(model: Annotated[str, typer.Argument(help="model id or family")],
@@ -25,6 +26,7 @@ def extract_cmd(model: Annotated[str, typer.Argument(help="model id or family")]
                 trust_weights: TrustWeightsOpt = False,
                 dtype: Annotated[str, typer.Option("--dtype", help="stored precision: float32, "
                                  "or float16 to halve the cache")] = "float32",
+                loader_workers: LoaderWorkersOpt = 0, precision: PrecisionOpt = "fp32",
                 json_: JsonOpt = False) -> None:
     """Extract features of MODEL's layers over a dataset into the feature cache."""
     from zoo.api import extract, load
@@ -40,7 +42,8 @@ def extract_cmd(model: Annotated[str, typer.Argument(help="model id or family")]
     dataset = load_data(data, skip_bad)
     with progress_bar() as progress:
         feats = extract(zmodel, dataset, split_list(layers), reduction, batch_size=batch_size,
-                        cache=not no_cache, dtype=dtype, progress=progress)
+                        cache=not no_cache, dtype=dtype, progress=progress,
+                        workers=loader_workers, precision=precision)
     if out:
         feats.save(out, overwrite)
     summary = {**feats.manifest(), "cached": not no_cache, "out": out}

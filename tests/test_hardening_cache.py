@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import zoo.io
+import zoo.cache
 from tests.conftest import REPO, assert_user_error, run_zoo
 from tests.test_cache import CountingModel
 from zoo.cache import FeatureCache
@@ -36,14 +36,21 @@ def _interrupted(toy, cache, data, batch_size=3, fail_at=2, layers=("stage1",)) 
 
 
 def _parts(cache: FeatureCache) -> list[Path]:
-    return sorted(Path(cache.root).glob("parts/*/part-*.npy"))
+    """Data files of unfinished entries."""
+    return sorted(Path(cache.root).glob("parts/*/data-*.npy"))
+
+
+def _ranges(cache: FeatureCache) -> list[tuple[int, int]]:
+    """Finished sample ranges recorded beside the data files."""
+    lines = [ln.split() for p in Path(cache.root).glob("parts/*/data-*.ranges")
+             for ln in p.read_text().splitlines()]
+    return sorted((int(a), int(b)) for a, b, _ in lines)
 
 
 def test_resume_with_another_batch_size_reuses_the_finished_ranges(toy):
     cache, data = FeatureCache(), synthetic("10")
-    _interrupted(toy, cache, data)  # parts for samples 0-3 and 3-6
-    assert [p.name[:24] for p in _parts(cache)] == ["part-000000000-000000003",
-                                                    "part-000000003-000000006"]
+    _interrupted(toy, cache, data)  # samples 0-3 and 3-6 are stored
+    assert _ranges(cache) == [(0, 3), (3, 6)] and len(_parts(cache)) == 1
     resumed = CountingModel(toy)
     out = extract(resumed, data, ["stage1"], "gap", batch_size=4, cache=cache)["stage1"]
     assert resumed.calls == 1  # samples 6-10 only
@@ -55,25 +62,29 @@ def test_resume_with_another_batch_size_reuses_the_finished_ranges(toy):
     assert again.calls == 0
 
 
-@pytest.mark.parametrize("damage", ["flip", "empty", "rows"])
-def test_a_damaged_part_is_recomputed_not_sealed(toy, damage):
+@pytest.mark.parametrize("damage, calls", [("flip", 3), ("torn", 3), ("empty", 4),
+                                           ("rows", 4), ("sidecar", 4)])
+def test_a_damaged_part_is_recomputed_not_sealed(toy, damage, calls):
     cache, data = FeatureCache(), synthetic("10")
     _interrupted(toy, cache, data)
     part = _parts(cache)[0]
-    if damage == "flip":
-        raw = bytearray(part.read_bytes())
-        raw[-3] ^= 0xFF
+    header = len(part.read_bytes()) - 10 * 8 * 4  # 10 samples x 8 float32 channels
+    raw = bytearray(part.read_bytes())
+    if damage == "flip":  # a bit of sample 1 (range 0-3) changed on disk
+        raw[header + 8 * 4 + 5] ^= 0xFF
+        part.write_bytes(bytes(raw))
+    elif damage == "torn":  # range 0-3 never reached the disk (zeros, as after a crash)
+        raw[header:header + 3 * 8 * 4] = bytes(3 * 8 * 4)
         part.write_bytes(bytes(raw))
     elif damage == "empty":
         part.write_bytes(b"")
-    else:  # a valid array with the wrong row count, its checksum renamed to match
-        from zoo.cache import _sha256
-
-        np.save(part, np.zeros((1, 8), np.float32))
-        part.rename(part.with_name(part.name[:25] + _sha256(part)[:16] + ".npy"))
+    elif damage == "rows":  # a valid array with the wrong row count
+        np.save(part, np.zeros((9, 8), np.float32))
+    else:  # the checksums beside it are garbage
+        part.with_suffix(".ranges").write_text("0 3 zz\n3 6\n")
     resumed = CountingModel(toy)
     out = extract(resumed, data, ["stage1"], "gap", batch_size=3, cache=cache)["stage1"]
-    assert resumed.calls == 3  # samples 0-3 again, then 6-9 and 9-10
+    assert resumed.calls == calls  # samples 0-3 again (and 3-6 if the file is unusable)
     fresh = extract(toy, data, ["stage1"], "gap", batch_size=3, cache=None)["stage1"]
     np.testing.assert_array_equal(out.data, fresh.data)
     assert FeatureCache().get(FeatureCache().entries()[0]["key"]) is not None
@@ -86,9 +97,10 @@ def test_empty_part_never_makes_the_cli_exit_130(tmp_path):
                     env=env)
     assert first.returncode == 0, first.stderr
     entry = next((tmp_path / "features").iterdir())
-    folder = tmp_path / "parts" / entry.name  # an interrupted twin: an empty first part
+    folder = tmp_path / "parts" / entry.name  # an interrupted twin: an empty data file
     folder.mkdir(parents=True)
-    (folder / f"part-000000000-000000002-{'0' * 16}.npy").write_bytes(b"")
+    (folder / "data-dead.npy").write_bytes(b"")
+    (folder / "data-dead.ranges").write_text(f"0 2 {'0' * 16}\n")
     import shutil
 
     shutil.rmtree(entry)
@@ -140,10 +152,10 @@ def test_two_processes_writing_one_entry_both_succeed(tmp_path):
 
 
 def test_full_disk_is_one_line_with_the_way_out(toy, monkeypatch):
-    def no_space(fd):
+    def no_space(*args):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(zoo.io.os, "fsync", no_space)
+    monkeypatch.setattr(zoo.cache.os, "pwrite", no_space)
     with pytest.raises(ZooError, match="No space left on device.*free space.*--no-cache"):
         extract(toy, synthetic("4"), ["stage1"], "gap", cache=FeatureCache())
     assert not [p for p in Path(FeatureCache().root).rglob("*") if p.is_file()]
@@ -151,8 +163,8 @@ def test_full_disk_is_one_line_with_the_way_out(toy, monkeypatch):
 
 def test_full_disk_through_the_cli(tmp_path):
     code = ("import errno, os, sys\nimport zoo.io\n"
-            "def full(fd):\n    raise OSError(errno.ENOSPC, 'No space left on device')\n"
-            "zoo.io.os.fsync = full\nfrom zoo.cli.app import main\n"
+            "def full(*args):\n    raise OSError(errno.ENOSPC, 'No space left on device')\n"
+            "zoo.io.os.pwrite = full\nfrom zoo.cli.app import main\n"
             "main(['extract', 'toy/cnn', '--data', 'synthetic:4', '-l', 'stage1'])\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=REPO, env={**os.environ, "ZOO_CACHE_DIR": str(tmp_path)})

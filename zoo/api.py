@@ -113,17 +113,20 @@ def feature_cache(cache: bool | FeatureCache) -> FeatureCache | None:
 def extract(model: str | ModelSpec | ZooModel, data: str | Dataset,
             layers: str | Sequence[str] | None = None, reduction: str = "gap", *,
             batch_size: int = 16, cache: bool | FeatureCache = True, dtype: str = "float32",
-            progress: Progress | None = None) -> FeatureSet:
+            progress: Progress | None = None, workers: int = 0,
+            precision: str = "fp32") -> FeatureSet:
     """Features of `layers` (names or globs, comma-separated or a list; None: all) over `data`,
     reduced to (samples, dims) by `reduction` (gap, cls, grid:K, positions:K, flatten, none),
     rows labelled by sample id. Cached on disk unless `cache=False`; `dtype="float16"` stores
-    half-precision features (float32 keeps metric values at full accuracy)."""
+    half-precision features (float32 keeps metric values at full accuracy). `workers` decode
+    images in that many processes; `precision` "bf16"/"fp16" runs the forward under autocast
+    (keyed apart; "fp32" is exact)."""
     from zoo.featureset import extract_set
     from zoo.features import parse_reduction
 
     parse_reduction(reduction)
     return extract_set(_model(model), dataset(data), _names(layers), reduction, batch_size,
-                       feature_cache(cache), progress, dtype)
+                       feature_cache(cache), progress, dtype, workers, precision)
 
 
 def _names(layers: str | Sequence[str] | None) -> list[str] | None:
@@ -139,12 +142,15 @@ def compare(a: FeatureSet | str | ModelSpec | ZooModel, b: FeatureSet | str | Mo
             layers_b: str | Sequence[str] | None = None, reduction: str = "gap",
             permutations: int = 0, bootstrap: int = 0, images: int = 0, device: str = "cpu",
             batch_size: int = 16, cache: bool | FeatureCache = True,
-            progress: Progress | None = None) -> Comparison:
+            progress: Progress | None = None, workers: int = 0,
+            precision: str = "fp32") -> Comparison:
     """Compare two feature sets (from `extract`), or two models over `data`, layer by layer on
     the same samples: every metric on every layer pair, with permutation p-values and bootstrap
-    intervals when asked and, for models, `images` PCA-to-RGB activation maps."""
+    intervals when asked and, for models, `images` PCA-to-RGB activation maps (`workers` and
+    `precision` as in `extract`)."""
     from zoo.comparison import compare as compare_sets
     from zoo.comparison import compare_models
+    from zoo.extraction import extraction_options
     from zoo.featureset import FeatureSet
 
     device = check_device(device)
@@ -160,11 +166,13 @@ def compare(a: FeatureSet | str | ModelSpec | ZooModel, b: FeatureSet | str | Mo
     parse_reduction(reduction)
     model_a = _model(a)
     model_b = model_a if b == a else _model(b)
-    return compare_models(model_a, model_b, dataset(data), metrics, layers_a=_names(layers_a),
-                          layers_b=_names(layers_b), reduction=reduction,
-                          permutations=permutations, bootstrap=bootstrap, images=images,
-                          device=device, batch_size=batch_size, cache=feature_cache(cache),
-                          progress=progress)
+    with extraction_options(workers, precision):
+        return compare_models(model_a, model_b, dataset(data), metrics,
+                              layers_a=_names(layers_a), layers_b=_names(layers_b),
+                              reduction=reduction, permutations=permutations,
+                              bootstrap=bootstrap, images=images, device=device,
+                              batch_size=batch_size, cache=feature_cache(cache),
+                              progress=progress)
 
 
 def matrix(models: Sequence[str], data: str | Dataset, metric: str = "cka", *,

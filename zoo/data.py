@@ -112,12 +112,16 @@ def to_rgb(image: Any) -> Any:
     EXIF orientation is applied first. 16-bit and 32-bit integer modes are scaled from
     0..65535, float images from 0..1 (values outside that range are an error, never clipped
     silently), then grey becomes RGB. 8-bit modes (1, L, P, LA, PA, RGBA, CMYK, YCbCr, HSV, ...)
-    use Pillow's conversion; alpha is dropped, as timm and torchvision do.
+    use Pillow's conversion; alpha is dropped, as timm and torchvision do. An upright RGB
+    image is returned as it is (not copied).
     """
-    from PIL import Image, ImageOps
+    from PIL import ExifTags, Image, ImageOps
 
     image.load()
-    image = ImageOps.exif_transpose(image)
+    if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:  # else exif_transpose copies
+        image = ImageOps.exif_transpose(image)
+    if image.mode == "RGB":  # already what is asked: no copy
+        return image
     if image.mode in _HIGH_RANGE:
         top = _HIGH_RANGE[image.mode]
         values = np.asarray(image, dtype=np.float64)

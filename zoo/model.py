@@ -87,7 +87,7 @@ class ZooModel:
             return output.permute(0, 2, 3, 1)
         return output
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def forward_layers(self, x: torch.Tensor, layers: Sequence[str],
                        stop_early: bool = True) -> dict[str, torch.Tensor]:
         """Channels-last features of `layers` for batch `x`, via forward hooks.
@@ -126,7 +126,7 @@ class ZooModel:
                 raise ZooError(f"{self.id}: module {module_name!r} not found in the network")
             handles.append(modules[module_name].register_forward_hook(make_hook(module_name)))
         try:
-            self.run(x.to(self.device))
+            self.run(x.to(self.device, non_blocking=True))
         except _StopForward:
             pass
         finally:
