@@ -7,6 +7,7 @@ are laid on their square grid).
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 
@@ -16,13 +17,16 @@ from zoo.errors import DataError, ZooError
 from zoo.features import LayerFeatures, pair_by_ids
 
 CHUNK_VALUES = 1 << 20
+RELEASE_BYTES = 1 << 24  # a memory map's pages read since the last release, at most
 
 
 class UnitMaps:
     """Per-unit spatial maps of a layer over a dataset, rows in a chosen order, read in chunks.
 
     `order[j]` is the row of `data` that holds sample j; slices are converted to float32 maps
-    only when read, so a memory-mapped array is never loaded whole.
+    only when read, so a memory-mapped array is never loaded whole, and the pages read are
+    handed back every `RELEASE_BYTES` (they stay in the page cache, out of this process's
+    resident memory), so memory stays bounded by a chunk whatever the dataset size.
     """
 
     def __init__(self, acts: LayerFeatures | np.ndarray, layout: str | None = None,
@@ -38,6 +42,8 @@ class UnitMaps:
             raise ZooError(f"dissection needs spatial maps (layout NCHW or NLC tokens), got "
                            f"{self.layout or acts.shape}; pick a convolutional or token layer")
         self.order = np.arange(len(self.data))
+        self._map = _mapping(self.data)
+        self._touched = 0
         if ids is not None:
             self.align(ids)
         self.grid = self.read(self.order[:1]).shape[1:3] if len(self.data) else (0, 0)
@@ -63,6 +69,11 @@ class UnitMaps:
         rows = self.order[samples]
         chunk = LayerFeatures(np.asarray(self.data[rows], dtype=np.float32), self.layout,
                               [str(r) for r in rows], self.prefix)
+        if self._map is not None:
+            self._touched += self.data[:1].nbytes * len(rows)
+            if self._touched >= RELEASE_BYTES:
+                self._map.madvise(mmap.MADV_DONTNEED)
+                self._touched = 0
         return np.ascontiguousarray(chunk.spatial())
 
     def chunks(self, size: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -72,6 +83,15 @@ class UnitMaps:
         for start in range(0, len(self), size):
             part = np.arange(start, min(start + size, len(self)))
             yield part, self.read(part)
+
+
+def _mapping(data: np.ndarray) -> mmap.mmap | None:
+    """The read-only memory map behind `data` (a cache entry opened with mmap), else None."""
+    base = data
+    while isinstance(base, np.ndarray):
+        base = base.base
+    ok = isinstance(base, mmap.mmap) and hasattr(base, "madvise") and not data.flags.writeable
+    return base if ok else None
 
 
 @lru_cache(maxsize=64)

@@ -4,7 +4,9 @@
     run.table(); run.save("runs/dissect")
     emb = zoo.concepts.embed(["runs/dissect"]); zoo.concepts.save_lce(emb, "runs/lce")
 
-Layers are extracted and dissected one at a time, so memory holds one layer's maps at most.
+Layers are extracted and dissected one at a time, each written to the feature cache batch by
+batch and read back as a memory map chunk by chunk, so memory holds about one batch of one
+layer's maps whatever the number of images.
 """
 
 from __future__ import annotations
@@ -83,7 +85,11 @@ def dissect_model(model: str | ZooModel, concepts: str = "synthetic",
                   cache: bool = True, progress: Progress | None = None) -> DissectRun:
     """Label the units of every spatial layer (or `layers`) with concepts (Network Dissection:
     top-`quantile` activation masks, IoU against concept masks, labelled above `iou_cutoff`)."""
+    import contextlib
+    import tempfile
+
     from zoo.api import _names, feature_cache, load
+    from zoo.cache import FeatureCache
     from zoo.concepts import dissect, label_stability, open_concepts
     from zoo.extraction import extract, select_layers
     from zoo.progress import tagged
@@ -96,17 +102,25 @@ def dissect_model(model: str | ZooModel, concepts: str = "synthetic",
     names = select_layers(spatial if patterns is None else list(zmodel.layers), patterns,
                           zmodel.id)
     concept_set = open_concepts(concepts)
-    store, data = feature_cache(cache), concept_set.dataset()
+    data = concept_set.dataset()
     out, stable = {}, {}
-    for name in names:  # one layer at a time: memory holds one layer's maps
-        feats = extract(zmodel, data, [name], "none", batch_size, store,
-                        tagged(progress, name))[name]
-        out[name] = dissect(feats, concept_set, quantile=quantile, iou_cutoff=iou_cutoff,
-                            progress=tagged(progress, name))
-        if stability:
-            stable[name] = label_stability(feats, concept_set, out[name], stability,
-                                           progress=tagged(progress, name))
-        del feats
+    with contextlib.ExitStack() as stack:
+        # features go to disk batch by batch and are read back as a memory map, chunk by
+        # chunk: memory holds about one batch of one layer however many images there are
+        # (without the cache, a temporary one that is deleted afterwards)
+        store = feature_cache(cache) or FeatureCache(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="zoo-dissect-")))
+        for name in names:
+            feats = extract(zmodel, data, [name], "none", batch_size, store,
+                            tagged(progress, name), mmap=True)[name]
+            out[name] = dissect(feats, concept_set, quantile=quantile, iou_cutoff=iou_cutoff,
+                                progress=tagged(progress, name))
+            if stability:
+                stable[name] = label_stability(feats, concept_set, out[name], stability,
+                                               progress=tagged(progress, name))
+            del feats
+            if not cache:
+                store.remove()
     return DissectRun(zmodel.id, zmodel.random_init, concept_set, out, stable,
                       {"quantile": quantile, "iou_cutoff": iou_cutoff,
                        "stability_resamples": stability})
