@@ -228,3 +228,34 @@ def test_bad_arguments_are_user_errors(concepts):
         dissect(maps, concepts, iou_cutoff=-1)
     with pytest.raises(ZooError, match="sample_weights"):
         dissect(maps, concepts, sample_weights=np.ones(3))
+
+
+def test_memory_mapped_features_dissect_like_in_memory_ones(monkeypatch):
+    """dissect_model streams each layer through the cache as a read-only memory map, handing
+    pages back as it reads; labels and IoUs are those of the in-memory arrays."""
+    from pathlib import Path
+
+    import zoo.concepts.maps as maps
+    from zoo.api import load
+    from zoo.cache import default_root
+    from zoo.concepts import dissect_model, open_concepts
+    from zoo.extraction import extract
+
+    monkeypatch.setattr(maps, "RELEASE_BYTES", 1)  # release after every read
+    model = load("toy/cnn", random_init=True)
+    concepts = open_concepts("synthetic:8")
+    feats = extract(model, concepts.dataset(), ["stage2"], "none", 4, None)["stage2"]
+    want = dissect(feats, concepts)
+    for cache in (True, False):
+        run = dissect_model(model, "synthetic:8", ["stage2"], cache=cache, batch_size=3)
+        got = run.layers["stage2"]
+        np.testing.assert_array_equal(got.thresholds, want.thresholds)
+        np.testing.assert_array_equal(got.iou, want.iou)
+    entries = list(Path(default_root()).glob("features/*/features.npy"))
+    assert len(entries) == 1  # the cached run's; the uncached one left nothing behind
+    from zoo.cache import FeatureCache
+
+    mapped = extract(model, concepts.dataset(), ["stage2"], "none", 4, FeatureCache(),
+                     mmap=True)["stage2"]
+    assert maps.UnitMaps(mapped)._map is not None  # the pages can be handed back
+    assert maps.UnitMaps(feats)._map is None  # in-memory arrays are left alone
