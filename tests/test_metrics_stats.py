@@ -8,8 +8,8 @@ import zoo.metrics as zm
 from zoo.errors import DataError, UnknownNameError, ZooError
 from zoo.metrics.base import MetricUndefined
 from zoo.metrics.smoothness import smoothness
-from zoo.metrics.stats import (bootstrap_ci, bootstrap_intervals, expected_cka_matrix,
-                               permutation_pvalues, permutation_test)
+from zoo.metrics.stats import (bootstrap_intervals, confidence_interval, confidence_intervals,
+                               expected_cka_matrix, permutation_pvalues, permutation_test)
 
 
 @pytest.fixture
@@ -55,21 +55,36 @@ def test_p_values_of_undefined_pairs_are_nan(pair):
     assert p[0, 0] == pytest.approx(0.1) and np.isnan(p[0, 1])
 
 
-def test_bootstrap_interval_brackets_the_value_and_shrinks_with_n():
+def test_interval_brackets_the_value_and_shrinks_with_n():
     rng = np.random.default_rng(3)
     X = rng.normal(size=(400, 3))
     Y = X @ rng.normal(size=(3, 3)) + 2.0 * rng.normal(size=(400, 3))
     value = zm.compute("cka", X, Y)
-    low, high = bootstrap_ci("cka", X, Y, resamples=200, seed=4)
+    low, high = confidence_interval("cka", X, Y, seed=4)
     assert low < value < high
-    low_small, high_small = bootstrap_ci("cka", X[:50], Y[:50], resamples=200, seed=4)
+    low_small, high_small = confidence_interval("cka", X[:50], Y[:50], seed=4)
     assert high_small - low_small > 1.5 * (high - low)
 
 
-def test_bootstrap_of_identical_data_is_a_point(pair):
+def test_interval_of_identical_data_is_a_point(pair):
     X, _ = pair
-    low, high = bootstrap_intervals("cka", [X], resamples=20)
-    assert low[0, 0] == pytest.approx(1.0) and high[0, 0] == pytest.approx(1.0)
+    low, high, reasons = confidence_intervals("cka-debiased", [X])
+    # every replicate is 1 up to float64 rounding, amplified by at most the 20 groups
+    assert low[0, 0] == pytest.approx(1.0, abs=1e-12) and high[0, 0] == pytest.approx(
+        1.0, abs=1e-12)
+    assert reasons[0, 0] == ""
+    # biased cka at n = 40, width 5: unrelated data would score ~0.13, so no interval
+    low, _, reasons = confidence_intervals("cka", [X])
+    assert np.isnan(low[0, 0]) and "use cka-debiased" in reasons[0, 0]
+
+
+def test_deprecated_bootstrap_name_gives_the_jackknife_interval(pair):
+    X, Y = pair
+    with pytest.warns(DeprecationWarning, match="confidence_intervals"):
+        low, high = bootstrap_intervals("cka", [X], [Y], resamples=100)
+    expected = confidence_intervals("cka", [X], [Y])
+    np.testing.assert_array_equal(low, expected[0])
+    np.testing.assert_array_equal(high, expected[1])
 
 
 def test_expected_cka_matrix_shape_and_undefined(pair):
