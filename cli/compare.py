@@ -18,8 +18,9 @@ MetricsOpt = Annotated[list[str] | None, typer.Option("--metric", "-m", help="me
                        f"comma-separated or repeated (default {DEFAULT_METRICS})")]
 PermOpt = Annotated[int, typer.Option("--permutations", min=0, help="permutation null draws "
                                       "for p-values (0: none)")]
-BootOpt = Annotated[int, typer.Option("--bootstrap", min=0, help="bootstrap draws for 95% "
-                                      "intervals (0: none)")]
+IntervalsOpt = Annotated[bool, typer.Option("--intervals", help="95% confidence intervals "
+                                            "(grouped jackknife; cka and cka-debiased, the "
+                                            "metrics whose coverage is tested)")]
 OutOpt = Annotated[str | None, typer.Option("--out", "-o", help="output folder (default: a new "
                                             "runs/compare-A-vs-B-<hash>)")]
 ImagesOpt = Annotated[int, typer.Option("--images", min=0, help="images shown as PCA-to-RGB "
@@ -30,7 +31,7 @@ def compare_cmd(model_a: Annotated[str, typer.Argument(help="first model (rows)"
                 model_b: Annotated[str, typer.Argument(help="second model (columns)")],
                 data: DataOpt = "samples", layers: LayersOpt = None,
                 metric: MetricsOpt = None, reduction: ReduceOpt = "gap",
-                permutations: PermOpt = 0, bootstrap: BootOpt = 0,
+                permutations: PermOpt = 0, intervals: IntervalsOpt = False,
                 weights: ModelWeightsOpt = None, random_init: RandomInitOpt = False,
                 device: DeviceOpt = "cpu", batch_size: BatchOpt = 16, out: OutOpt = None,
                 overwrite: OverwriteOpt = False, images: ImagesOpt = 4,
@@ -57,13 +58,13 @@ def compare_cmd(model_a: Annotated[str, typer.Argument(help="first model (rows)"
                                             random_init=random_init, device=device, **options)
     folder = out_folder(out, "compare", [za.id, "vs", zb.id], {
         "data": dataset.fingerprint, "layers": chosen, "metrics": [m.name for m in metrics],
-        "reduction": reduction, "permutations": permutations, "bootstrap": bootstrap,
+        "reduction": reduction, "permutations": permutations, "intervals": intervals,
         "weights": [za.fingerprint, zb.fingerprint], "images": images,
         "precision": precision}, overwrite)
     with progress_bar() as progress:
         comparison = compare(za, zb, metrics, data=dataset, layers_a=chosen[model_a],
                              layers_b=chosen[model_b], reduction=reduction,
-                             permutations=permutations, bootstrap=bootstrap, images=images,
+                             permutations=permutations, intervals=intervals, images=images,
                              device=device, batch_size=batch_size, cache=not no_cache,
                              progress=progress, workers=loader_workers, precision=precision)
     comparison.save(folder, overwrite=overwrite)

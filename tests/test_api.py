@@ -104,3 +104,18 @@ def test_the_random_init_label_is_on_every_figure_title_and_table():
     m = zoo.matrix(["toy/cnn", "toy/vit"], data, "cka", random_init=True, cache=False)
     assert "[random init]" in m.heatmap().axes[0].get_title()
     assert m.note == " [random init]"
+
+
+def test_intervals_only_where_coverage_is_tested_and_the_others_say_why():
+    import zoo
+
+    data = zoo.dataset("synthetic:24")
+    a = zoo.extract(zoo.load("toy/cnn", random_init=True), data, "stage*", cache=False)
+    b = zoo.extract(zoo.load("toy/vit", random_init=True), data, "block*", cache=False)
+    c = zoo.compare(a, b, "cka-debiased,svcca", intervals=True)
+    table = c.table()
+    debiased = table[table.metric == "cka-debiased"]
+    assert debiased.ci_low.notna().all()
+    assert (debiased.ci_low < debiased.ci_high).all()
+    assert "ci_low" not in c.results["svcca"].stats
+    assert any("no confidence interval for svcca" in n for n in c.results["svcca"].notes)

@@ -140,13 +140,14 @@ def compare(a: FeatureSet | str | ModelSpec | ZooModel, b: FeatureSet | str | Mo
             metrics: str | Sequence[str] | None = None, *, data: str | Dataset | None = None,
             layers_a: str | Sequence[str] | None = None,
             layers_b: str | Sequence[str] | None = None, reduction: str = "gap",
-            permutations: int = 0, bootstrap: int = 0, images: int = 0, device: str = "cpu",
+            permutations: int = 0, intervals: bool = False, images: int = 0,
+            device: str = "cpu",
             batch_size: int = 16, cache: bool | FeatureCache = True,
             progress: Progress | None = None, workers: int = 0,
             precision: str = "fp32") -> Comparison:
     """Compare two feature sets (from `extract`), or two models over `data`, layer by layer on
-    the same samples: every metric on every layer pair, with permutation p-values and bootstrap
-    intervals when asked and, for models, `images` PCA-to-RGB activation maps (`workers` and
+    the same samples: every metric on every layer pair, with permutation p-values and 95%
+    intervals (grouped jackknife, coverage-tested metrics only) when asked and, for models, `images` PCA-to-RGB activation maps (`workers` and
     `precision` as in `extract`)."""
     from zoo.comparison import compare as compare_sets
     from zoo.comparison import compare_models
@@ -155,7 +156,7 @@ def compare(a: FeatureSet | str | ModelSpec | ZooModel, b: FeatureSet | str | Mo
 
     device = check_device(device)
     if isinstance(a, FeatureSet) and isinstance(b, FeatureSet):
-        return compare_sets(a, b, metrics, permutations=permutations, bootstrap=bootstrap,
+        return compare_sets(a, b, metrics, permutations=permutations, intervals=intervals,
                             device=device, progress=progress)
     if isinstance(a, FeatureSet) or isinstance(b, FeatureSet):
         raise ZooError("pass two feature sets (from zoo.extract) or two models, not one of each")
@@ -170,7 +171,7 @@ def compare(a: FeatureSet | str | ModelSpec | ZooModel, b: FeatureSet | str | Mo
         return compare_models(model_a, model_b, dataset(data), metrics,
                               layers_a=_names(layers_a), layers_b=_names(layers_b),
                               reduction=reduction, permutations=permutations,
-                              bootstrap=bootstrap, images=images, device=device,
+                              intervals=intervals, images=images, device=device,
                               batch_size=batch_size, cache=feature_cache(cache),
                               progress=progress)
 

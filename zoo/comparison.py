@@ -38,7 +38,8 @@ class MetricResult:
     """One metric's layer x layer matrix with NaN reasons and the statistics computed for it.
 
     `stats` holds (layers A x layers B) arrays: p_value (permutation), p_adjusted (Holm over
-    the layer pairs), ci_low/ci_high (bootstrap), baseline (expected value for unrelated data).
+    the layer pairs), ci_low/ci_high (grouped-jackknife 95% interval), baseline (expected
+    value for unrelated data).
     `notes` are caveats for readers (e.g. why a statistic is missing).
     """
 
@@ -127,7 +128,7 @@ class Comparison:
             j = int(better(row))
             match.update(best_b=self.b.layers[j].name, role_b=self.b.layers[j].role,
                          value=float(row[j]), reason="")
-            for key in ("p_value", "p_adjusted"):
+            for key in ("p_value", "p_adjusted", "ci_low", "ci_high"):
                 if key in r.stats:
                     match[key] = float(r.stats[key][i, j])
             out.append(match)
@@ -220,11 +221,12 @@ def resolve_metrics(metrics: Sequence[str | Any] | str | None) -> list[Any]:
 
 
 def compare(a: FeatureSet, b: FeatureSet, metrics: Sequence[str | Any] | str | None = None, *,
-            permutations: int = 0, bootstrap: int = 0, device: str = "cpu",
+            permutations: int = 0, intervals: bool = False, device: str = "cpu",
             params: dict[str, dict[str, Any]] | None = None,
             progress: Progress | None = None) -> Comparison:
     """Score every metric on every (layer of A, layer of B) pair, rows paired by sample id,
-    with permutation p-values (Holm-adjusted over pairs) and bootstrap intervals if asked."""
+    with permutation p-values (Holm-adjusted over pairs) and 95% intervals (grouped
+    jackknife, for the metrics whose coverage is tested) if asked."""
     from zoo.progress import tagged
 
     ia, ib = pair_by_ids(a.sample_ids, b.sample_ids)
@@ -234,16 +236,17 @@ def compare(a: FeatureSet, b: FeatureSet, metrics: Sequence[str | Any] | str | N
         values, reasons = all_pairs(metric, c.paired_a, c.paired_b, device=device,
                                     progress=tagged(progress, metric.name), **kw)
         c.results[metric.name] = MetricResult(metric, values, np.asarray(reasons, dtype=object))
-        add_statistics(c, c.results[metric.name], permutations, bootstrap, device, progress, kw)
+        add_statistics(c, c.results[metric.name], permutations, intervals, device, progress, kw)
     return c
 
 
-def add_statistics(c: Comparison, r: MetricResult, permutations: int, bootstrap: int,
+def add_statistics(c: Comparison, r: MetricResult, permutations: int, intervals: bool,
                    device: str, progress: Progress | None = None,
                    params: dict[str, Any] | None = None) -> None:
-    """Permutation p-values (raw and Holm-adjusted), bootstrap intervals, and the expected value
-    for unrelated data (biased linear CKA) for one metric of comparison `c`."""
-    from zoo.metrics.stats import bootstrap_intervals, expected_cka_matrix, permutation_pvalues
+    """Permutation p-values (raw and Holm-adjusted), 95% intervals, and the expected value for
+    unrelated data (biased linear CKA) for one metric of comparison `c`; a missing interval
+    says why in the result's notes."""
+    from zoo.metrics.stats import confidence_intervals, expected_cka_matrix, permutation_pvalues
     from zoo.progress import tagged
 
     kw = params or {}
@@ -251,16 +254,18 @@ def add_statistics(c: Comparison, r: MetricResult, permutations: int, bootstrap:
         p = permutation_pvalues(r.metric, c.paired_a, c.paired_b, permutations=permutations,
                                 device=device, progress=tagged(progress, r.name), **kw)
         r.stats["p_value"], r.stats["p_adjusted"] = p, holm(p)
-    if bootstrap:
+    if intervals:
         try:
-            low, high = bootstrap_intervals(r.metric, c.paired_a, c.paired_b,
-                                            resamples=bootstrap, device=device,
-                                            progress=tagged(progress, r.name), **kw)
+            low, high, why = confidence_intervals(r.metric, c.paired_a, c.paired_b,
+                                                  device=device,
+                                                  progress=tagged(progress, r.name), **kw)
             r.stats["ci_low"], r.stats["ci_high"] = low, high
+            for reason, count in reason_counts(np.asarray(why, dtype=object), low).items():
+                r.notes.append(f"No interval for {count} pair(s): {reason}.")
         except ZooError as exc:
             if not hasattr(exc, "reason"):
                 raise
-            r.notes.append(f"No interval for {r.name}: {exc.reason}.")
+            r.notes.append(f"{exc.reason}.")
     if r.name == "cka":
         r.stats["baseline"] = expected_cka_matrix(c.paired_a, c.paired_b)
 
@@ -268,7 +273,7 @@ def add_statistics(c: Comparison, r: MetricResult, permutations: int, bootstrap:
 def compare_models(model_a: ZooModel, model_b: ZooModel, dataset: Dataset,
                    metrics: Sequence[str | Any] | str | None = None, *,
                    layers_a: Sequence[str] | None = None, layers_b: Sequence[str] | None = None,
-                   reduction: str = "gap", permutations: int = 0, bootstrap: int = 0,
+                   reduction: str = "gap", permutations: int = 0, intervals: bool = False,
                    images: int = 4, device: str = "cpu", batch_size: int = 16,
                    cache: FeatureCache | None = None,
                    progress: Progress | None = None) -> Comparison:
@@ -278,7 +283,7 @@ def compare_models(model_a: ZooModel, model_b: ZooModel, dataset: Dataset,
 
     a = extract_set(model_a, dataset, layers_a, reduction, batch_size, cache, progress)
     b = extract_set(model_b, dataset, layers_b, reduction, batch_size, cache, progress)
-    c = compare(a, b, metrics, permutations=permutations, bootstrap=bootstrap, device=device,
+    c = compare(a, b, metrics, permutations=permutations, intervals=intervals, device=device,
                 progress=progress)
     if images:
         c.activations = activation_maps([model_a, model_b], [a, b], dataset, images, cache)
