@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 Progress = Callable[[str, int, int], None]
 DEFAULT_LANDMARKS = 2048
 CHUNK_BYTES = 1 << 25  # float64 bytes of one (chunk, m) affinity block: 32 MiB
-CACHE_BYTES = 1 << 30  # K (n, m) float64 is held between passes when it fits in 1 GiB
+CACHE_BYTES = 1 << 31  # K (n, m) float64 is held between passes when it fits in 2 GiB
 EPS = float(np.finfo(np.float64).eps)
 
 

@@ -189,7 +189,7 @@ def tidy_rows(metric: str, values: np.ndarray, reasons: np.ndarray,
 
     `labels_*` are (model id, layer name) per row / column of `values` (labels_b=None: same as
     A). Undefined values are None (JSON null) with their reason; defined ones have reason "".
-    The statistics come from zoo.metrics.stats (permutation_pvalues, bootstrap_intervals, and
+    The statistics come from zoo.metrics.stats (permutation_pvalues, confidence_intervals, and
     expected_cka_matrix as the baseline next to `cka`).
     """
     labels_b = labels_a if labels_b is None else labels_b
