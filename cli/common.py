@@ -67,6 +67,9 @@ PrecisionOpt = Annotated[str, typer.Option(
     "(cached apart)")]
 
 
+REASONS_SHOWN = 3  # distinct undefined-value reasons printed per metric
+
+
 def split_list(values: list[str] | None) -> list[str] | None:
     """`["a,b", "c"]` -> `["a", "b", "c"]`; None stays None."""
     if not values:
@@ -182,13 +185,18 @@ def print_comparison(c: Any) -> None:
     matches = c.best_matches(first)
     with_p = any("p_adjusted" in m for m in matches)
     print_table(f"best match in {c.b.label} for each layer of {c.a.label} ({first}"
-                + (", p Holm-adjusted" if with_p else "") + ")",
+                + (", p Benjamini-Hochberg-adjusted" if with_p else "") + ")",
                 ["layer A", "role", "best layer B", "role", first] + (["p"] if with_p else []),
                 [[m["layer_a"], m["role_a"], m["best_b"] or m["reason"], m["role_b"],
                   m["value"]] + ([m.get("p_adjusted")] if with_p else []) for m in matches])
     for name, r in c.results.items():
-        for why, count in r.reason_counts().items():
+        reasons = list(r.reason_counts().items())
+        for why, count in reasons[:REASONS_SHOWN]:
             print(f"  {name}: {count} undefined: {why}")
+        if len(reasons) > REASONS_SHOWN:
+            rest = sum(count for _, count in reasons[REASONS_SHOWN:])
+            print(f"  {name}: {rest} more undefined, for {len(reasons) - REASONS_SHOWN} other "
+                  "reasons (all in report.html and results.csv)")
         for note in r.notes:
             print(f"  {name}: {note}")
     for note in c.baseline_notes(first) + c.caveats(first):

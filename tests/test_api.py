@@ -119,3 +119,12 @@ def test_intervals_only_where_coverage_is_tested_and_the_others_say_why():
     assert (debiased.ci_low < debiased.ci_high).all()
     assert "ci_low" not in c.results["svcca"].stats
     assert any("no confidence interval for svcca" in n for n in c.results["svcca"].notes)
+
+
+def test_p_values_are_adjusted_by_benjamini_hochberg_with_a_known_answer():
+    from zoo.results import adjust_pvalues
+
+    p = np.array([[0.01, 0.04], [0.03, np.nan], [0.005, 0.5]])
+    # sorted 0.005, 0.01, 0.03, 0.04, 0.5 (m = 5): p * m / rank = .025, .025, .05, .05, .5
+    expected = np.array([[0.025, 0.05], [0.05, np.nan], [0.025, 0.5]])
+    np.testing.assert_allclose(adjust_pvalues(p), expected, rtol=1e-12)

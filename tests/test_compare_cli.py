@@ -35,7 +35,7 @@ def test_compare_toy_writes_table_csv_json_heatmaps_and_report(tmp_path):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (out / "report.html").read_text()
     assert "Random-init weights" in report and "heatmap_cka.png" in report
-    assert "beat the permutation null" in report and "Holm-adjusted" in report
+    assert "beat the permutation null" in report and "Benjamini-Hochberg-adjusted" in report
 
 
 def test_compare_model_with_itself_is_one_on_the_diagonal(tmp_path):

@@ -151,7 +151,6 @@ def compare(a: FeatureSet | str | ModelSpec | ZooModel, b: FeatureSet | str | Mo
     `precision` as in `extract`)."""
     from zoo.comparison import compare as compare_sets
     from zoo.comparison import compare_models
-    from zoo.extraction import extraction_options
     from zoo.featureset import FeatureSet
 
     device = check_device(device)
@@ -167,13 +166,11 @@ def compare(a: FeatureSet | str | ModelSpec | ZooModel, b: FeatureSet | str | Mo
     parse_reduction(reduction)
     model_a = _model(a)
     model_b = model_a if b == a else _model(b)
-    with extraction_options(workers, precision):
-        return compare_models(model_a, model_b, dataset(data), metrics,
-                              layers_a=_names(layers_a), layers_b=_names(layers_b),
-                              reduction=reduction, permutations=permutations,
-                              intervals=intervals, images=images, device=device,
-                              batch_size=batch_size, cache=feature_cache(cache),
-                              progress=progress)
+    return compare_models(model_a, model_b, dataset(data), metrics, layers_a=_names(layers_a),
+                          layers_b=_names(layers_b), reduction=reduction,
+                          permutations=permutations, intervals=intervals, images=images,
+                          device=device, batch_size=batch_size, cache=feature_cache(cache),
+                          progress=progress, workers=workers, precision=precision)
 
 
 def matrix(models: Sequence[str], data: str | Dataset, metric: str = "cka", *,

@@ -16,7 +16,7 @@ import numpy as np
 from zoo.engine import all_pairs
 from zoo.errors import ZooError
 from zoo.features import pair_by_ids
-from zoo.results import P_ADJUST, holm, reason_counts, tidy_rows, value_scale
+from zoo.results import P_ADJUST, adjust_pvalues, reason_counts, tidy_rows, value_scale
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -37,7 +37,7 @@ DEFAULT_METRICS = ("cka", "cka-debiased", "cka-rbf", "svcca", "rsa")
 class MetricResult:
     """One metric's layer x layer matrix with NaN reasons and the statistics computed for it.
 
-    `stats` holds (layers A x layers B) arrays: p_value (permutation), p_adjusted (Holm over
+    `stats` holds (layers A x layers B) arrays: p_value (permutation), p_adjusted (Benjamini-Hochberg over
     the layer pairs), ci_low/ci_high (grouped-jackknife 95% interval), baseline (expected
     value for unrelated data).
     `notes` are caveats for readers (e.g. why a statistic is missing).
@@ -178,11 +178,11 @@ class Comparison:
             finite = np.isfinite(adj)
             pairs = int(finite.sum())
             out.append(f"{int((adj[finite] < 0.05).sum())} of {pairs} pairs beat the permutation "
-                       f"null (p < 0.05, {P_ADJUST.capitalize()}-adjusted for {pairs} pairs; "
+                       f"null (p < 0.05, {P_ADJUST}-adjusted for {pairs} pairs; "
                        f"{int((raw[finite] < 0.05).sum())} uncorrected).")
-            if pairs and np.nanmin(raw) * pairs >= 0.05:
-                out.append(f"With {round(1 / np.nanmin(raw)) - 1} permutations no pair can reach "
-                           f"p < 0.05 after correction: use at least {int(np.ceil(pairs / 0.05))}.")
+            if pairs and np.nanmin(raw) >= 0.05:  # p >= 1 / (permutations + 1)
+                out.append(f"With {round(1 / np.nanmin(raw)) - 1} permutations no p-value can "
+                           "fall below 0.05: use at least 20.")
         return out
 
     def caveats(self, metric: str | None = None) -> list[str]:
@@ -225,7 +225,7 @@ def compare(a: FeatureSet, b: FeatureSet, metrics: Sequence[str | Any] | str | N
             params: dict[str, dict[str, Any]] | None = None,
             progress: Progress | None = None) -> Comparison:
     """Score every metric on every (layer of A, layer of B) pair, rows paired by sample id,
-    with permutation p-values (Holm-adjusted over pairs) and 95% intervals (grouped
+    with permutation p-values (Benjamini-Hochberg-adjusted over pairs) and 95% intervals (grouped
     jackknife, for the metrics whose coverage is tested) if asked."""
     from zoo.progress import tagged
 
@@ -243,7 +243,7 @@ def compare(a: FeatureSet, b: FeatureSet, metrics: Sequence[str | Any] | str | N
 def add_statistics(c: Comparison, r: MetricResult, permutations: int, intervals: bool,
                    device: str, progress: Progress | None = None,
                    params: dict[str, Any] | None = None) -> None:
-    """Permutation p-values (raw and Holm-adjusted), 95% intervals, and the expected value for
+    """Permutation p-values (raw and Benjamini-Hochberg-adjusted), 95% intervals, and the expected value for
     unrelated data (biased linear CKA) for one metric of comparison `c`; a missing interval
     says why in the result's notes."""
     from zoo.metrics.stats import confidence_intervals, expected_cka_matrix, permutation_pvalues
@@ -253,7 +253,7 @@ def add_statistics(c: Comparison, r: MetricResult, permutations: int, intervals:
     if permutations:
         p = permutation_pvalues(r.metric, c.paired_a, c.paired_b, permutations=permutations,
                                 device=device, progress=tagged(progress, r.name), **kw)
-        r.stats["p_value"], r.stats["p_adjusted"] = p, holm(p)
+        r.stats["p_value"], r.stats["p_adjusted"] = p, adjust_pvalues(p)
     if intervals:
         try:
             low, high, why = confidence_intervals(r.metric, c.paired_a, c.paired_b,
@@ -275,18 +275,21 @@ def compare_models(model_a: ZooModel, model_b: ZooModel, dataset: Dataset,
                    layers_a: Sequence[str] | None = None, layers_b: Sequence[str] | None = None,
                    reduction: str = "gap", permutations: int = 0, intervals: bool = False,
                    images: int = 4, device: str = "cpu", batch_size: int = 16,
-                   cache: FeatureCache | None = None,
-                   progress: Progress | None = None) -> Comparison:
-    """Extract both models over `dataset`, compare them, and add PCA-to-RGB activation maps of
-    the first `images` images (what `zoo compare` reports)."""
+                   cache: FeatureCache | None = None, progress: Progress | None = None,
+                   workers: int = 0, precision: str = "fp32") -> Comparison:
+    """Extract both models over `dataset` (`workers` loader processes, forward `precision`),
+    compare them, and add PCA-to-RGB activation maps of the first `images` images (what
+    `zoo compare` reports)."""
     from zoo.featureset import extract_set
 
-    a = extract_set(model_a, dataset, layers_a, reduction, batch_size, cache, progress)
-    b = extract_set(model_b, dataset, layers_b, reduction, batch_size, cache, progress)
+    a, b = (extract_set(model, dataset, layers, reduction, batch_size, cache, progress,
+                        workers=workers, precision=precision)
+            for model, layers in ((model_a, layers_a), (model_b, layers_b)))
     c = compare(a, b, metrics, permutations=permutations, intervals=intervals, device=device,
                 progress=progress)
     if images:
-        c.activations = activation_maps([model_a, model_b], [a, b], dataset, images, cache)
+        c.activations = activation_maps([model_a, model_b], [a, b], dataset, images, cache,
+                                        precision=precision)
         size = next((v.shape[2] for m in c.activations.values() for v in m.values()), 16)
         c.inputs = [np.asarray(dataset.image(i).convert("RGB").resize((size * 4, size * 4)))
                     for i in range(min(images, len(dataset)))]
@@ -294,8 +297,8 @@ def compare_models(model_a: ZooModel, model_b: ZooModel, dataset: Dataset,
 
 
 def activation_maps(models: Sequence[ZooModel], sets: Sequence[FeatureSet], dataset: Dataset,
-                    images: int, cache: FeatureCache | None,
-                    per_model: int = 6) -> dict[str, dict[str, np.ndarray]]:
+                    images: int, cache: FeatureCache | None, per_model: int = 6,
+                    precision: str = "fp32") -> dict[str, dict[str, np.ndarray]]:
     """PCA-to-RGB maps of up to `per_model` spatial layers (spread over depth) per model, for
     the first `images` images: {model label: {layer: (images, h, w, 3)}}."""
     from zoo.extraction import extract
@@ -312,6 +315,7 @@ def activation_maps(models: Sequence[ZooModel], sets: Sequence[FeatureSet], data
             continue
         pick = [spatial[k] for k in sorted({round(x) for x in
                                             np.linspace(0, len(spatial) - 1, per_model)})]
-        feats = extract(model, subset, [i.name for i in pick], "none", cache=cache)
+        feats = extract(model, subset, [i.name for i in pick], "none", cache=cache,
+                        precision=precision)
         out[fs.label] = {i.name: pca_rgb(LayerFeatures.spatial(feats[i.name])) for i in pick}
     return out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import fnmatch
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -86,26 +85,6 @@ def check_shape(model: ZooModel, info: LayerInfo, shape: tuple[int, ...]) -> Non
                        f"{info.channels} channels ({ndim}-d channels-last), but the module "
                        f"yields shape {tuple(shape)}; fix the plugin's LayerInfo (layout, "
                        "channels, prefix_tokens)")
-
-
-_OPTIONS: contextvars.ContextVar[tuple[int, str]] = contextvars.ContextVar(
-    "zoo_extraction_options", default=(0, "fp32"))
-
-
-@contextlib.contextmanager
-def extraction_options(workers: int = 0, precision: str = "fp32") -> Iterator[None]:
-    """Loader workers and forward precision for feature sets extracted inside the block by
-    code that does not pass them itself (a comparison of two models, say)."""
-    token = _OPTIONS.set((workers, precision))
-    try:
-        yield
-    finally:
-        _OPTIONS.reset(token)
-
-
-def extraction_defaults() -> tuple[int, str]:
-    """(workers, precision) in effect (see `extraction_options`)."""
-    return _OPTIONS.get()
 
 
 def _check_finite(array: np.ndarray, model: str, layer: str, ids: Sequence[str]) -> None:

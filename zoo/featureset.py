@@ -99,19 +99,16 @@ class FeatureSet:
 def extract_set(model: ZooModel, dataset: Dataset, layers: Sequence[str] | None = None,
                 reduction: str = "gap", batch_size: int = 16, cache: FeatureCache | None = None,
                 progress: Progress | None = None, dtype: str = "float32",
-                workers: int | None = None, precision: str | None = None) -> FeatureSet:
+                workers: int = 0, precision: str = "fp32") -> FeatureSet:
     """Extract `layers` (names or globs; None: all) of a loaded model, ordered by depth;
-    `dtype` float16 halves the cache (stored precision, keyed apart). `workers` (loader
-    processes) and `precision` (forward autocast) default to `extraction_options`' values."""
-    from zoo.extraction import extract, extraction_defaults, select_layers
+    `dtype` float16 halves the cache (stored precision, keyed apart); `workers` loader
+    processes decode images; `precision` bf16/fp16 runs the forward under autocast."""
+    from zoo.extraction import extract, select_layers
 
     names = select_layers(list(model.layers), layers, model.id)
     infos = sorted((model.layer(n) for n in names), key=lambda i: i.depth)
-    default_workers, default_precision = extraction_defaults()
     feats = extract(model, dataset, [i.name for i in infos], reduction, batch_size, cache,
-                    progress, dtype,
-                    workers=default_workers if workers is None else workers,
-                    precision=default_precision if precision is None else precision)
+                    progress, dtype, workers=workers, precision=precision)
     return FeatureSet(model.id, model.random_init, infos, feats, reduction, dataset.name,
                       provenance_of(model))
 

@@ -25,6 +25,7 @@ ROLE_COLOURS = {"stem": "#7f7f7f", "encoder": "#1f77b4", "decoder": "#d62728",
                 "pixel_decoder": "#ff7f0e", "query_decoder": "#9467bd", "head": "#2ca02c",
                 "embedding": "#17becf"}
 ANNOTATE_MAX = 24  # cells per side up to which heatmaps print their values
+LEGEND_MAX = 8  # undefined-value reasons spelled out under a heatmap
 
 
 def save_png(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
@@ -100,7 +101,10 @@ def heatmap_figure(values: np.ndarray, rows: Sequence[str], cols: Sequence[str],
     ax.set_ylabel(row_label)
     ax.set_title("\n".join(textwrap.wrap(title, 90)), fontsize=9)
     width = max(60, int(w * 14))
-    legend = [textwrap.fill(f"{k + 1}: {why}", width) for k, why in enumerate(distinct)]
+    legend = [textwrap.fill(f"{k + 1}: {why}", width)
+              for k, why in enumerate(distinct[:LEGEND_MAX])]
+    if len(distinct) > LEGEND_MAX:
+        legend.append(f"{LEGEND_MAX + 1}-{len(distinct)}: see the report or results.csv")
     footer = "\n".join(([textwrap.fill(note, width)] if note else [])
                        + (["undefined (hatched):"] + legend if legend else []))
     if footer:  # below the x label, left-aligned with the axes

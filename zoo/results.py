@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-P_ADJUST = "holm"  # family-wise error over the layer pairs of one metric (Holm 1979)
+P_ADJUST = "Benjamini-Hochberg"  # false discovery rate over the layer pairs of one metric
 
 
 def tidy_rows(metric: str, values: np.ndarray, reasons: np.ndarray,
@@ -24,7 +24,8 @@ def tidy_rows(metric: str, values: np.ndarray, reasons: np.ndarray,
     value (None where undefined), reason ("" where defined), n, reduction, then each statistic
     in `stats` (p_value, p_adjusted, ci_low, ci_high, baseline) for that cell.
 
-    `labels_*` are {model, layer, role, depth} per row / column of `values`.
+    `labels_*` are {model, layer, role, depth} per row / column of `values`; p_adjusted is
+    Benjamini-Hochberg over the layer pairs of the metric.
     """
     if values.shape != (len(labels_a), len(labels_b)):
         raise ValueError(f"values {values.shape} do not match {len(labels_a)} x "
@@ -45,17 +46,16 @@ def _cell(x: float) -> float | None:
     return None if math.isnan(x) else float(x)
 
 
-def holm(p: np.ndarray) -> np.ndarray:
-    """Holm step-down adjusted p-values over all finite entries of `p` (NaN stays NaN)."""
+def adjust_pvalues(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (false discovery rate, scipy's implementation) over
+    all finite entries of `p`; NaN stays NaN."""
+    from scipy.stats import false_discovery_control
+
     p = np.asarray(p, dtype=float)
     out = np.full(p.shape, np.nan)
-    flat = np.flatnonzero(np.isfinite(p))
-    if not flat.size:
-        return out
-    order = flat[np.argsort(p.flat[flat], kind="stable")]
-    m = order.size
-    adjusted = np.maximum.accumulate((m - np.arange(m)) * p.flat[order])
-    out.flat[order] = np.minimum(adjusted, 1.0)
+    finite = np.isfinite(p)
+    if finite.any():
+        out[finite] = false_discovery_control(p[finite], method="bh")
     return out
 
 
