@@ -5,7 +5,7 @@ unsupervised segmentation. Numbers only; `zoo cut` writes and draws them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,7 +14,7 @@ from zoo.align.bias import PositionalBias, positional_bias
 from zoo.align.colour import aligned_colours, trajectory_coords
 from zoo.align.joint import JointLayout, apply_maps, shared_space, stack_blocks
 from zoo.align.maps import LinearMap
-from zoo.align.ncut import DEFAULT_LANDMARKS, NcutResult, ncut
+from zoo.align.nystrom import DEFAULT_LANDMARKS, NcutResult, ncut
 from zoo.align.segment import SegmentationScore, oracle_segmentation
 from zoo.errors import ZooError
 

@@ -15,13 +15,13 @@ import numpy as np
 
 from zoo.align.affinity import chunks, rows_of
 from zoo.errors import ZooError
+from zoo.progress import Progress
 
 if TYPE_CHECKING:
     import torch
 
 FPS_DIMS = 32
 PCA_ROWS = 16384
-Progress = Callable[[str, int, int], None]
 
 
 def pca_basis(X: Any, prepare: Callable[[torch.Tensor], torch.Tensor], dims: int,

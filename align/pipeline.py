@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo.align.learned import AlignConfig
-from zoo.align.ncut import DEFAULT_LANDMARKS
+from zoo.align.nystrom import DEFAULT_LANDMARKS
 from zoo.errors import UnknownNameError, ZooError
 
 if TYPE_CHECKING:

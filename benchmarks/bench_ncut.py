@@ -1,4 +1,4 @@
-"""Nystrom normalized cut (zoo.align.ncut) against the exact cut and against kNN propagation.
+"""Nystrom normalized cut (zoo.align.nystrom) against the exact cut and against kNN propagation.
 
 1. Accuracy, n = 20,000 x 768, mixture of 10 Gaussian clusters (unit noise, centres drawn with
    scale s), top-10 eigenvectors, same sigma everywhere:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from zoo.align.learned import AlignConfig
-from zoo.align.ncut import DEFAULT_LANDMARKS
+from zoo.align.nystrom import DEFAULT_LANDMARKS
 from zoo.cli.common import (BatchOpt, DataOpt, DeviceOpt, DimOpt, JsonOpt, LayersOpt,
                             ModelsArg, ModelWeightsOpt, NoCacheOpt, OutOpt, OverwriteOpt,
                             RandomInitOpt, SeedOpt, SkipBadOpt, load_data, model_weights,

@@ -21,7 +21,7 @@ from zoo.errors import ZooError
 from zoo.features import LayerFeatures
 
 if TYPE_CHECKING:
-    from zoo.extraction import Progress
+    from zoo.progress import Progress
 
 DEFAULT_QUANTILE = 0.005
 DEFAULT_IOU_CUTOFF = 0.04

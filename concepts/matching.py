@@ -18,7 +18,7 @@ from zoo.errors import DataError
 from zoo.features import LayerFeatures
 
 if TYPE_CHECKING:
-    from zoo.extraction import Progress
+    from zoo.progress import Progress
 
 
 @dataclass

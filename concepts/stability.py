@@ -12,7 +12,7 @@ from zoo.errors import ZooError
 from zoo.features import LayerFeatures
 
 if TYPE_CHECKING:
-    from zoo.extraction import Progress
+    from zoo.progress import Progress
 
 
 def label_stability(acts: LayerFeatures | np.ndarray, labels: ConceptSet, reference: Dissection,

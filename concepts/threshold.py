@@ -16,7 +16,7 @@ import numpy as np
 from zoo.errors import ZooError
 
 if TYPE_CHECKING:
-    from zoo.extraction import Progress
+    from zoo.progress import Progress
 
 Batches = Callable[[], Iterable[tuple[np.ndarray, np.ndarray | None]]]
 _SIGN = np.uint32(0x80000000)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from zoo.align import estimate_sigma, exact_ncut, ncut, subspace_cosines
-from zoo.align.ncut import DroppedDirectionsWarning
+from zoo.align.nystrom import DroppedDirectionsWarning
 from zoo.errors import ZooError
 
 

@@ -100,7 +100,6 @@ def _side(name: str, reps: list[np.ndarray], roles: list[str], ids: list[str]) -
 
 
 def test_rows_are_paired_by_sample_id_not_position():
-    from zoo.registry import get_registry
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(30, 5))
@@ -116,7 +115,6 @@ def test_rows_are_paired_by_sample_id_not_position():
 
 
 def test_best_matches_and_role_summary_follow_the_metric_kind():
-    from zoo.registry import get_registry
 
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(40, 6)), rng.normal(size=(40, 6))

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from zoo.engine import CONSTANT_ULPS, all_pairs, check_rows, tidy_rows
+from zoo.engine import CONSTANT_ULPS, all_pairs, check_rows
+from zoo.results import tidy_rows
 from zoo.errors import DataError, ZooError
 from zoo.metrics.base import MetricUndefined
 from zoo.metrics.builtin import BUILTIN_METRICS
@@ -173,13 +174,16 @@ def test_unknown_device_is_a_clear_error(reps):
 def test_tidy_rows():
     values = np.array([[1.0, np.nan]])
     reasons = np.array([["", "no variance"]], dtype=object)
-    rows = tidy_rows("cka", values, reasons, [("toy/cnn", "stem")],
-                     [("toy/vit", "block0"), ("toy/vit", "embed")], n=16, reduction="gap",
-                     p_value=np.array([[0.01, np.nan]]))
-    assert rows[0] == {"model_a": "toy/cnn", "layer_a": "stem", "model_b": "toy/vit",
-                       "layer_b": "block0", "metric": "cka", "value": 1.0, "n": 16,
-                       "reduction": "gap", "reason": "", "p_value": 0.01}
+    a = [{"model": "toy/cnn", "layer": "stem", "role": "stem", "depth": 0.0}]
+    b = [{"model": "toy/vit", "layer": "block0", "role": "encoder", "depth": 0.25},
+         {"model": "toy/vit", "layer": "embed", "role": "embedding", "depth": 1.0}]
+    rows = tidy_rows("cka", values, reasons, a, b, n=16, reduction="gap",
+                     stats={"p_value": np.array([[0.01, np.nan]])})
+    assert rows[0] == {"model_a": "toy/cnn", "layer_a": "stem", "role_a": "stem", "depth_a": 0.0,
+                       "model_b": "toy/vit", "layer_b": "block0", "role_b": "encoder",
+                       "depth_b": 0.25, "metric": "cka", "value": 1.0, "reason": "", "n": 16,
+                       "reduction": "gap", "p_value": 0.01}
     assert rows[1]["value"] is None and rows[1]["reason"] == "no variance"
     assert rows[1]["p_value"] is None and "ci_low" not in rows[1]
     with pytest.raises(ValueError, match="labels"):
-        tidy_rows("cka", values, reasons, [("a", "x")], n=16, reduction="gap")
+        tidy_rows("cka", values, reasons, a, a, n=16, reduction="gap")

@@ -11,15 +11,14 @@ imports a metric module by name.
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from zoo.errors import DataError, ZooError
+from zoo.progress import Progress
 
-Progress = Callable[[str, int, int], None]
 CONSTANT_ULPS = 16  # a column varying by less than this many rounding units is constant
 
 
@@ -176,38 +175,3 @@ def _explain_nan(values: np.ndarray, reasons: np.ndarray) -> None:
     """A NaN that came without a reason is marked so, never left silent."""
     silent = np.isnan(values) & (reasons == "")
     reasons[silent] = "the metric returned NaN without a reason"
-
-
-def tidy_rows(metric: str, values: np.ndarray, reasons: np.ndarray,
-              labels_a: Sequence[tuple[str, str]],
-              labels_b: Sequence[tuple[str, str]] | None = None, *, n: int, reduction: str,
-              p_value: np.ndarray | None = None, ci_low: np.ndarray | None = None,
-              ci_high: np.ndarray | None = None,
-              baseline: np.ndarray | None = None) -> list[dict[str, Any]]:
-    """One dict per (i, j) cell: model_a, layer_a, model_b, layer_b, metric, value, n, reduction,
-    reason, plus p_value / ci_low / ci_high / baseline for the statistics that are given.
-
-    `labels_*` are (model id, layer name) per row / column of `values` (labels_b=None: same as
-    A). Undefined values are None (JSON null) with their reason; defined ones have reason "".
-    The statistics come from zoo.metrics.stats (permutation_pvalues, confidence_intervals, and
-    expected_cka_matrix as the baseline next to `cka`).
-    """
-    labels_b = labels_a if labels_b is None else labels_b
-    if values.shape != (len(labels_a), len(labels_b)):
-        raise ValueError(f"values {values.shape} do not match {len(labels_a)} x {len(labels_b)} "
-                         "labels")
-    extras = {k: v for k, v in (("p_value", p_value), ("ci_low", ci_low), ("ci_high", ci_high),
-                                ("baseline", baseline)) if v is not None}
-    rows = []
-    for i, (model_a, layer_a) in enumerate(labels_a):
-        for j, (model_b, layer_b) in enumerate(labels_b):
-            row = {"model_a": model_a, "layer_a": layer_a, "model_b": model_b,
-                   "layer_b": layer_b, "metric": metric, "value": _cell(values[i, j]), "n": n,
-                   "reduction": reduction, "reason": reasons[i, j]}
-            row.update({k: _cell(v[i, j]) for k, v in extras.items()})
-            rows.append(row)
-    return rows
-
-
-def _cell(x: float) -> float | None:
-    return None if math.isnan(x) else float(x)

@@ -20,7 +20,6 @@ recomputed per pass so memory stays O(chunk x m + m^2) beyond the result.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,11 +29,11 @@ from zoo.align.affinity import (Kernel, as_matrix, check_affinity, chunks, estim
                                 row_mean, rows_of)
 from zoo.align.landmarks import farthest_point_sampling
 from zoo.errors import ZooError
+from zoo.progress import Progress
 
 if TYPE_CHECKING:
     import torch
 
-Progress = Callable[[str, int, int], None]
 DEFAULT_LANDMARKS = 2048
 CHUNK_BYTES = 1 << 25  # float64 bytes of one (chunk, m) affinity block: 32 MiB
 CACHE_BYTES = 1 << 31  # K (n, m) float64 is held between passes when it fits in 2 GiB
