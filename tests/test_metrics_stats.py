@@ -62,7 +62,8 @@ def test_interval_brackets_the_value_and_shrinks_with_n():
     value = zm.compute("cka", X, Y)
     low, high = confidence_interval("cka", X, Y, seed=4)
     assert low < value < high
-    low_small, high_small = confidence_interval("cka", X[:50], Y[:50], seed=4)
+    low, high = confidence_interval("cka-debiased", X, Y, seed=4)
+    low_small, high_small = confidence_interval("cka-debiased", X[:50], Y[:50], seed=4)
     assert high_small - low_small > 1.5 * (high - low)
 
 
