@@ -6,7 +6,6 @@ permutation costs one batched all-pairs evaluation.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -118,17 +117,6 @@ def confidence_intervals(metric: str | Any, reps_a: Sequence[np.ndarray],
     low, high = centre - half, centre + half
     low[reasons != ""] = high[reasons != ""] = np.nan
     return low, high, reasons
-
-
-def bootstrap_intervals(metric: str | Any, reps_a: Sequence[np.ndarray],
-                        reps_b: Sequence[np.ndarray] | None = None, *, resamples: int = 0,
-                        **kw: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Deprecated: the percentile bootstrap it named did not cover; returns (low, high) of
-    `confidence_intervals` (`resamples` is ignored) until zoo.comparison calls that."""
-    warnings.warn("bootstrap_intervals is deprecated: use confidence_intervals (grouped "
-                  "jackknife, with reasons)", DeprecationWarning, stacklevel=2)
-    low, high, _ = confidence_intervals(metric, reps_a, reps_b, **kw)
-    return low, high
 
 
 def permutation_test(metric: str | Any, X: np.ndarray, Y: np.ndarray, **kw: Any) -> float:

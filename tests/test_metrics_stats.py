@@ -8,8 +8,8 @@ import zoo.metrics as zm
 from zoo.errors import DataError, UnknownNameError, ZooError
 from zoo.metrics.base import MetricUndefined
 from zoo.metrics.smoothness import smoothness
-from zoo.metrics.stats import (bootstrap_intervals, confidence_interval, confidence_intervals,
-                               expected_cka_matrix, permutation_pvalues, permutation_test)
+from zoo.metrics.stats import (confidence_interval, confidence_intervals, expected_cka_matrix,
+                               permutation_pvalues, permutation_test)
 
 
 @pytest.fixture
@@ -77,15 +77,6 @@ def test_interval_of_identical_data_is_a_point(pair):
     # biased cka at n = 40, width 5: unrelated data would score ~0.13, so no interval
     low, _, reasons = confidence_intervals("cka", [X])
     assert np.isnan(low[0, 0]) and "use cka-debiased" in reasons[0, 0]
-
-
-def test_deprecated_bootstrap_name_gives_the_jackknife_interval(pair):
-    X, Y = pair
-    with pytest.warns(DeprecationWarning, match="confidence_intervals"):
-        low, high = bootstrap_intervals("cka", [X], [Y], resamples=100)
-    expected = confidence_intervals("cka", [X], [Y])
-    np.testing.assert_array_equal(low, expected[0])
-    np.testing.assert_array_equal(high, expected[1])
 
 
 def test_expected_cka_matrix_shape_and_undefined(pair):
