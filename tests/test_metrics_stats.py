@@ -1,4 +1,4 @@
-"""Permutation p-values, bootstrap intervals, smoothness profiles and the notebook API."""
+"""Permutation p-values, confidence intervals, smoothness profiles and the notebook API."""
 
 import numpy as np
 import pytest
