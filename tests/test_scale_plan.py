@@ -153,3 +153,17 @@ def test_shard_defaults_come_from_torchrun_or_slurm():
     for bad in ("5/5", "x", "1/0"):
         with pytest.raises(ZooError, match="--shard"):
             parse_shard(bad)
+
+
+def test_a_constant_layer_is_undefined_in_a_matrix_run_too(dataset, tmp_path):
+    """Prepare units apply the engine's constant check, as `zoo compare` does."""
+    plan = toy_plan(dataset, metric="mutual-knn", block=10)
+    open_run(tmp_path, plan)
+    run_shard(plan, tmp_path, dataset=dataset, stages=["extract"])
+    for unit in plan.units:  # overwrite one layer's features with a constant
+        if unit.kind == "extract" and unit.args["model"] == 0:
+            path = tmp_path / "units" / unit.id / "l00000.npy"
+            np.save(path, np.ones_like(np.load(path)))
+    run_shard(plan, tmp_path, dataset=dataset, stages=["prepare", "score"])
+    values, reasons, _ = assemble(plan, tmp_path)
+    assert np.isnan(values[0]).all() and "constant" in reasons[0, 1]

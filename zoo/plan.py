@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zoo.engine import attempt, score_all
+from zoo.engine import prepare_one, score_all
 from zoo.errors import ZooError
 from zoo.features import pair_by_ids
 from zoo.io import write_json, write_npy
@@ -298,7 +298,7 @@ class _Worker:
         rep, ids = self._rows(g, self.plan.layers[g]["model"])
         _, ref = self._rows(None, 0)
         _, idx = pair_by_ids(ref, ids)
-        state, reason = attempt(self.metric.prepare, rep[idx], **self.plan.config["params"])
+        state, reason = prepare_one(self.metric, rep[idx], **self.plan.config["params"])
         arrays: dict[str, np.ndarray] = {}
         tree = None if state is None else _encode(state, arrays, self.plan.config["metric"])
         for name, array in arrays.items():
