@@ -156,13 +156,16 @@ def print_json(obj: Any) -> None:
 
 
 def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
-    """A table on stdout that wraps long cells (ids are never cut) to the terminal's width;
-    nothing in it is read as markup."""
+    """A table on stdout under its title (one line, never wrapped into the table's width)
+    that wraps long cells (ids are never cut) to the terminal's width; nothing in it is read
+    as markup."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=escape(title) if title else None, show_lines=False)
+    if title:
+        print(title)
+    table = Table(show_lines=False)
     for column in columns:
         table.add_column(escape(column), overflow="fold")
     for row in rows:

@@ -84,7 +84,8 @@ def lce_cmd(folders: Annotated[list[Path], typer.Argument(help="`zoo dissect` ou
         print_json(lce_summary(result) | {"out": str(folder)})
         return
     axes = [f"pc{a + 1}" for a in range(result.coords.shape[1])]
-    print_table("Learned Concepts Embedding (explained variance: " + ", ".join(
+    note = " [random init]" if any(e.random_init for e in result.entries) else ""
+    print_table(f"Learned Concepts Embedding{note} (explained variance: " + ", ".join(
         f"{a} {100 * v:.1f}%" for a, v in zip(axes, result.explained)) + f"; k={result.k})",
                 ["entry", *axes, "cluster"],
                 [[e.name, *map(float, result.coords[i]), int(result.clusters[i])]

@@ -155,3 +155,15 @@ def test_matrix_and_compare_take_weights_per_model_and_record_provenance(tmp_pat
     summary = json.loads((out / "results.json").read_text())
     assert summary["provenance_a"]["weights_source"].endswith("cnn.pth")
     assert "cnn.pth" in result.stdout and "cnn.pth" in (out / "report.html").read_text()
+
+
+def test_the_random_init_label_reaches_every_terminal_table(tmp_path):
+    extract = run_zoo("extract", "toy/cnn", "--data", "synthetic:6", "--no-cache")
+    matrix = run_zoo("matrix", "toy/cnn", "--data", "synthetic:6", "--random-init", "--out",
+                     str(tmp_path / "m"))
+    for result in (extract, matrix):
+        assert result.returncode == 0, result.stderr
+    assert "toy/cnn [random init] on synthetic:6" in extract.stdout  # rich no longer eats it
+    titles = [line for line in matrix.stdout.splitlines() if "best match" in line
+              or "change between" in line or "across" in line]
+    assert len(titles) == 3 and all("[random init]" in t for t in titles), matrix.stdout
