@@ -49,15 +49,17 @@ def test_sigint_during_extraction_then_resume(tmp_path):
     proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
-    while not list(tmp_path.glob("parts/*/part-*.npy")):  # extraction has started
+    def finished_ranges() -> int:  # one checksummed line per stored batch of the entry
+        return sum(len(p.read_text().splitlines()) for p in tmp_path.glob("parts/*/*.ranges"))
+
+    while not finished_ranges():  # extraction has started storing batches
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.2)
+        time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "zoo: error: interrupted; finished work is cached" in err
-    done = len(list(tmp_path.glob("parts/*/part-*.npy")))
-    assert 0 < done < 400
+    assert 0 < finished_ranges() < 400
     rerun = run_zoo("extract", "toy/cnn", "--data", "synthetic:400", "-l", "stage1", "-b", "50",
                     env={"ZOO_CACHE_DIR": str(tmp_path)})
     assert rerun.returncode == 0, rerun.stderr
