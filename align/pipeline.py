@@ -190,12 +190,12 @@ def _blocks(models: Sequence[str | ZooModel], data: str | Dataset,
             layers: str | Sequence[str] | None, weights: dict[str, str] | None,
             random_init: bool, device: str, batch_size: int, cache: bool,
             progress: Progress | None) -> Blocks:
-    from zoo.api import _names, dataset, feature_cache, load
+    from zoo.api import split_names, dataset, feature_cache, load
 
     loaded = [m if not isinstance(m, str) else
               load(m, weights=(weights or {}).get(m), random_init=random_init, device=device)
               for m in models]
-    return load_blocks(loaded, dataset(data), _names(layers), batch_size, feature_cache(cache),
+    return load_blocks(loaded, dataset(data), split_names(layers), batch_size, feature_cache(cache),
                        progress)
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from zoo.api import split_names as split_list
 from zoo.errors import ZooError
 
 if TYPE_CHECKING:
@@ -70,13 +71,6 @@ PrecisionOpt = Annotated[str, typer.Option(
 REASONS_SHOWN = 3  # distinct undefined-value reasons printed per metric
 
 
-def split_list(values: list[str] | None) -> list[str] | None:
-    """`["a,b", "c"]` -> `["a", "b", "c"]`; None stays None."""
-    if not values:
-        return None
-    return [v.strip() for value in values for v in value.split(",") if v.strip()]
-
-
 def per_model(values: list[str] | None, models: list[str],
               option: str) -> dict[str, list[str] | None]:
     """`--layers` items for each model: `MODEL=GLOB` for one model, a bare item for all."""
@@ -131,21 +125,17 @@ def out_folder(out: str | None, kind: str, names: list[str], options: dict[str, 
                overwrite: bool = False) -> Path:
     """`--out` (checked before any work), or a new default folder for this run (see
     `zoo.runs.default_folder`)."""
-    from zoo.runs import check_new_folder, default_folder
+    from zoo.io import check_output_folder
+    from zoo.runs import default_folder
 
-    return check_new_folder(out, overwrite) if out else default_folder(kind, names, options)
+    return check_output_folder(out, overwrite) if out else default_folder(kind, names, options)
 
 
 def provenance_lines(p: dict[str, Any]) -> str:
-    """A model's provenance (`ZooModel.provenance()`) as indented lines; a wrapped module or
-    a plugin without provenance gives what it has."""
+    """A model's provenance (`ZooModel.provenance()`) as indented lines."""
     from zoo.model import provenance_text
 
-    try:
-        text = provenance_text(p)
-    except KeyError:
-        text = "\n".join(f"{k}: {v}" for k, v in p.items())
-    return "\n".join("  " + line for line in text.splitlines())
+    return "\n".join("  " + line for line in provenance_text(p).splitlines())
 
 
 def print_json(obj: Any) -> None:

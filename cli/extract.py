@@ -31,12 +31,12 @@ def extract_cmd(model: Annotated[str, typer.Argument(help="model id or family")]
     """Extract features of MODEL's layers over a dataset into the feature cache."""
     from zoo.api import extract, load
     from zoo.features import parse_reduction
+    from zoo.io import check_output_folder
     from zoo.model import provenance_text
-    from zoo.runs import check_new_folder
 
     parse_reduction(reduction)
     if out:
-        check_new_folder(out, overwrite)
+        check_output_folder(out, overwrite)
     zmodel = load(model, weights=weights, random_init=random_init, device=device,
                   **load_options(size, crop_pct, weights_source, trust_weights))
     dataset = load_data(data, skip_bad)

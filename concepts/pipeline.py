@@ -88,7 +88,7 @@ def dissect_model(model: str | ZooModel, concepts: str = "synthetic",
     import contextlib
     import tempfile
 
-    from zoo.api import _names, feature_cache, load
+    from zoo.api import split_names, feature_cache, load
     from zoo.cache import FeatureCache
     from zoo.concepts import dissect, label_stability, open_concepts
     from zoo.extraction import extract, select_layers
@@ -98,7 +98,7 @@ def dissect_model(model: str | ZooModel, concepts: str = "synthetic",
     zmodel = model if not isinstance(model, str) else load(
         model, weights=weights, random_init=random_init, device=device)
     spatial = [n for n, info in zmodel.layers.items() if info.layout in ("NCHW", "NLC")]
-    patterns = _names(layers)
+    patterns = split_names(layers)
     names = select_layers(spatial if patterns is None else list(zmodel.layers), patterns,
                           zmodel.id)
     concept_set = open_concepts(concepts)
@@ -132,11 +132,11 @@ def embed(folders: Sequence[str | Path], layers: str | Sequence[str] | None = No
     """The Learned Concepts Embedding of the profiles in `zoo dissect` folders: PCA to 3 axes,
     KMeans with an elbow, axes correlated with categories and (a model,task,score CSV) with
     downstream performance."""
-    from zoo.api import _names
+    from zoo.api import split_names
     from zoo.concepts.embedding import lce, read_performance
     from zoo.concepts.report import read_profiles
 
-    entries = read_profiles(folders, _names(layers))
+    entries = read_profiles(folders, split_names(layers))
     return lce(entries, 3, max_k, seed, read_performance(performance) if performance else None)
 
 

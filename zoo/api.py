@@ -125,11 +125,12 @@ def extract(model: str | ModelSpec | ZooModel, data: str | Dataset,
     from zoo.features import parse_reduction
 
     parse_reduction(reduction)
-    return extract_set(_model(model), dataset(data), _names(layers), reduction, batch_size,
+    return extract_set(_model(model), dataset(data), split_names(layers), reduction, batch_size,
                        feature_cache(cache), progress, dtype, workers, precision)
 
 
-def _names(layers: str | Sequence[str] | None) -> list[str] | None:
+def split_names(layers: str | Sequence[str] | None) -> list[str] | None:
+    """`"a,b"` or `["a,b", "c"]` -> `["a", "b", "c"]`; None (or nothing) stays None."""
     if layers is None:
         return None
     items = [layers] if isinstance(layers, str) else list(layers)
@@ -166,8 +167,8 @@ def compare(a: FeatureSet | str | ModelSpec | ZooModel, b: FeatureSet | str | Mo
     parse_reduction(reduction)
     model_a = _model(a)
     model_b = model_a if b == a else _model(b)
-    return compare_models(model_a, model_b, dataset(data), metrics, layers_a=_names(layers_a),
-                          layers_b=_names(layers_b), reduction=reduction,
+    return compare_models(model_a, model_b, dataset(data), metrics, layers_a=split_names(layers_a),
+                          layers_b=split_names(layers_b), reduction=reduction,
                           permutations=permutations, intervals=intervals, images=images,
                           device=device, batch_size=batch_size, cache=feature_cache(cache),
                           progress=progress, workers=workers, precision=precision)
@@ -183,7 +184,7 @@ def matrix(models: Sequence[str], data: str | Dataset, metric: str = "cka", *,
     with the feature cache."""
     from zoo.matrix_run import run_matrix
 
-    return run_matrix(list(models), dataset(data), metric, layers=_names(layers),
+    return run_matrix(list(models), dataset(data), metric, layers=split_names(layers),
                       reduction=reduction, random_init=random_init, weights=dict(weights or {}),
                       device=check_device(device), batch_size=batch_size, run=run,
                       cache=cache, progress=progress)

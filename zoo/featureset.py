@@ -115,8 +115,4 @@ def extract_set(model: ZooModel, dataset: Dataset, layers: Sequence[str] | None 
 
 def provenance_of(model: ZooModel) -> dict[str, Any]:
     """Where a loaded model's weights and preprocessing came from, for every output."""
-    if hasattr(model, "provenance"):
-        return dict(model.provenance())
-    return {"model": model.id, "weights_source": model.weights_source,
-            "fingerprint": model.fingerprint, "random_init": model.random_init,
-            "transform": model.input.key()}
+    return dict(model.provenance())

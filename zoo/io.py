@@ -71,6 +71,18 @@ def _existing_ancestor(path: Path) -> Path:
     return Path.cwd()
 
 
+def check_output_folder(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Refuse, before any work, a folder that holds another run (unless `overwrite`) or that
+    is a file; returns the path, user-expanded."""
+    p = Path(path).expanduser()
+    if p.exists() and not p.is_dir():
+        raise ZooError(f"--out {str(path)!r} is a file; pass a folder")
+    if p.is_dir() and any(p.iterdir()) and not overwrite:
+        raise ZooError(f"--out {str(path)!r} already exists and is not empty; pass --overwrite "
+                       "to replace it, or choose another folder")
+    return p
+
+
 @contextlib.contextmanager
 def output_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Build an output folder as a unit: yields a temporary sibling to write into, renamed to
@@ -79,12 +91,7 @@ def output_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     An existing non-empty `path` is refused unless `overwrite`, which replaces it whole. Checks
     (a file in the way, an unwritable parent) happen before anything is created.
     """
-    final = Path(path).expanduser().absolute()
-    if final.exists() and not final.is_dir():
-        raise ZooError(f"--out {str(path)!r} is a file; pass a folder")
-    if final.is_dir() and any(final.iterdir()) and not overwrite:
-        raise ZooError(f"--out {str(path)!r} already exists and is not empty; pass --overwrite "
-                       "to replace it, or choose another folder")
+    final = check_output_folder(path, overwrite).absolute()
     base = _existing_ancestor(final.parent)
     if not base.is_dir():
         raise ZooError(f"--out {str(path)!r}: {base} is a file, not a folder; choose another "

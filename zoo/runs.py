@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import ZooError
-
 ROOT = Path("runs")
 
 
@@ -32,14 +30,3 @@ def default_folder(kind: str, names: Sequence[str], options: dict[str, Any]) -> 
         return base
     return base.with_name(f"{base.name}-{time.strftime('%Y%m%d-%H%M%S')}")
 
-
-def check_new_folder(path: str | Path, overwrite: bool = False) -> Path:
-    """Refuse, before any work, an output folder that holds another run (unless `overwrite`)
-    or that is a file."""
-    p = Path(path).expanduser()
-    if p.exists() and not p.is_dir():
-        raise ZooError(f"--out {str(path)!r} is a file; pass a folder")
-    if p.is_dir() and any(p.iterdir()) and not overwrite:
-        raise ZooError(f"--out {str(path)!r} already exists and is not empty; pass --overwrite "
-                       "to replace it, or choose another folder")
-    return p
