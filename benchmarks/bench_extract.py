@@ -22,6 +22,7 @@ import argparse
 import cProfile
 import os
 import pstats
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -84,6 +85,12 @@ def _clocked(fn: Callable[[], object]) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - c0
 
 
+def _empty(folder: str) -> None:
+    """Delete what `folder` holds (the page cache of deleted files is freed at once)."""
+    for entry in os.scandir(folder):
+        shutil.rmtree(entry.path)
+
+
 def bench(family: str, args: argparse.Namespace) -> None:
     """Time both paths on one family and print images/s, the overhead and (opt.) a profile."""
     options: dict[str, Any] = {"tiny": True} if args.tiny else {"size": args.size}
@@ -97,10 +104,10 @@ def bench(family: str, args: argparse.Namespace) -> None:
         "zoo": lambda: extract(model, data, layers, batch_size=args.batch),
     }
     with tempfile.TemporaryDirectory() as tmp:
-        # A fresh cache folder each time: every run computes and writes all parts.
-        fresh = iter(range(10**6))
+        # A fresh cache folder each time: every run computes and writes all entries.
+        folders = (os.path.join(tmp, str(i)) for i in range(10**6))
         runs["zoo+cache"] = lambda: extract(model, data, layers, batch_size=args.batch,
-                                            cache=FeatureCache(os.path.join(tmp, str(next(fresh)))))
+                                            cache=FeatureCache(next(folders)))
         runs["plain"]()  # warm-up (allocator, lazy transforms)
         best = dict.fromkeys(runs, float("inf"))
         cpu = dict.fromkeys(runs, float("inf"))
@@ -108,6 +115,8 @@ def bench(family: str, args: argparse.Namespace) -> None:
             for name, fn in runs.items():
                 wall, used = _clocked(fn)
                 best[name], cpu[name] = min(best[name], wall), min(cpu[name], used)
+                if not args.keep_entries:  # untimed: the next run reuses the freed pages
+                    _empty(tmp)
     x = model.preprocess(images[:args.batch]).to(model.device)
 
     def forward_only() -> None:
@@ -143,6 +152,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--keep-entries", action="store_true",
+                        help="keep every cached run's entries (by default each is deleted, "
+                             "untimed, so the page cache does not grow from run to run)")
     parser.add_argument("--profile", type=int, default=0, metavar="LINES",
                         help="print this many lines of a cProfile of one zoo run")
     args = parser.parse_args()

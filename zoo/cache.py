@@ -22,8 +22,8 @@ import fcntl
 import hashlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 import time
 import zlib
 from collections.abc import Iterator
@@ -34,7 +34,7 @@ import numpy as np
 
 from zoo.errors import ZooError, environment_error
 from zoo.features import LayerFeatures
-from zoo.io import apply_umask, to_jsonable
+from zoo.io import to_jsonable
 
 FORMAT_VERSION = 3
 _BLOCK = 1 << 24  # bytes read at a time when verifying
@@ -58,17 +58,40 @@ def _digest(buffer: Any, crc: int = 0) -> str:
     return f"{zlib.crc32(buffer, crc):08x}"
 
 
+def _new_file(folder: Path, prefix: str, suffix: str) -> tuple[int, Path]:
+    """A new file under a random name in `folder`, open read-write, with the mode a plain
+    open() gives (the kernel applies the umask: no chmod, no /proc read per file)."""
+    for _ in range(8):
+        path = folder / f"{prefix}{secrets.token_hex(8)}{suffix}"
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(folder))
+
+
+def _new_folder(parent: Path, prefix: str) -> Path:
+    """A new folder under a random name in `parent`, with the mode a plain mkdir() gives."""
+    for _ in range(8):
+        path = parent / f"{prefix}{secrets.token_hex(8)}"
+        try:
+            path.mkdir(0o777)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(parent))
+
+
 def _write_json(path: Path, obj: Any) -> None:
     """Write JSON under a temporary name, then rename: without fsync, as every byte the
     cache writes is checked on read (a manifest lost in a crash only costs a recompute)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _new_file(path.parent, f".{path.name}.", ".tmp")
     try:
-        apply_umask(fd)
         with os.fdopen(fd, "w") as stream:
-            json.dump(to_jsonable(obj), stream, indent=1)
+            stream.write(json.dumps(to_jsonable(obj), indent=1))
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -213,13 +236,12 @@ class EntryWriter:
                 self.folder.mkdir(parents=True, exist_ok=True)
                 if not (self.folder / "fields.json").is_file():
                     _write_json(self.folder / "fields.json", self.fields)
-                fd, tmp = tempfile.mkstemp(prefix=".data-", suffix=".npy", dir=self.folder)
+                fd, tmp = _new_file(self.folder, ".data-", ".npy")
                 break
             except FileNotFoundError:
                 if attempt == 2:
                     raise
         try:
-            apply_umask(fd)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             with os.fdopen(os.dup(fd), "wb") as stream:
                 np.lib.format.write_array_header_1_0(stream, {
@@ -227,10 +249,10 @@ class EntryWriter:
                     "shape": shape})
                 self.offset = stream.tell()
             os.ftruncate(fd, self.offset + int(np.prod(shape)) * self.dtype.itemsize)
-            path = Path(tmp).with_name(Path(tmp).name[1:])
+            path = tmp.with_name(tmp.name[1:])
             os.rename(tmp, path)
         except BaseException:
-            self._remove(Path(tmp), fd)
+            self._remove(tmp, fd)
             raise
         self.fd, self.path, self.row_shape = fd, path, row_shape
         self.sidecar = open(path.with_suffix(".ranges"), "a")  # noqa: SIM115
@@ -292,9 +314,8 @@ class EntryWriter:
         final = self.cache._dir(self.key)
         with self.cache._writing(self):
             final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{self.key}-", dir=final.parent))
+            tmp = _new_folder(final.parent, f".tmp-{self.key}-")
             try:
-                apply_umask(tmp, directory=True)
                 header = np.empty(self.offset, np.uint8)
                 _read_rows(self.fd, 0, header)
                 rows = self.rps
