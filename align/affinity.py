@@ -87,7 +87,9 @@ def prepare_rows(rows: torch.Tensor, affinity: str, center: torch.Tensor | None)
 
 def gaussian(a: torch.Tensor, b: torch.Tensor, sigma: float) -> torch.Tensor:
     """exp(-||a_i - b_j||^2 / (2 sigma^2)) via the expanded square distance, clamped at 0."""
-    d2 = (a * a).sum(1, keepdim=True) + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+    import torch
+
+    d2 = torch.addmm((a * a).sum(1, keepdim=True) + (b * b).sum(1)[None, :], a, b.T, alpha=-2.0)
     return d2.clamp_min_(0.0).mul_(-0.5 / (sigma * sigma)).exp_()
 
 

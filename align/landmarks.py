@@ -20,7 +20,7 @@ from zoo.progress import Progress
 if TYPE_CHECKING:
     import torch
 
-FPS_DIMS = 32
+FPS_DIMS = 16
 PCA_ROWS = 16384
 
 

@@ -2,19 +2,26 @@
 
 Nystrom (Fowlkes, Belongie, Chung, Malik 2004, one-shot form): with K (n, m) the affinities of
 every node to m landmarks and A (m, m) those among the landmarks, the full graph is approximated
-by W ~ K A^+ K^T (exact on the landmark rows). Stable form: with A = Q S Q^T, keep the
-directions float64 resolves (s > m eps s_max), R = Q_r S_r^-1/2 and Phi = K R (n, r), so that
-W ~ Phi Phi^T. Degrees d = Phi (Phi^T 1), Phi~ = D^-1/2 Phi, and the eigenvectors of
-C = Phi~^T Phi~ = V L V^T give those of the normalised graph, U = Phi~ V L^-1/2, eigenvalues L.
-Phi is formed column by column before any Gram matrix: each small direction then keeps its own
-scale, whereas sandwiching a Gram matrix of K between A^-1/2 factors amplifies its rounding by
-the condition number of A (float32 rounding times 1e7 is an error of order 1). Everything from
-the affinities on is float64, so with every node a landmark the result is the exact cut to
-float64 rounding. Landmark directions below the cut-off carry nothing float64 can resolve (they
-are near-duplicate landmarks at this sigma); dropping them is announced by a
-`DroppedDirectionsWarning`. Cost O(n m (d + m)): three chunked passes over the rows (column
-sums of K, then C, then U), with K held when n x m float64 fits in CACHE_BYTES, else
-recomputed per pass so memory stays O(chunk x m + m^2) beyond the result.
+by W ~ K A^+ K^T (exact on the landmark rows). Stable form: with A = Q S Q^T (float64), keep the
+directions the working precision resolves (s > m eps s_max), R = Q_r S_r^-1/2 and Phi = K R
+(n, r), so that W ~ Phi Phi^T. Degrees d = Phi (Phi^T 1), Phi~ = D^-1/2 Phi, and the top
+eigenvectors of C = Phi~^T Phi~ = V L V^T give those of the normalised graph,
+U = Phi~ V L^-1/2, eigenvalues L. Phi is formed before any Gram matrix: a rounding error in K
+then reaches Phi scaled by ||R|| <= (m eps s_max)^-1/2, whereas sandwiching a Gram matrix of K
+between A^-1/2 factors would scale it by the condition number of A.
+
+Precision. `precision="float32"` (the default) forms K, Phi and the per-chunk Gram products in
+float32 (twice the float64 matrix-multiply rate, half the memory), accumulates degrees and C over chunks in float64, and keeps landmark directions down to
+m eps32 s_max; the relative error this leaves in Phi is ~eps32 / sqrt(m eps32), about 1e-5.
+Directions below that cut-off carry nothing float32 resolves, and dropping them also makes
+Phi narrower (r < m) and the passes cheaper. `precision="float64"` does everything in float64
+with the cut-off at m eps64 s_max: with every node a landmark the result is then the exact cut
+to float64 rounding, and dropped directions (near-duplicate landmarks) are announced by a
+`DroppedDirectionsWarning`.
+
+Cost O(n m (d + r) + n r^2): three chunked passes over the rows (column sums of K, then C,
+then U), with K held when n x m fits in CACHE_BYTES, else recomputed per pass so memory stays
+O(chunk x m + m^2) beyond the result.
 """
 
 from __future__ import annotations
@@ -35,22 +42,25 @@ if TYPE_CHECKING:
     import torch
 
 DEFAULT_LANDMARKS = 2048
-CHUNK_BYTES = 1 << 25  # float64 bytes of one (chunk, m) affinity block: 32 MiB
-CACHE_BYTES = 1 << 31  # K (n, m) float64 is held between passes when it fits in 2 GiB
-EPS = float(np.finfo(np.float64).eps)
+CHUNK_BYTES = 1 << 25  # bytes of one (chunk, m) affinity block: 32 MiB
+CACHE_BYTES = 1 << 30  # K (n, m) is held between passes when it fits in 1 GiB
+PRECISIONS = ("float32", "float64")
+EIGSH_MIN = 512  # C wider than this: top eigenpairs by Lanczos instead of a full eigh
 
 
 class DroppedDirectionsWarning(UserWarning):
-    """Landmark-kernel directions below float64 resolution were left out of the Nystrom cut."""
+    """Landmark-kernel directions below float64 resolution were left out of the float64 cut."""
 
 
 @dataclass(frozen=True)
 class NcutResult:
     """Top eigenvectors (n, n_eig) of the normalised affinity, largest eigenvalue first.
 
-    `sigma` is the bandwidth used (reuse it to cut related sets on the same scale) and
-    `landmarks` the node indices the Nystrom extension was built on (empty for `exact_ncut`).
-    Each eigenvector's sign is fixed so that its largest-magnitude entry is positive.
+    `sigma` is the bandwidth used (reuse it to cut related sets on the same scale),
+    `landmarks` the node indices the Nystrom extension was built on (empty for `exact_ncut`)
+    and `directions` the landmark-kernel directions it kept (see the module doc; n for
+    `exact_ncut`). Each eigenvector's sign is fixed so that its largest-magnitude entry is
+    positive.
     """
 
     eigvecs: np.ndarray
@@ -58,9 +68,11 @@ class NcutResult:
     sigma: float
     landmarks: np.ndarray
     affinity: str
+    directions: int
 
 
 def _check_args(X: Any, n_eig: int, affinity: str, sigma: float | None) -> Any:
+    """X as a validated matrix; user errors for the other arguments."""
     X = as_matrix(X)
     check_affinity(affinity)
     if not 1 <= n_eig <= X.shape[0]:
@@ -84,18 +96,19 @@ def _fix_signs(vecs: np.ndarray) -> np.ndarray:
     return vecs * np.where(peak < 0, -1.0, 1.0).astype(vecs.dtype)
 
 
-def _landmark_basis(A: torch.Tensor, sigma: float) -> torch.Tensor:
-    """R = Q_r S_r^-1/2 (m, r) from A = Q S Q^T over the eigenvalues float64 resolves
-    (s > m eps s_max, the rounding level of eigh); warns when directions are dropped."""
+def _landmark_basis(A: torch.Tensor, sigma: float, precision: str) -> torch.Tensor:
+    """R = Q_r S_r^-1/2 (m, r) from A = Q S Q^T, decomposed in the working precision, over the
+    eigenvalues it resolves (s > m eps s_max); in float64, announces directions dropped there."""
     import torch
 
-    vals, vecs = torch.linalg.eigh(A)
-    keep = vals > len(A) * EPS * vals.max()
+    vals, vecs = (t.double() for t in torch.linalg.eigh(A.to(getattr(torch, precision))))
+    tol = len(A) * float(np.finfo(precision).eps)
+    keep = vals > tol * vals.max()
     dropped = len(A) - int(keep.sum())
-    if dropped:
+    if dropped and precision == "float64":
         warnings.warn(
             f"{dropped} of {len(A)} Nystrom landmark directions are below float64 resolution "
-            f"(kernel eigenvalue < {len(A) * EPS:.1e} x the largest) and were dropped: those "
+            f"(kernel eigenvalue < {tol:.1e} x the largest) and were dropped: those "
             f"landmarks (near-)duplicate others at sigma={sigma:.4g}, so they add nothing to "
             f"the cut. Use fewer landmarks (about {len(A) - dropped}) for the same result "
             "faster, or a smaller sigma to resolve finer structure.",
@@ -103,86 +116,112 @@ def _landmark_basis(A: torch.Tensor, sigma: float) -> torch.Tensor:
     return vecs[:, keep] / vals[keep].sqrt()
 
 
+def _top_eigen(C: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k largest eigenpairs of the symmetric float64 matrix C, largest first: Lanczos
+    (ARPACK, converged to machine precision) when C is wide, else a full eigh."""
+    import torch
+
+    if len(C) <= max(EIGSH_MIN, 2 * k + 1):
+        vals, vecs = torch.linalg.eigh(C)
+        return vals.flip(0)[:k], vecs.flip(1)[:, :k]
+    from scipy.sparse.linalg import eigsh
+
+    vals, vecs = eigsh(C.cpu().numpy(), k=k, which="LA", tol=0, v0=np.ones(len(C)))
+    order = np.argsort(vals)[::-1].copy()
+    return (torch.from_numpy(vals[order]).to(C.device),
+            torch.from_numpy(np.ascontiguousarray(vecs[:, order])).to(C.device))
+
+
 def _gram(x: torch.Tensor) -> torch.Tensor:
-    """x^T x; on CPU through numpy, whose matmul uses the symmetric rank-k BLAS kernel."""
+    """x^T x in float64, summed in x's dtype over its rows; on CPU through numpy, whose
+    matmul uses the symmetric rank-k BLAS kernel."""
     import torch
 
     if x.device.type != "cpu":
-        return x.T @ x
+        return (x.T @ x).double()
     rows = x.numpy()
-    return torch.from_numpy(rows.T @ rows)
+    return torch.from_numpy(rows.T @ rows).double()
 
 
 def ncut(X: Any, n_eig: int = 20, n_landmarks: int = DEFAULT_LANDMARKS,
          sigma: float | None = None, affinity: str = "rbf", seed: int = 0,
-         device: str = "cpu", chunk_rows: int | None = None,
+         device: str = "cpu", chunk_rows: int | None = None, precision: str = "float32",
          progress: Progress | None = None) -> NcutResult:
     """Normalized-cut eigenvectors of the rows of X (numpy, memmap or tensor) by Nystrom.
 
     Landmarks by farthest-point sampling (capped at n); `sigma=None` takes the median-distance
-    bandwidth over seeded pairs. With n_landmarks >= n the result is the exact normalized cut.
+    bandwidth over seeded pairs. `precision` is "float32" (default, fast) or "float64"; see the
+    module doc. In float64 with n_landmarks >= n the result is the exact normalized cut.
     """
     import torch
 
     X = _check_args(X, n_eig, affinity, sigma)
+    if precision not in PRECISIONS:
+        raise ZooError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    dtype = getattr(torch, precision)
     n = X.shape[0]
     m = min(n_landmarks, n)
     if m < n_eig:
         raise ZooError(f"n_landmarks={n_landmarks} is below n_eig={n_eig}; the landmark graph "
                        "has at most n_landmarks eigenvectors")
-    chunk = chunk_rows or max(256, CHUNK_BYTES // (8 * m))
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    chunk = chunk_rows or max(256, CHUNK_BYTES // (itemsize * m))
     kernel = _kernel(X, affinity, sigma, seed, device, chunk)
     landmarks = farthest_point_sampling(X, m, kernel.prepare, seed, device, chunk, progress)
     marks = kernel.prepare(rows_of(X, np.sort(landmarks), device, torch.float64))
-    basis = _landmark_basis(kernel(marks, marks), kernel.sigma)
+    basis = _landmark_basis(kernel(marks, marks), kernel.sigma, precision)
     if basis.shape[1] < n_eig:
         raise ZooError(f"the landmark graph resolves only {basis.shape[1]} directions for "
                        f"n_eig={n_eig}; lower n_eig or use a smaller sigma")
+    marks, basis_w = marks.to(dtype), basis.to(dtype)
     starts = list(chunks(n, chunk))
-    keep = n * m * 8 <= CACHE_BYTES
+    # Rows are centred before rounding to the work dtype (a float32 subtraction rounds once,
+    # so float32 rows lose nothing there; float64 rows are centred in float64).
+    source = torch.float64 if str(X.dtype).endswith("float64") else dtype
+    keep = n * m * itemsize <= CACHE_BYTES
     cached: list[torch.Tensor] = []
 
     def affinities(k: int) -> torch.Tensor:
-        """Block k of K (chunk rows x landmarks, float64): from the cache, or computed."""
+        """Block k of K (chunk rows x landmarks, working dtype): from the cache, or computed."""
         if k < len(cached):
             return cached[k]
         start, stop = starts[k]
-        block = kernel(kernel.prepare(rows_of(X, slice(start, stop), device, torch.float64)),
-                       marks)
+        rows = kernel.prepare(rows_of(X, slice(start, stop), device, source))
+        block = kernel(rows.to(dtype), marks)
         if keep:
             cached.append(block)
         return block
 
     colsum = torch.zeros(m, dtype=torch.float64, device=device)
     for k in range(len(starts)):
-        colsum += affinities(k).sum(0)
+        colsum += affinities(k).sum(0).double()  # <= chunk terms per sum in the work dtype
         _report(progress, "degrees", k, len(starts))
-    total = basis.T @ colsum  # Phi^T 1
+    total = (basis.T @ colsum).to(dtype)  # Phi^T 1
     degrees = torch.empty(n, dtype=torch.float64, device=device)
     gram = torch.zeros(basis.shape[1], basis.shape[1], dtype=torch.float64, device=device)
     for k, (start, stop) in enumerate(starts):
-        phi = affinities(k) @ basis
+        phi = affinities(k) @ basis_w
         degrees[start:stop] = _degrees(phi, total)
-        gram += _gram(phi * degrees[start:stop].rsqrt()[:, None])
+        gram += _gram(phi * degrees[start:stop].rsqrt().to(dtype)[:, None])
         _report(progress, "graph", k, len(starts))
-    vals, vecs = torch.linalg.eigh(gram)
-    vals, vecs = vals.flip(0)[:n_eig], vecs.flip(1)[:, :n_eig]
+    vals, vecs = _top_eigen(gram, n_eig)
     if not bool((vals > 0).all()):
         raise ZooError(f"the landmark graph has only {int((vals > 0).sum())} usable eigenvectors "
                        f"for n_eig={n_eig}; lower n_eig, add landmarks or raise sigma")
-    project = basis @ vecs / vals.sqrt()
+    project = (basis @ vecs / vals.sqrt()).to(dtype)
     out = np.empty((n, n_eig), dtype=np.float32)
     for k, (start, stop) in enumerate(starts):
-        vecs_k = (affinities(k) @ project) * degrees[start:stop].rsqrt()[:, None]
+        vecs_k = (affinities(k) @ project).double() * degrees[start:stop].rsqrt()[:, None]
         out[start:stop] = vecs_k.cpu().numpy()
         _report(progress, "eigenvectors", k, len(starts))
-    return NcutResult(_fix_signs(out), vals.cpu().numpy(), kernel.sigma, landmarks, affinity)
+    return NcutResult(_fix_signs(out), vals.cpu().numpy(), kernel.sigma, landmarks, affinity,
+                      basis.shape[1])
 
 
 def _degrees(phi: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
-    """Nystrom degrees d = Phi (Phi^T 1) of a block of rows; a non-positive degree means the
-    approximation broke down, which is an error rather than a clamp."""
-    degree = phi @ total
+    """Nystrom degrees d = Phi (Phi^T 1) of a block of rows, in float64; a non-positive
+    degree means the approximation broke down, which is an error rather than a clamp."""
+    degree = (phi @ total).double()
     if not bool((degree > 0).all()):
         raise ZooError("Nystrom degrees are not all positive: the landmarks do not cover the "
                        "data at this sigma; add landmarks or raise sigma")
@@ -223,7 +262,7 @@ def exact_ncut(X: Any, n_eig: int = 20, sigma: float | None = None, affinity: st
         vals, vecs = eigsh(W, k=n_eig, which="LA", tol=1e-10, v0=np.ones(n))
         vals, vecs = vals[::-1], vecs[:, ::-1]
     return NcutResult(_fix_signs(np.ascontiguousarray(vecs)), vals.copy(), kernel.sigma,
-                      np.empty(0, dtype=np.int64), affinity)
+                      np.empty(0, dtype=np.int64), affinity, n)
 
 
 def subspace_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
