@@ -2,14 +2,15 @@
 matrix-multiply limit of this machine and against the per-pair loop of peer libraries.
 
 One run prints:
-- engine time: `prepare` (float64 centring, QR for layers wider than n) and the Gram stage
-  (`score_block`: Gram rows in float32, inner products accumulated in float64);
+- engine time: `prepare` (float64 centring; the centred features are the factor) and the Gram
+  stage (`score_block`: Gram rows in float32, inner products accumulated in float64);
 - the per-pair loop peers use (both Gram matrices and three HSIC terms per pair), timed on a
   seeded sample of pairs and extrapolated to the upper triangle;
 - the float32 GEMM limit: the Gram route's minimal FLOPs (upper triangle of every Gram matrix,
-  n(n+1)/2 entries x width, plus one inner product per distinct pair over n(n+1)/2 entries)
-  divided by the rate of a plain n x n x n float32 torch.mm measured here, and the fraction of
-  it the Gram stage (and the whole engine) reaches;
+  n(n+1)/2 entries x min(width, n), the narrowest factor any layer has, plus one inner product
+  per distinct pair over n(n+1)/2 entries) divided by the rate of a plain n x n x n float32
+  torch.mm measured here, and the fraction of it the Gram stage (and the whole engine,
+  prepare included) reaches;
 - the max difference against float64 references: the same Gram route in float64 over all
   pairs, and an independent feature-space float64 CKA (||Xc^T Yc||_F^2) on sampled pairs.
 
@@ -32,7 +33,7 @@ import torch
 
 from zoo.engine import all_pairs, prepare_all
 from zoo.metrics.cka import LinearCKA
-from zoo.metrics.gram import block_rows, gram_inner_products
+from zoo.metrics.gram import block_rows, gram_inner_products, gram_tiles
 
 N, LAYERS = 2000, 48
 WIDTHS = (256, 512, 1024, 2048)
@@ -81,12 +82,14 @@ def mm_gflops32(device: str) -> float:
 def route_flops(widths: list[int], rows: int) -> tuple[float, float]:
     """(minimal, performed) FLOPs of the Gram route: Gram upper triangles + pair inner products.
 
-    `performed` is what the row-block scheme does: rows r0:r1 against columns r0: (the square
-    diagonal block in full) and a full layers x layers product per block.
+    `minimal` takes min(width, n) per factor; `performed` is what the engine does: the tiles of
+    `gram_tiles` at the factors' actual widths and a full layers x layers product per entry.
     """
     tri = N * (N + 1) / 2
-    minimal = 2 * tri * sum(widths) + 2 * tri * len(widths) * (len(widths) + 1) / 2
-    entries = sum(min(rows, N - r0) * (N - r0) for r0 in range(0, N, rows))
+    minimal = (2 * tri * sum(min(w, N) for w in widths)
+               + 2 * tri * len(widths) * (len(widths) + 1) / 2)
+    entries = sum((r1 - r0) * (c1 - c0) for block in gram_tiles(N, rows)
+                  for r0, r1, c0, c1 in block)
     return minimal, 2 * entries * (sum(widths) + len(widths) ** 2)
 
 
@@ -114,8 +117,10 @@ def main() -> None:
     t_prepare = time.perf_counter() - t0
     widths = [s.gram.factor.shape[1] for s in states]
     print(f"all-pairs linear CKA: {LAYERS} layers (widths {min(WIDTHS)}..{max(WIDTHS)}, factor "
-          f"widths <= n), n = {N}, {len(pairs)} pairs; device {device}, torch threads {torch.get_num_threads()}, "
+          f"widths {min(widths)}..{max(widths)}), n = {N}, {len(pairs)} pairs; device {device}, "
+          f"torch threads {torch.get_num_threads()}, "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, "
+          f"NUMPY_MADVISE_HUGEPAGE={os.environ.get('NUMPY_MADVISE_HUGEPAGE', '(unset)')}, "
           f"load average {os.getloadavg()[0]:.1f}")
 
     results: list[np.ndarray] = []

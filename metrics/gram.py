@@ -9,10 +9,13 @@ number of pairs.
 Precision and speed (DESIGN rules 6 and 9): factors are centred in float64 (no offset reaches
 float32), the Gram rows are formed in float32 (twice the float64 matrix-multiply rate, half the
 memory traffic), and each inner product is summed in float32 over at most one Gram row (<= n
-terms) and accumulated over rows and blocks in float64. Only the upper triangle of each
-symmetric Gram matrix is formed (row block r0:r1 against columns r0:, the block right of the
-diagonal counted twice), which halves the Gram work. Each row block is formed once and used for
-every pair at once, so nothing is recomputed; its size follows a memory budget.
+terms) and accumulated over rows and tiles in float64. Only the upper triangle of each
+symmetric Gram matrix is formed, which halves the Gram work: each block of rows r0:r1 is one
+product against all columns right of it (counted twice), and its diagonal square is formed in
+strips of STRIP_ROWS rows (rows a:b against columns a:r1, the strip's own square counted once),
+so below the diagonal only ~n STRIP_ROWS / 2 entries are formed as well (`gram_tiles`). Each
+tile is formed once and used for every pair at once, so nothing is recomputed; the block size
+follows a memory budget.
 
 float32 is used from FLOAT32_MIN_SAMPLES samples up (`precision="auto"`): below that the Gram
 work is small and float64 keeps results exact to ~1e-12; it is never used where float32 matrix
@@ -31,7 +34,8 @@ import numpy as np
 from zoo.errors import ZooError
 
 CHUNK_BYTES = 256 * 2**20  # default budget for one side's block of Gram rows (all layers)
-MAX_BLOCK_ROWS = 256  # larger blocks form more of the diagonal block twice (waste ~ rows / n)
+MAX_BLOCK_ROWS = 512  # rows per block: taller products run closer to the square-mm rate
+STRIP_ROWS = 128  # diagonal squares in strips: waste ~ STRIP_ROWS / n, small products still fast
 FLOAT32_MIN_SAMPLES = 512  # precision="auto" forms Gram rows in float32 from this n up
 
 
@@ -65,6 +69,19 @@ def block_rows(n: int, layers: int, itemsize: int = 4, budget: int = CHUNK_BYTES
     return max(1, min(n, MAX_BLOCK_ROWS, budget // (itemsize * n * max(1, layers))))
 
 
+def gram_tiles(n: int, rows: int) -> list[list[tuple[int, int, int, int]]]:
+    """The (r0, r1, c0, c1) tiles of Gram entries formed, per block of `rows` rows: strips of
+    its diagonal square (rows a:b against columns a:r1), then the block against all columns
+    right of it (one tall product; long rows also keep the inner products' sums long)."""
+    strip = min(rows, STRIP_ROWS)
+    blocks = []
+    for r0 in range(0, n, rows):
+        r1 = min(n, r0 + rows)
+        tiles = [(a, min(r1, a + strip), a, r1) for a in range(r0, r1, strip)]
+        blocks.append(tiles + ([(r0, r1, r1, n)] if r1 < n else []))
+    return blocks
+
+
 def gram_inner_products(grams_a: Sequence[Gram], grams_b: Sequence[Gram] | None = None, *,
                         unbiased: bool = False, device: str = "cpu",
                         chunk_size: int | None = None,
@@ -93,26 +110,21 @@ def gram_inner_products(grams_a: Sequence[Gram], grams_b: Sequence[Gram] | None 
     if unbiased and n < 4:
         raise ZooError(f"the unbiased HSIC estimator needs at least 4 samples, got {n}")
     itemsize = torch.empty((), dtype=dtype).element_size()
-    rows = chunk_size or block_rows(n, max(len(s) for s in sides), itemsize)
-    stackers = [_Stacker(side, dev, unbiased, dtype, min(rows, n)) for side in sides]
+    blocks = gram_tiles(n, chunk_size or block_rows(n, max(len(s) for s in sides), itemsize))
+    size = max((r1 - r0) * (c1 - c0) for tiles in blocks for r0, r1, c0, c1 in tiles)
+    stackers = [_Stacker(side, dev, unbiased, dtype, size) for side in sides]
     cross = torch.zeros(len(sides[0]), len(sides[-1]), dtype=torch.float64, device=dev)
     selfs = [torch.zeros(len(side), dtype=torch.float64, device=dev) for side in sides]
-    starts = range(0, n, rows)
-    for step, r0 in enumerate(starts):
-        r1 = min(n, r0 + rows)
-        stacks = [s.rows(r0, r1) for s in stackers]  # (layers, r1-r0, n-r0) each
-        # The diagonal block (columns r0:r1) counts once, the block right of it twice.
-        for c0, c1, weight in ((0, r1 - r0, 1.0), (r1 - r0, n - r0, 2.0)):
-            if c1 == c0:
-                continue
-            parts = [s[:, :, c0:c1] for s in stacks]
-            cross += weight * _row_inner(parts[0], parts[-1])
-            if not same:
-                for acc, part in zip(selfs, parts):
-                    norms = torch.linalg.vector_norm(part, dim=2).to(torch.float64)
-                    acc += weight * (norms * norms).sum(dim=1)
+    for step, tiles in enumerate(blocks):
+        for r0, r1, c0, c1 in tiles:
+            stacks = [s.tile(r0, r1, c0, c1) for s in stackers]  # (layers, r1-r0, c1-c0) each
+            # A tile starting on the diagonal has its square counted once, the rest twice.
+            square = r1 - r0 if c0 == r0 else 0
+            for lo, hi, weight in ((0, square, 1.0), (square, c1 - c0, 2.0)):
+                if hi > lo:
+                    _accumulate(cross, selfs, [s[:, :, lo:hi] for s in stacks], weight, same)
         if progress:
-            progress("gram", step + 1, len(starts))
+            progress("gram", step + 1, len(blocks))
     if same:
         selfs = [torch.diagonal(cross)]
     scale = n * (n - 3) if unbiased else (n - 1) ** 2
@@ -120,6 +132,19 @@ def gram_inner_products(grams_a: Sequence[Gram], grams_b: Sequence[Gram] | None 
     # Stack row k holds input order[k]: index with the inverse permutations.
     inv_a, inv_b = (np.argsort(s.order) for s in (stackers[0], stackers[-1]))
     return cross_np[np.ix_(inv_a, inv_b)], self_np[0][inv_a], self_np[-1][inv_b]
+
+
+def _accumulate(cross: Any, selfs: list[Any], parts: list[Any], weight: float,
+                same: bool) -> None:
+    """Add `weight` times the parts' inner products to `cross` (and, for two sides, each
+    side's own to `selfs`)."""
+    import torch
+
+    cross += weight * _row_inner(parts[0], parts[-1])
+    if not same:
+        for acc, part in zip(selfs, parts):
+            norms = torch.linalg.vector_norm(part, dim=2).to(torch.float64)
+            acc += weight * (norms * norms).sum(dim=1)
 
 
 def _work_dtype(precision: str, n: int) -> Any:
@@ -153,7 +178,7 @@ class _Stacker:
     """
 
     def __init__(self, grams: list[Gram], dev: Any, unbiased: bool, dtype: Any,
-                 max_rows: int) -> None:
+                 tile_size: int) -> None:
         import torch
 
         self.n = grams[0].n
@@ -167,15 +192,15 @@ class _Stacker:
             else:
                 self.groups.append(_Factors([grams[k].factor for k in ids], dev, unbiased,
                                             dtype))
-        self.buffer = torch.empty(len(grams) * max_rows * self.n, dtype=dtype, device=dev)
+        self.buffer = torch.empty(len(grams) * tile_size, dtype=dtype, device=dev)
 
-    def rows(self, r0: int, r1: int) -> Any:
-        """(layers, r1-r0, n-r0): rows r0:r1, columns r0: of every (U-)centred Gram matrix."""
-        stack = self.buffer[: len(self.order) * (r1 - r0) * (self.n - r0)].view(
-            len(self.order), r1 - r0, self.n - r0)
+    def tile(self, r0: int, r1: int, c0: int, c1: int) -> Any:
+        """(layers, r1-r0, c1-c0): rows r0:r1, columns c0:c1 of every (U-)centred Gram matrix."""
+        stack = self.buffer[: len(self.order) * (r1 - r0) * (c1 - c0)].view(
+            len(self.order), r1 - r0, c1 - c0)
         start = 0
         for group in self.groups:
-            group.rows(r0, r1, stack[start:start + group.size])
+            group.rows(r0, r1, c0, c1, stack[start:start + group.size])
             start += group.size
         return stack
 
@@ -210,13 +235,13 @@ class _Factors:
                 self.left[k, :, width:] = torch.stack([-u, ones, c * ones], dim=1)
                 self.right[k, :, width:] = torch.stack([ones, -u, ones], dim=1)
 
-    def rows(self, r0: int, r1: int, out: Any) -> None:
-        """Write rows r0:r1, columns r0: of each (U-)centred Gram matrix into `out` (g, .., ..)."""
+    def rows(self, r0: int, r1: int, c0: int, c1: int, out: Any) -> None:
+        """Write rows r0:r1, columns c0:c1 of each (U-)centred Gram matrix into `out`."""
         import torch
 
-        torch.bmm(self.left[:, r0:r1], self.right[:, r0:].transpose(1, 2), out=out)
+        torch.bmm(self.left[:, r0:r1], self.right[:, c0:c1].transpose(1, 2), out=out)
         if self.unbiased:
-            torch.diagonal(out, dim1=1, dim2=2).zero_()
+            torch.diagonal(out, offset=r0 - c0, dim1=1, dim2=2).zero_()
 
 
 class _Matrices:
@@ -234,15 +259,16 @@ class _Matrices:
             self.u = off / (n - 2)
             self.c = off.sum(axis=1) / ((n - 1) * (n - 2))
 
-    def rows(self, r0: int, r1: int, out: Any) -> None:
-        """Write rows r0:r1, columns r0: of each (U-)centred Gram matrix into `out` (g, .., ..)."""
+    def rows(self, r0: int, r1: int, c0: int, c1: int, out: Any) -> None:
+        """Write rows r0:r1, columns c0:c1 of each (U-)centred Gram matrix into `out`."""
         import torch
 
+        on_diagonal = np.arange(max(r0, c0), min(r1, c1))
         for k, (view, matrix) in enumerate(zip(out, self.matrices)):
-            block = np.array(matrix[r0:r1, r0:], dtype=np.float64)
+            block = np.array(matrix[r0:r1, c0:c1], dtype=np.float64)
             if self.unbiased:
                 block -= self.u[k, r0:r1, None]
-                block -= self.u[k, None, r0:]
+                block -= self.u[k, None, c0:c1]
                 block += self.c[k]
-                np.fill_diagonal(block, 0.0)
+                block[on_diagonal - r0, on_diagonal - c0] = 0.0
             view.copy_(torch.from_numpy(block))

@@ -6,7 +6,7 @@ from scipy.spatial.distance import cdist
 from scipy.stats import ortho_group
 
 from zoo.metrics.base import MetricUndefined
-from zoo.metrics.cka import DebiasedCKA, LinearCKA, RbfCKA
+from zoo.metrics.cka import REDUCE_RATIO, DebiasedCKA, LinearCKA, RbfCKA
 from zoo.metrics.stats import expected_cka
 
 
@@ -63,14 +63,23 @@ def test_debiased_matches_song_estimator(related):
 
 
 @pytest.mark.parametrize("cls", [LinearCKA, DebiasedCKA])
-def test_wide_features_use_the_same_value(cls, related):
-    # d > n switches the prepared factor to R^T from a QR; the value must not change.
+@pytest.mark.parametrize("extra", [80, 40 * REDUCE_RATIO + 60])
+def test_wide_features_use_the_same_value(cls, extra, related):
+    # n < d <= REDUCE_RATIO n keeps the centred features as the factor; wider ones are reduced
+    # to n columns. Either way the value is the textbook one, and the Gram route agrees.
     X, Y = related
+    n = len(X)
     rng = np.random.default_rng(2)
-    wide = np.hstack([Y, Y @ rng.normal(size=(9, 80))])
+    wide = np.hstack([Y, Y @ rng.normal(size=(9, extra)) + rng.normal(size=(n, extra))])
+    d = wide.shape[1]
+    factor = cls().prepare(wide).gram.factor
+    assert factor.shape == ((n, d) if d <= REDUCE_RATIO * n else (n, n))
     hsic = hsic_unbiased if cls is DebiasedCKA else hsic_biased
-    assert score(cls(), X, wide) == pytest.approx(cka_from(hsic, X @ X.T, wide @ wide.T),
-                                                  rel=1e-9)
+    expected = cka_from(hsic, X @ X.T, wide @ wide.T)
+    assert score(cls(), X, wide) == pytest.approx(expected, rel=1e-9)
+    m = cls()
+    block = m.score_block([m.prepare(X), m.prepare(wide)])
+    assert block[0, 1] == pytest.approx(expected, rel=1e-9)
 
 
 def test_rbf_matches_direct_kernel_computation(related):

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from zoo.errors import ZooError
-from zoo.metrics.gram import FLOAT32_MIN_SAMPLES, Gram, gram_inner_products
+from zoo.metrics.gram import (FLOAT32_MIN_SAMPLES, STRIP_ROWS, Gram, gram_inner_products,
+                              gram_tiles)
 
 EPS32 = float(np.finfo(np.float32).eps)
 
@@ -95,6 +96,37 @@ def test_unbiased_route_matches_explicit_reference():
     mats = [Gram(matrix=z @ z.T) for z in zs]
     via_matrices = gram_inner_products(mats, unbiased=True, precision="float64", chunk_size=9)
     assert np.allclose(via_matrices[0], cross, rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize(("n", "rows"), [(7, 1), (10, 3), (300, 512), (1000, 256)])
+def test_tiles_count_every_entry_of_a_symmetric_matrix_once(n, rows):
+    # A tile's square on the diagonal counts once, the rest twice: W + W^T must be 2 everywhere.
+    weights = np.zeros((n, n))
+    tiles = [tile for block in gram_tiles(n, rows) for tile in block]
+    for r0, r1, c0, c1 in tiles:
+        square = r1 - r0 if c0 == r0 else 0
+        weights[r0:r1, c0:c0 + square] += 1.0
+        weights[r0:r1, c0 + square:c1] += 2.0
+    assert np.array_equal(weights + weights.T, np.full((n, n), 2.0))
+    formed = sum((r1 - r0) * (c1 - c0) for r0, r1, c0, c1 in tiles)
+    assert formed <= n * (n + 1) / 2 + n * min(rows, STRIP_ROWS) / 2
+
+
+@pytest.mark.parametrize("unbiased", [False, True])
+def test_diagonal_strips_match_explicit_matrices(unbiased):
+    # n > STRIP_ROWS: blocks' diagonal squares are formed in strips, on both routes.
+    xs = layers(2 * STRIP_ROWS + 44, (5, 40), offset=30.0, seed=5)
+    zs = [centred64(x) for x in xs]
+    grams = [Gram(factor=x.astype(np.float64)) for x in xs]
+    via_factors = gram_inner_products(grams, grams[:1], unbiased=unbiased, precision="float64")
+    via_matrices = gram_inner_products([Gram(matrix=z @ z.T) for z in zs], unbiased=unbiased,
+                                       precision="float64", chunk_size=200)
+    assert np.allclose(via_factors[0][:, 0], via_matrices[0][:, 0], rtol=1e-10, atol=0)
+    assert np.allclose(via_factors[1], via_matrices[1], rtol=1e-10, atol=0)
+    if unbiased:
+        assert via_factors[0][1, 0] == pytest.approx(reference_unbiased(zs[1], zs[0]), rel=1e-10)
+    else:
+        assert np.allclose(cka_from(*via_matrices), reference_cka(xs), rtol=1e-10, atol=0)
 
 
 def test_reduced_float32_matmul_precision_falls_back_to_float64():
