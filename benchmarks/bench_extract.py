@@ -5,13 +5,16 @@ The plain loop is what thingsvision or a notebook does: forward hooks on the sam
 concatenated at the end (layout as the module gives it). zoo additionally converts to
 channels-last, checks shapes and finiteness, reduces, fills the result array in the storage
 dtype on a background thread and (with a cache) writes each batch once, in place, into the
-entry's file with a CRC-32 per range. Both paths read the same decoded PIL images
-from memory (decoded once, up front), use the same loaded model, layers and batch size, and run
-alternately; each figure is the best of `--repeats`. Random-init weights: throughput does not
-depend on them.
+entry's file with a CRC-32 per range (each cached run's entries are deleted, untimed, before the
+next run: every path's output memory is then recycled alike; `--keep-entries` lets the page
+cache grow instead, which on a VM whose fresh pages fault to the host costs more than the rest
+together). Both paths read the same decoded PIL images from memory (decoded once, up front),
+use the same loaded model, layers and batch size, and run alternately; each figure is the best
+of `--repeats`. Random-init weights: throughput does not depend on them.
 
 Prints images/s for both paths (zoo without and with an on-disk cache), the overhead ratio,
-the same ratios in process CPU time (robust to other jobs on a shared machine), and, with
+the same ratios in process CPU time (less sensitive to other jobs on a shared machine, but
+not immune: torch's OpenMP threads spin, burning CPU, while another job holds a core), and, with
 --profile, where zoo's time goes (cProfile, cumulative).
 Run: .venv/bin/python benchmarks/bench_extract.py  [--device cuda --size 224 --images 512]
 """
