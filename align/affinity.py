@@ -93,13 +93,24 @@ def gaussian(a: torch.Tensor, b: torch.Tensor, sigma: float) -> torch.Tensor:
     return d2.clamp_min_(0.0).mul_(-0.5 / (sigma * sigma)).exp_()
 
 
+def source_dtype(X: Any, work: torch.dtype | None = None) -> torch.dtype:
+    """The dtype to read X's rows in before they are centred: float64 for float64 X, else
+    `work` (default float32). A float32 subtraction rounds once, so float32 rows lose nothing
+    by being centred in float32; float64 rows are centred before any rounding."""
+    import torch
+
+    return torch.float64 if str(X.dtype).endswith("float64") else (work or torch.float32)
+
+
 def row_mean(X: Any, device: str | torch.device, chunk: int) -> torch.Tensor:
-    """The float64 mean row of X, accumulated chunk by chunk."""
+    """The mean row of X (float64), summed per chunk in the rows' dtype and over chunks in
+    float64. It is the centre of `rbf` rows, which only has to be near the mean: shifting every
+    row by the same vector leaves all distances unchanged."""
     import torch
 
     total = torch.zeros(X.shape[1], dtype=torch.float64, device=device)
     for start, stop in chunks(X.shape[0], chunk):
-        total += rows_of(X, slice(start, stop), device, torch.float64).sum(0)
+        total += rows_of(X, slice(start, stop), device, source_dtype(X)).sum(0).double()
     return total / X.shape[0]
 
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import torch
 
 FPS_DIMS = 16
-PCA_ROWS = 16384
+PCA_ROWS = 4096
 
 
 def pca_basis(X: Any, prepare: Callable[[torch.Tensor], torch.Tensor], dims: int,

@@ -21,7 +21,10 @@ to float64 rounding, and dropped directions (near-duplicate landmarks) are annou
 
 Cost O(n m (d + r) + n r^2): three chunked passes over the rows (column sums of K, then C,
 then U), with K held when n x m fits in CACHE_BYTES, else recomputed per pass so memory stays
-O(chunk x m + m^2) beyond the result.
+O(chunk x m + m^2) beyond the result. In float32, when r is close to m, C = R^T G R is formed
+from G = K^T D^-1 K in float64 instead (n m^2 / 2 float64 against n (m r + r^2 / 2) float32
+multiply-adds); G's float64 rounding, amplified by at most cond(A_r) <= 1 / (m eps32), stays
+~1e-12, while rounding in K reaches C the same way on both routes.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo.align.affinity import (Kernel, as_matrix, check_affinity, chunks, estimate_sigma,
-                                row_mean, rows_of)
+                                row_mean, rows_of, source_dtype)
 from zoo.align.landmarks import farthest_point_sampling
 from zoo.errors import ZooError
 from zoo.progress import Progress
@@ -46,6 +49,7 @@ CHUNK_BYTES = 1 << 25  # bytes of one (chunk, m) affinity block: 32 MiB
 CACHE_BYTES = 1 << 30  # K (n, m) is held between passes when it fits in 1 GiB
 PRECISIONS = ("float32", "float64")
 EIGSH_MIN = 512  # C wider than this: top eigenpairs by Lanczos instead of a full eigh
+K_ROUTE_MIN = 0.7  # float32 forms C through K^T D^-1 K when r > this x m (see ncut)
 
 
 class DroppedDirectionsWarning(UserWarning):
@@ -175,9 +179,7 @@ def ncut(X: Any, n_eig: int = 20, n_landmarks: int = DEFAULT_LANDMARKS,
                        f"n_eig={n_eig}; lower n_eig or use a smaller sigma")
     marks, basis_w = marks.to(dtype), basis.to(dtype)
     starts = list(chunks(n, chunk))
-    # Rows are centred before rounding to the work dtype (a float32 subtraction rounds once,
-    # so float32 rows lose nothing there; float64 rows are centred in float64).
-    source = torch.float64 if str(X.dtype).endswith("float64") else dtype
+    source = source_dtype(X, dtype)
     keep = n * m * itemsize <= CACHE_BYTES
     cached: list[torch.Tensor] = []
 
@@ -196,14 +198,24 @@ def ncut(X: Any, n_eig: int = 20, n_landmarks: int = DEFAULT_LANDMARKS,
     for k in range(len(starts)):
         colsum += affinities(k).sum(0).double()  # <= chunk terms per sum in the work dtype
         _report(progress, "degrees", k, len(starts))
-    total = (basis.T @ colsum).to(dtype)  # Phi^T 1
+    total = basis.T @ colsum  # Phi^T 1
+    # C from Phi (n m r + n r^2 / 2 in the work dtype) or, in float32 when r is close to m,
+    # from G = K^T D^-1 K (n m^2 / 2 in float64, then C = R^T G R): the cheaper route. G is
+    # formed in float64, so R amplifies its rounding by <= 1 / (m eps32): ~1e-12.
+    via_k = precision == "float32" and basis.shape[1] > K_ROUTE_MIN * m
+    weights = (basis @ total if via_k else total).to(dtype)  # degrees = K A_r^+ K^T 1
     degrees = torch.empty(n, dtype=torch.float64, device=device)
-    gram = torch.zeros(basis.shape[1], basis.shape[1], dtype=torch.float64, device=device)
+    gram = torch.zeros(len(weights), len(weights), dtype=torch.float64, device=device)
+    scaled = torch.empty(chunk, len(weights), dtype=torch.float64 if via_k else dtype,
+                         device=device)  # one buffer: fresh pages cost more than the product
     for k, (start, stop) in enumerate(starts):
-        phi = affinities(k) @ basis_w
-        degrees[start:stop] = _degrees(phi, total)
-        gram += _gram(phi * degrees[start:stop].rsqrt().to(dtype)[:, None])
+        rows = affinities(k) if via_k else affinities(k) @ basis_w
+        degrees[start:stop] = _degrees(rows, weights)
+        scale = degrees[start:stop].rsqrt()[:, None].to(scaled.dtype)
+        gram += _gram(torch.mul(rows, scale, out=scaled[:stop - start]))
         _report(progress, "graph", k, len(starts))
+    if via_k:
+        gram = basis.T @ gram @ basis
     vals, vecs = _top_eigen(gram, n_eig)
     if not bool((vals > 0).all()):
         raise ZooError(f"the landmark graph has only {int((vals > 0).sum())} usable eigenvectors "
@@ -218,10 +230,10 @@ def ncut(X: Any, n_eig: int = 20, n_landmarks: int = DEFAULT_LANDMARKS,
                       basis.shape[1])
 
 
-def _degrees(phi: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
-    """Nystrom degrees d = Phi (Phi^T 1) of a block of rows, in float64; a non-positive
-    degree means the approximation broke down, which is an error rather than a clamp."""
-    degree = (phi @ total).double()
+def _degrees(rows: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Nystrom degrees of a block of rows, in float64: Phi (Phi^T 1), or K (A_r^+ K^T 1); a
+    non-positive degree means the approximation broke down: an error rather than a clamp."""
+    degree = (rows @ weights).double()
     if not bool((degree > 0).all()):
         raise ZooError("Nystrom degrees are not all positive: the landmarks do not cover the "
                        "data at this sigma; add landmarks or raise sigma")
