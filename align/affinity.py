@@ -132,8 +132,8 @@ def estimate_sigma(X: Any, affinity: str = "rbf", seed: int = 0,
     rows = prepare_rows(rows, affinity, rows.double().mean(0))
     i = torch.as_tensor(rng.integers(0, len(index), SIGMA_PAIRS), device=device)
     j = (i + torch.as_tensor(rng.integers(1, len(index), SIGMA_PAIRS), device=device)) % len(index)
-    d2 = torch.cat([((rows[i[s:e]] - rows[j[s:e]]).double() ** 2).sum(1)  # distinct rows
-                    for s, e in chunks(SIGMA_PAIRS, 4096)])
+    diffs = ((rows[i[s:e]] - rows[j[s:e]]).double() for s, e in chunks(SIGMA_PAIRS, 4096))
+    d2 = torch.cat([(diff * diff).sum(1) for diff in diffs])  # distinct rows
     median = float(d2.median())
     if not median > 0:
         raise ZooError("the features are (almost) all identical: the median pairwise distance "

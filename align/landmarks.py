@@ -34,8 +34,8 @@ def pca_basis(X: Any, prepare: Callable[[torch.Tensor], torch.Tensor], dims: int
     index = np.sort(np.random.default_rng(seed).choice(n, min(n, PCA_ROWS), replace=False))
     rows = prepare(rows_of(X, index, device))
     rows -= rows.mean(0)
-    _, vecs = torch.linalg.eigh((rows.T @ rows).double())
-    return vecs[:, -min(dims, X.shape[1]):].flip(1).float()
+    _, vecs = torch.linalg.eigh(rows.T @ rows)  # float32 is plenty for a projection
+    return vecs[:, -min(dims, X.shape[1]):].flip(1).contiguous()
 
 
 def farthest_point_sampling(X: Any, m: int, prepare: Callable[[torch.Tensor], torch.Tensor],

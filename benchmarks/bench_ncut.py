@@ -136,17 +136,22 @@ def scale_child(method: str, n: int, device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     end = time.perf_counter()
-    marks = [t] + [stages[s][k] for s in STAGES if s in stages for k in (0, -1)] + [end]
+    marks = {task: [times[0] - t, times[-1] - t] for task, times in stages.items()}
     print(json.dumps({"seconds": end - t, "peak_mb": _memory_mb("VmHWM"), "before_mb": before,
-                      "marks": [b - t for b in marks]}))
+                      "marks": marks}))
 
 
-def stage_line(marks: list[float]) -> str:
-    """zoo's time per stage from progress marks: setup (sigma, FPS projection), then each
-    task's span and the gaps between them (landmark basis, top eigenpairs)."""
-    names = ["setup", "landmarks (FPS)", "basis (eigh of A)", "pass 1: degrees",
-             "", "pass 2: Phi and C", "top eigenpairs of C", "pass 3: eigenvectors", ""]
-    spans = [(name, b - a) for name, a, b in zip(names, marks, marks[1:]) if name]
+def stage_line(marks: dict[str, list[float]], seconds: float) -> str:
+    """zoo's time per stage from its progress marks (first and last report of each task; a
+    task's work ends at its last report, and the landmark basis runs before pass 1)."""
+    if not all(task in marks for task in STAGES):
+        return "(no progress marks)"
+    first, last = marks["landmarks"][0], [marks[task][1] for task in STAGES]
+    spans = [("sigma, centre, FPS projection", first), ("landmarks (FPS)", last[0] - first),
+             ("basis (eigh of A) + pass 1 (degrees)", last[1] - last[0]),
+             ("pass 2 (C)", last[2] - last[1]),
+             ("top eigenpairs of C + pass 3 (eigenvectors)", last[3] - last[2]),
+             ("result", seconds - last[3])]
     return ", ".join(f"{name} {secs:.2f}" for name, secs in spans)
 
 
@@ -169,7 +174,7 @@ def scale(n: int, device: str) -> None:
         print(f"{name:<14}{r['seconds']:>9.2f}{r['peak_mb']:>13.0f}"
               f"{r['peak_mb'] - r['before_mb']:>17.0f}")
     for name in METHODS:
-        print(f"{name} stages (s): {stage_line(runs[name]['marks'])}")
+        print(f"{name} stages (s): {stage_line(runs[name]['marks'], runs[name]['seconds'])}")
     if "ncut-pytorch" in runs:
         ref = runs["ncut-pytorch"]
         for name in METHODS:
