@@ -24,6 +24,7 @@ test-all: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
 
 bench: $(STAMP)
+	$(VENV)/bin/pip install -q -e '.[bench]' || echo "ncut-pytorch not installed: bench_ncut.py runs zoo only"
 	for f in benchmarks/*.py; do $(VENV)/bin/python $$f || exit 1; done
 
 clean-venv:

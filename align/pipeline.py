@@ -149,7 +149,8 @@ class CutRun:
         return {"models": list(dict.fromkeys(row["model"] for row in self.blocks.info)),
                 "random_init": self.random_init, "data": data.name, "images": len(data),
                 "sample_ids": data.ids, **self.settings, "landmarks": len(r.cut.landmarks),
-                "sigma": r.cut.sigma, "eigvals": r.cut.eigvals,
+                "landmark_directions": r.cut.directions, "sigma": r.cut.sigma,
+                "eigvals": r.cut.eigvals,
                 "blocks": [{**row, "nodes": [int(offsets[i]), int(offsets[i + 1])],
                             "shape": list(r.layout.shapes[i])}
                            for i, row in enumerate(self.blocks.info)],

@@ -49,7 +49,9 @@ def write_cut(run: CutRun, folder: str | Path, overwrite: bool = False,
         html_report(tmp / "report.html", f"zoo cut: {', '.join(summary['models'])}{run.note}", [
             ("Setup", html_table([{"data": data.name, "images": len(data),
                                    "nodes": summary["blocks"][-1]["nodes"][1],
-                                   "landmarks": summary["landmarks"], "sigma": r.cut.sigma,
+                                   "landmarks": summary["landmarks"],
+                                   "landmark directions": summary["landmark_directions"],
+                                   "sigma": r.cut.sigma,
                                    **run.settings}])),
             ("Aligned colours", img_tag("aligned_colours.png", "aligned colours")),
             ("Layers", html_table(rows) + html_table(

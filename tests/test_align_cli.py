@@ -39,6 +39,7 @@ def test_cut_writes_eigenvectors_colours_and_figures(tmp_path):
     assert colours.shape == (nodes, 3) and 0.0 <= colours.min() and colours.max() <= 1.0
     assert np.load(out / "trajectory.npy").shape == (nodes, 2)
     assert summary["blocks"][-1]["nodes"] == [nodes - 96, nodes]
+    assert summary["landmarks"] == 150 and 6 <= summary["landmark_directions"] <= 150
     for png in ("aligned_colours.png", "trajectory.png", "depth.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     with open(out / "layers.csv") as f:
