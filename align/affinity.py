@@ -71,9 +71,11 @@ class Kernel:
         """Raw feature rows -> the rows the Gaussian kernel is evaluated on."""
         return prepare_rows(rows, self.affinity, self.center)
 
-    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Affinities between prepared rows `a` (p, d) and `b` (q, d): (p, q), dtype of a."""
-        return gaussian(a, b, self.sigma)
+    def __call__(self, a: torch.Tensor, b: torch.Tensor,
+                 out: torch.Tensor | None = None) -> torch.Tensor:
+        """Affinities between prepared rows `a` (p, d) and `b` (q, d): (p, q), dtype of a;
+        written into `out` when given."""
+        return gaussian(a, b, self.sigma, out)
 
 
 def prepare_rows(rows: torch.Tensor, affinity: str, center: torch.Tensor | None) -> torch.Tensor:
@@ -85,11 +87,14 @@ def prepare_rows(rows: torch.Tensor, affinity: str, center: torch.Tensor | None)
     return rows - center.to(device=rows.device, dtype=rows.dtype)
 
 
-def gaussian(a: torch.Tensor, b: torch.Tensor, sigma: float) -> torch.Tensor:
-    """exp(-||a_i - b_j||^2 / (2 sigma^2)) via the expanded square distance, clamped at 0."""
+def gaussian(a: torch.Tensor, b: torch.Tensor, sigma: float,
+             out: torch.Tensor | None = None) -> torch.Tensor:
+    """exp(-||a_i - b_j||^2 / (2 sigma^2)) via the expanded square distance, clamped at 0;
+    one (p, q) array, `out` when given."""
     import torch
 
-    d2 = torch.addmm((a * a).sum(1, keepdim=True) + (b * b).sum(1)[None, :], a, b.T, alpha=-2.0)
+    d2 = torch.addmm((a * a).sum(1, keepdim=True), a, b.T, alpha=-2.0, out=out)
+    d2.add_((b * b).sum(1)[None, :])
     return d2.clamp_min_(0.0).mul_(-0.5 / (sigma * sigma)).exp_()
 
 

@@ -51,7 +51,10 @@ def farthest_point_sampling(X: Any, m: int, prepare: Callable[[torch.Tensor], to
     if not 1 <= m <= n:
         raise ZooError(f"cannot pick {m} landmarks among {n} rows; use 1 <= n_landmarks <= {n}")
     basis = pca_basis(X, prepare, FPS_DIMS, device, seed)
-    z = torch.cat([prepare(rows_of(X, slice(s, e), device)) @ basis for s, e in chunks(n, chunk)])
+    # Filled in place: small pieces kept between large temporaries fragment the heap.
+    z = torch.empty(n, basis.shape[1], device=device)
+    for s, e in chunks(n, chunk):
+        torch.mm(prepare(rows_of(X, slice(s, e), device)), basis, out=z[s:e])
     sq = (z * z).sum(1)
     chosen = np.empty(m, dtype=np.int64)
     chosen[0] = np.random.default_rng(seed).integers(n)

@@ -182,6 +182,9 @@ def ncut(X: Any, n_eig: int = 20, n_landmarks: int = DEFAULT_LANDMARKS,
     source = source_dtype(X, dtype)
     keep = n * m * itemsize <= CACHE_BYTES
     cached: list[torch.Tensor] = []
+    # Not held: every block is computed into one buffer (valid until the next block), so the
+    # allocator is not left holding freed blocks (glibc keeps them in its heap).
+    work = None if keep else torch.empty(chunk, m, dtype=dtype, device=device)
 
     def affinities(k: int) -> torch.Tensor:
         """Block k of K (chunk rows x landmarks, working dtype): from the cache, or computed."""
@@ -189,7 +192,7 @@ def ncut(X: Any, n_eig: int = 20, n_landmarks: int = DEFAULT_LANDMARKS,
             return cached[k]
         start, stop = starts[k]
         rows = kernel.prepare(rows_of(X, slice(start, stop), device, source))
-        block = kernel(rows.to(dtype), marks)
+        block = kernel(rows.to(dtype), marks, None if keep else work[:stop - start])
         if keep:
             cached.append(block)
         return block
@@ -207,9 +210,11 @@ def ncut(X: Any, n_eig: int = 20, n_landmarks: int = DEFAULT_LANDMARKS,
     degrees = torch.empty(n, dtype=torch.float64, device=device)
     gram = torch.zeros(len(weights), len(weights), dtype=torch.float64, device=device)
     scaled = torch.empty(chunk, len(weights), dtype=torch.float64 if via_k else dtype,
-                         device=device)  # one buffer: fresh pages cost more than the product
+                         device=device)  # reused buffers: fresh pages cost more than products
+    phi = None if via_k else torch.empty(chunk, basis.shape[1], dtype=dtype, device=device)
     for k, (start, stop) in enumerate(starts):
-        rows = affinities(k) if via_k else affinities(k) @ basis_w
+        rows = (affinities(k) if via_k
+                else torch.mm(affinities(k), basis_w, out=phi[:stop - start]))
         degrees[start:stop] = _degrees(rows, weights)
         scale = degrees[start:stop].rsqrt()[:, None].to(scaled.dtype)
         gram += _gram(torch.mul(rows, scale, out=scaled[:stop - start]))
