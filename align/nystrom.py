@@ -2,17 +2,19 @@
 
 Nystrom (Fowlkes, Belongie, Chung, Malik 2004, one-shot form): with K (n, m) the affinities of
 every node to m landmarks and A (m, m) those among the landmarks, the full graph is approximated
-by W ~ K A^+ K^T (exact on the landmark rows). Stable form: with A = Q S Q^T (float64), keep the
-directions the working precision resolves (s > m eps s_max), R = Q_r S_r^-1/2 and Phi = K R
-(n, r), so that W ~ Phi Phi^T. Degrees d = Phi (Phi^T 1), Phi~ = D^-1/2 Phi, and the top
-eigenvectors of C = Phi~^T Phi~ = V L V^T give those of the normalised graph,
-U = Phi~ V L^-1/2, eigenvalues L. Phi is formed before any Gram matrix: a rounding error in K
-then reaches Phi scaled by ||R|| <= (m eps s_max)^-1/2, whereas sandwiching a Gram matrix of K
-between A^-1/2 factors would scale it by the condition number of A.
+by W ~ K A^+ K^T (exact on the landmark rows). Stable form: with A = Q S Q^T (decomposed in the
+working precision), keep the directions that precision resolves (s > m eps s_max),
+R = Q_r S_r^-1/2 and Phi = K R (n, r), so that W ~ Phi Phi^T. Degrees d = Phi (Phi^T 1),
+Phi~ = D^-1/2 Phi, and the top eigenvectors of C = Phi~^T Phi~ = V L V^T give those of the
+normalised graph, U = Phi~ V L^-1/2, eigenvalues L. A rounding error in K reaches Phi scaled by
+||R|| <= (m eps s_max)^-1/2, whereas rounding in a Gram matrix of K sandwiched between A^-1/2
+factors is scaled by the condition number of A: so Phi is formed first, except where that
+Gram matrix is float64 and the cut-off is float32's (below).
 
 Precision. `precision="float32"` (the default) forms K, Phi and the per-chunk Gram products in
-float32 (twice the float64 matrix-multiply rate, half the memory), accumulates degrees and C over chunks in float64, and keeps landmark directions down to
-m eps32 s_max; the relative error this leaves in Phi is ~eps32 / sqrt(m eps32), about 1e-5.
+float32 (twice the float64 matrix-multiply rate, half the memory), accumulates degrees and C
+over chunks in float64, and keeps landmark directions down to m eps32 s_max; the relative error
+this leaves in Phi is ~eps32 / sqrt(m eps32), about 1e-5.
 Directions below that cut-off carry nothing float32 resolves, and dropping them also makes
 Phi narrower (r < m) and the passes cheaper. `precision="float64"` does everything in float64
 with the cut-off at m eps64 s_max: with every node a landmark the result is then the exact cut
@@ -202,9 +204,7 @@ def ncut(X: Any, n_eig: int = 20, n_landmarks: int = DEFAULT_LANDMARKS,
         colsum += affinities(k).sum(0).double()  # <= chunk terms per sum in the work dtype
         _report(progress, "degrees", k, len(starts))
     total = basis.T @ colsum  # Phi^T 1
-    # C from Phi (n m r + n r^2 / 2 in the work dtype) or, in float32 when r is close to m,
-    # from G = K^T D^-1 K (n m^2 / 2 in float64, then C = R^T G R): the cheaper route. G is
-    # formed in float64, so R amplifies its rounding by <= 1 / (m eps32): ~1e-12.
+    # C from Phi, or from G = K^T D^-1 K in float64 where that is cheaper (module doc).
     via_k = precision == "float32" and basis.shape[1] > K_ROUTE_MIN * m
     weights = (basis @ total if via_k else total).to(dtype)  # degrees = K A_r^+ K^T 1
     degrees = torch.empty(n, dtype=torch.float64, device=device)

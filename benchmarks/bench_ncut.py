@@ -177,11 +177,11 @@ def scale(n: int, device: str) -> None:
         print(f"{name} stages (s): {stage_line(runs[name]['marks'], runs[name]['seconds'])}")
     if "ncut-pytorch" in runs:
         ref = runs["ncut-pytorch"]
+        ref_above = ref["peak_mb"] - ref["before_mb"]
         for name in METHODS:
             r = runs[name]
             print(f"{name} / ncut-pytorch: wall time {r['seconds'] / ref['seconds']:.2f}x, peak "
-                  f"above loaded {(r['peak_mb'] - r['before_mb']) / (ref['peak_mb'] - ref['before_mb']):.2f}x"
-                  f" (aim <= 1)")
+                  f"above loaded {(r['peak_mb'] - r['before_mb']) / ref_above:.2f}x (aim <= 1)")
 
 
 def main() -> None:
