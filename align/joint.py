@@ -18,7 +18,7 @@ import numpy as np
 from zoo.align.maps import LinearMap
 from zoo.align.pairwise import align_pair
 from zoo.errors import DataError, ZooError
-from zoo.features import reduce_array
+from zoo.features.layers import reduce_array
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from zoo.align.aligned import CutResult
-    from zoo.data import Dataset
-    from zoo.model import ZooModel
+    from zoo.data.dataset import Dataset
+    from zoo.model.base import ZooModel
     from zoo.progress import Progress
 
 SPATIAL = ("NCHW", "NLC")
@@ -57,7 +57,7 @@ def load_blocks(models: Sequence[ZooModel], dataset: Dataset, layers: Sequence[s
     """Extract every selected spatial layer of every model over the dataset. A `layers`
     pattern may match in some models only, but must match somewhere."""
     from zoo.align.maps import map_key
-    from zoo.extraction import extract
+    from zoo.features.extraction import extract
 
     maps, info, matched = {}, [], set()
     for model in models:
@@ -94,8 +94,8 @@ def mask_labels_of(blocks: Blocks) -> dict[str, np.ndarray] | None:
 
 def display_images(dataset: Dataset, count: int, size: int = 128) -> list[np.ndarray]:
     """The first `count` images, short side resized and centre-cropped like the models see."""
-    from zoo.model import preprocess_image
-    from zoo.specs import InputConfig
+    from zoo.model.base import preprocess_image
+    from zoo.registry.specs import InputConfig
 
     plain = InputConfig(size=size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
     return [preprocess_image(dataset.image(i), plain).transpose(1, 2, 0).clip(0, 1)
@@ -286,7 +286,7 @@ def _target_values(target: str, dataset: Dataset, random_init: bool, device: str
 def _pairwise(maps: dict[str, np.ndarray], method: str, seed: int) -> tuple[Any, list[str]]:
     """Closed-form alignment of the first block onto the second over co-located positions."""
     from zoo.align.pairwise import align_pair
-    from zoo.features import reduce_array
+    from zoo.features.layers import reduce_array
 
     if len(maps) != 2:
         raise ZooError(f"--method {method} aligns exactly two layers; {len(maps)} were "

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.report import save_png
+from zoo.report.figures import save_png
 
 TRAJECTORY_BACKGROUND = 4000  # nodes drawn in grey behind the traced paths
 
@@ -44,7 +44,7 @@ def plot_colours(path: Path, images: Sequence[np.ndarray], colours: Mapping[str,
 
 def _pool(grid: np.ndarray, k: int) -> np.ndarray:
     """(H, W, d) -> (k * k, d): adaptive average pool to k x k, positions in row order."""
-    from zoo.features import reduce_array
+    from zoo.features.layers import reduce_array
 
     return reduce_array(grid[None], "NCHW", ["image"], f"positions:{k}")[0]
 

@@ -26,7 +26,7 @@ def write_cut(run: CutRun, folder: str | Path, overwrite: bool = False,
     from zoo.align.pipeline import display_images
     from zoo.align.plot import plot_colours, plot_depth, plot_trajectory
     from zoo.io import output_folder, write_csv, write_json, write_npy
-    from zoo.report import html_report, html_table, img_tag
+    from zoo.report.figures import html_report, html_table, img_tag
 
     r, data = run.result, run.blocks.dataset
     with output_folder(folder, overwrite=overwrite) as tmp:

@@ -67,8 +67,8 @@ def mask_to_grid(mask: np.ndarray, size: int, grid: tuple[int, int]) -> np.ndarr
     import torch
     from PIL import Image
 
-    from zoo.model import preprocess_image
-    from zoo.specs import InputConfig
+    from zoo.model.base import preprocess_image
+    from zoo.registry.specs import InputConfig
 
     plain = InputConfig(size=size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
     image = Image.fromarray(np.asarray(mask, bool).astype(np.uint8) * 255).convert("RGB")

@@ -31,7 +31,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from zoo.engine import all_pairs, prepare_all
+from zoo.engine.allpairs import all_pairs, prepare_all
 from zoo.metrics.cka import LinearCKA
 from zoo.metrics.gram import block_rows, gram_inner_products, gram_tiles
 

@@ -23,7 +23,7 @@ import json, resource, sys
 from zoo.api import load
 from zoo.concepts import dissect, open_concepts
 from zoo.concepts.pipeline import dissect_model
-from zoo.extraction import extract
+from zoo.features.extraction import extract
 
 n, mode = int(sys.argv[1]), sys.argv[2]
 model = load("resnet-ssl", random_init=True, tiny=True)

@@ -35,10 +35,10 @@ import numpy as np
 import torch
 
 from zoo.api import dataset, load
-from zoo.cache import FeatureCache
-from zoo.data import Dataset
-from zoo.extraction import extract
-from zoo.model import ZooModel
+from zoo.features.cache import FeatureCache
+from zoo.data.dataset import Dataset
+from zoo.features.extraction import extract
+from zoo.model.base import ZooModel
 
 FAMILIES = ("resnet-ssl", "dinov2")  # a CNN and a ViT
 

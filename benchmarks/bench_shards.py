@@ -69,7 +69,7 @@ def child(run: str) -> None:
     """Run the prepare and score units of a prepared run folder; print memory figures."""
     import torch
 
-    from zoo.plan import open_run, run_shard
+    from zoo.compare.plan import open_run, run_shard
 
     torch.set_num_threads(2)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -85,7 +85,7 @@ def synthetic_run(folder: Path, layers: int, samples: int) -> None:
     import numpy as np
 
     from zoo.io import write_json, write_npy
-    from zoo.plan import make_plan, open_run
+    from zoo.compare.plan import make_plan, open_run
 
     per_model = layers // 4
     models = [(f"synthetic/m{m}", [{"name": f"l{i}", "role": "encoder", "depth": i / per_model}

@@ -18,7 +18,7 @@ HELP = ("Compare the internal representations of a zoo of vision models, layer b
 
 def build_app() -> typer.Typer:
     """The Typer app with every plugin's commands (built-ins included) added."""
-    from zoo.registry import get_registry
+    from zoo.registry.host import get_registry
 
     app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False,
                       pretty_exceptions_enable=False, rich_markup_mode=None)

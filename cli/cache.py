@@ -55,7 +55,7 @@ def _ago(epoch: float) -> str:
 def ls_cmd(json_: JsonOpt = False) -> None:
     """List cache entries (by model, layer, reduction) with sizes, last use and a total;
     unfinished entries (interrupted extractions) are listed too."""
-    from zoo.cache import FeatureCache
+    from zoo.features.cache import FeatureCache
 
     cache = FeatureCache()
     entries, unfinished = cache.entries(), cache.unfinished()
@@ -82,7 +82,7 @@ def rm_cmd(model: Annotated[str | None, typer.Option("--model", "-m", help="only
                                                      "models whose id starts with this")] = None,
            all_: Annotated[bool, typer.Option("--all", help="remove every entry")] = False) -> None:
     """Remove cache entries, unfinished ones included (--model M, or --all)."""
-    from zoo.cache import FeatureCache
+    from zoo.features.cache import FeatureCache
     from zoo.errors import ZooError
 
     if not model and not all_:
@@ -100,7 +100,7 @@ def prune_cmd(older_than: Annotated[str | None, typer.Option(
                   "cache holds at most this much (500M, 2G)")] = None,
               json_: JsonOpt = False) -> None:
     """Remove stale entries: unused for --older-than, or least recently used beyond --max-size."""
-    from zoo.cache import FeatureCache
+    from zoo.features.cache import FeatureCache
     from zoo.errors import ZooError
 
     if older_than is None and max_size is None:

@@ -6,7 +6,7 @@ import importlib
 
 import typer
 
-from zoo.hookspecs import hookimpl
+from zoo.registry.hookspecs import hookimpl
 
 # One module per command group; each defines `register(app)`.
 GROUPS = ("zoo.cli.listing", "zoo.cli.extract", "zoo.cli.cache", "zoo.cli.compare",

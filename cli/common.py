@@ -16,7 +16,7 @@ from zoo.api import split_names as split_list
 from zoo.errors import ZooError
 
 if TYPE_CHECKING:
-    from zoo.data import Dataset
+    from zoo.data.dataset import Dataset
 
 DataOpt = Annotated[str, typer.Option("--data", "-d", help="dataset name (samples, synthetic:N, "
                                       "lesions:N, isic:PATH) or an image folder")]
@@ -124,16 +124,16 @@ def load_data(data: str, skip_bad: bool = False) -> Dataset:
 def out_folder(out: str | None, kind: str, names: list[str], options: dict[str, Any],
                overwrite: bool = False) -> Path:
     """`--out` (checked before any work), or a new default folder for this run (see
-    `zoo.runs.default_folder`)."""
+    `zoo.report.runs.default_folder`)."""
     from zoo.io import check_output_folder
-    from zoo.runs import default_folder
+    from zoo.report.runs import default_folder
 
     return check_output_folder(out, overwrite) if out else default_folder(kind, names, options)
 
 
 def provenance_lines(p: dict[str, Any]) -> str:
     """A model's provenance (`ZooModel.provenance()`) as indented lines."""
-    from zoo.model import provenance_text
+    from zoo.model.base import provenance_text
 
     return "\n".join("  " + line for line in provenance_text(p).splitlines())
 

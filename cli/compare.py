@@ -41,9 +41,9 @@ def compare_cmd(model_a: Annotated[str, typer.Argument(help="first model (rows)"
                 precision: PrecisionOpt = "fp32", json_: JsonOpt = False) -> None:
     """Compare two models layer by layer on the same images (rows paired by sample id)."""
     from zoo.api import check_device, compare, load
-    from zoo.comparison import resolve_metrics
-    from zoo.comparison_report import summary
-    from zoo.features import parse_reduction
+    from zoo.compare.comparison import resolve_metrics
+    from zoo.report.comparison import summary
+    from zoo.features.layers import parse_reduction
 
     parse_reduction(reduction)
     metrics = resolve_metrics(",".join(split_list(metric) or [DEFAULT_METRICS]))

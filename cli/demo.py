@@ -1,5 +1,5 @@
 """`zoo demo` (what `make demo` runs): the UNet++ vs Mask2Former study on the embedded lesion
-set (see `zoo.demo`)."""
+set (see `zoo.study.demo`)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def demo_cmd(out: Annotated[str, typer.Option("--out", "-o", help="output folder
              device: DeviceOpt = "cpu") -> None:
     """Train (once) and compare UNet++ and Mask2Former on the synthetic lesion set."""
     from zoo.api import check_device
-    from zoo.demo import run_demo
+    from zoo.study.demo import run_demo
     from zoo.io import write_json
 
     with progress_bar() as progress:

@@ -30,9 +30,9 @@ def extract_cmd(model: Annotated[str, typer.Argument(help="model id or family")]
                 json_: JsonOpt = False) -> None:
     """Extract features of MODEL's layers over a dataset into the feature cache."""
     from zoo.api import extract, load
-    from zoo.features import parse_reduction
+    from zoo.features.layers import parse_reduction
     from zoo.io import check_output_folder
-    from zoo.model import provenance_text
+    from zoo.model.base import provenance_text
 
     parse_reduction(reduction)
     if out:

@@ -15,7 +15,7 @@ KINDS = ("models", "metrics", "datasets")
 def list_cmd(kind: Annotated[str, typer.Argument(help="models, metrics or datasets")] = "models",
              json_: JsonOpt = False) -> None:
     """List registered models (with their tags), metrics or datasets."""
-    from zoo.registry import get_registry
+    from zoo.registry.host import get_registry
 
     registry = get_registry()
     if kind not in KINDS:
@@ -50,7 +50,7 @@ def info_cmd(model: Annotated[str, typer.Argument(help="model id or family")],
              size: SizeOpt = None, crop_pct: CropPctOpt = None, json_: JsonOpt = False) -> None:
     """Show a model's layers, its resolved input transform and where its weights would come
     from (every cache looked up, found or not), without loading weights."""
-    from zoo.registry import get_registry
+    from zoo.registry.host import get_registry
 
     spec = get_registry().model(model)
     layers = spec.layers()
@@ -76,7 +76,7 @@ def info_cmd(model: Annotated[str, typer.Argument(help="model id or family")],
 
 def plugins_cmd(json_: JsonOpt = False) -> None:
     """Show loaded plugins, what each registered, and the ones that failed."""
-    from zoo.registry import get_registry
+    from zoo.registry.host import get_registry
 
     plugins = get_registry().plugins
     if json_:

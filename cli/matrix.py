@@ -47,9 +47,9 @@ def matrix_cmd(models: Annotated[list[str] | None, typer.Argument(
                                 "a score unit")] = 64) -> None:
     """All-pairs layer matrix across models (layer globs in --layers apply to every model)."""
     from zoo.api import check_device
-    from zoo.matrix_run import load_matrix, open_matrix, run_matrix, run_workers, worker_count
-    from zoo.plan import parse_shard, shard_from_env
-    from zoo.registry import get_registry
+    from zoo.compare.matrix import load_matrix, open_matrix, run_matrix, run_workers, worker_count
+    from zoo.compare.plan import parse_shard, shard_from_env
+    from zoo.registry.host import get_registry
 
     if models and models[0] == "merge":
         if len(models) != 2:
@@ -90,7 +90,7 @@ def matrix_cmd(models: Annotated[list[str] | None, typer.Argument(
 
 
 def _write(result: Any, folder: str, overwrite: bool, json_: bool) -> None:
-    from zoo.matrix_report import matrix_summary
+    from zoo.report.matrix import matrix_summary
 
     result.save(folder, overwrite=overwrite)
     if json_:

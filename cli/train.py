@@ -54,7 +54,7 @@ def train_cmd(model: Annotated[str, typer.Argument(help="unetpp or mask2former (
     """Fine-tune a segmentation model on a binary task (train/validation/test splits)."""
     from zoo.errors import ZooError
     from zoo.io import write_json
-    from zoo.train import train_and_save
+    from zoo.study.train import train_and_save
 
     if not lr > 0:
         raise ZooError(f"--lr {lr}: the learning rate must be > 0 (e.g. 1e-3)")

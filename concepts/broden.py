@@ -65,7 +65,7 @@ def _primary_categories(root: Path, categories: Sequence[str]) -> dict[int, str]
 def read_broden(path: str, categories: Sequence[str] | None = None,
                 split: str | None = None) -> ConceptSet:
     """Open a Broden folder, optionally restricted to some categories and one split."""
-    from zoo.cache import cache_key
+    from zoo.features.cache import cache_key
 
     root = Path(path).expanduser()
     if not root.is_dir():

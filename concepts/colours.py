@@ -13,7 +13,7 @@ import numpy as np
 from zoo.concepts.labels import Concept, ConceptSet, SampleLabels
 
 if TYPE_CHECKING:
-    from zoo.data import Dataset
+    from zoo.data.dataset import Dataset
 
 CATEGORY = "colour"
 # The 11 basic colour terms (Berlin and Kay) with an sRGB focal colour each.
@@ -63,7 +63,7 @@ def colour_labels(image: Any, size: int = DEFAULT_SIZE) -> SampleLabels:
 
 def colour_concepts(dataset: Dataset, size: int = DEFAULT_SIZE) -> ConceptSet:
     """A concept set of `dataset`'s images labelled with pixel colour names (computed lazily)."""
-    from zoo.cache import cache_key
+    from zoo.features.cache import cache_key
 
     def labels(i: int) -> SampleLabels:
         return colour_labels(dataset.image(i), size)

@@ -18,7 +18,7 @@ from zoo.concepts.labels import Concept, ConceptSet
 from zoo.concepts.maps import UnitMaps, upsample
 from zoo.concepts.threshold import check_quantile, top_quantile_thresholds
 from zoo.errors import ZooError
-from zoo.features import LayerFeatures
+from zoo.features.layers import LayerFeatures
 
 if TYPE_CHECKING:
     from zoo.progress import Progress

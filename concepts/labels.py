@@ -14,7 +14,7 @@ import numpy as np
 from zoo.errors import DataError, UnknownNameError
 
 if TYPE_CHECKING:
-    from zoo.data import Dataset
+    from zoo.data.dataset import Dataset
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class ConceptSet:
         return self._images[i]()
 
     def dataset(self) -> Dataset:
-        """The images as a `zoo.data.Dataset`, keyed by the same ids, for feature extraction."""
-        from zoo.data import Dataset
+        """The images as a `zoo.data.dataset.Dataset`, keyed by the same ids, for feature extraction."""
+        from zoo.data.dataset import Dataset
 
         return Dataset(f"concepts:{self.name}", self.ids, self._images, self.fingerprint)

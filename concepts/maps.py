@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 from zoo.errors import DataError, ZooError
-from zoo.features import LayerFeatures, pair_by_ids
+from zoo.features.layers import LayerFeatures, pair_by_ids
 
 CHUNK_VALUES = 1 << 20
 RELEASE_BYTES = 1 << 24  # a memory map's pages read since the last release, at most

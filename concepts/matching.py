@@ -15,7 +15,7 @@ import numpy as np
 
 from zoo.concepts.maps import UnitMaps, upsample
 from zoo.errors import DataError
-from zoo.features import LayerFeatures
+from zoo.features.layers import LayerFeatures
 
 if TYPE_CHECKING:
     from zoo.progress import Progress

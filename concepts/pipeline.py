@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from zoo.concepts.dissection import Dissection
     from zoo.concepts.embedding import LCEResult
     from zoo.concepts.labels import ConceptSet
-    from zoo.model import ZooModel
+    from zoo.model.base import ZooModel
     from zoo.progress import Progress
 
 
@@ -89,9 +89,9 @@ def dissect_model(model: str | ZooModel, concepts: str = "synthetic",
     import tempfile
 
     from zoo.api import split_names, feature_cache, load
-    from zoo.cache import FeatureCache
+    from zoo.features.cache import FeatureCache
     from zoo.concepts import dissect, label_stability, open_concepts
-    from zoo.extraction import extract, select_layers
+    from zoo.features.extraction import extract, select_layers
     from zoo.progress import tagged
 
     check_settings(quantile, iou_cutoff)

@@ -12,7 +12,7 @@ import numpy as np
 
 from zoo.concepts.dissection import Dissection
 from zoo.concepts.embedding import LCEResult
-from zoo.report import save_png
+from zoo.report.figures import save_png
 
 
 def _category_colours(categories: list[str]) -> dict[str, Any]:

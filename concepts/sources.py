@@ -55,7 +55,7 @@ def _broden(arg: str | None) -> ConceptSet:
 
 def _colour(arg: str | None) -> ConceptSet:
     from zoo.concepts.colours import colour_concepts
-    from zoo.data import open_dataset
+    from zoo.data.resolve import open_dataset
 
     if not arg:
         raise ZooError("concept source 'colour' needs images: --concepts colour:DATA, e.g. "

@@ -9,7 +9,7 @@ import numpy as np
 from zoo.concepts.dissection import Dissection, dissect
 from zoo.concepts.labels import ConceptSet
 from zoo.errors import ZooError
-from zoo.features import LayerFeatures
+from zoo.features.layers import LayerFeatures
 
 if TYPE_CHECKING:
     from zoo.progress import Progress

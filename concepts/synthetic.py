@@ -104,7 +104,7 @@ def render(index: int, size: int = 96, seed: int = 0) -> tuple[np.ndarray, Sampl
 
 def synthetic_concepts(n: int = 64, size: int = 96, seed: int = 0) -> ConceptSet:
     """`n` synthetic images of `size` px with exact object/part/material/colour labels."""
-    from zoo.cache import cache_key
+    from zoo.features.cache import cache_key
 
     def image(i: int) -> Any:
         from PIL import Image

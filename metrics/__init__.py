@@ -24,7 +24,7 @@ def get(metric: str | Any, **params: Any) -> Any:
     `params`, a `BoundMetric` whose options are checked once and bound:
     `get("shape", alpha=0.5)(X, Y)`."""
     if isinstance(metric, str):
-        from zoo.registry import get_registry
+        from zoo.registry.host import get_registry
 
         metric = get_registry().metric(metric)
     return BoundMetric(metric, params) if params else metric
@@ -52,7 +52,7 @@ def compute(name: str | Any, X: np.ndarray, Y: np.ndarray, **params: Any) -> flo
     Raises `MetricUndefined` (a ZooError, with the reason) where the metric has no value,
     including for a constant representation (the engine's `constant_reason`).
     """
-    from zoo.engine import check_rows, constant_reason
+    from zoo.engine.allpairs import check_rows, constant_reason
 
     check_rows([X], [Y])
     why = constant_reason(X) or constant_reason(Y)
@@ -67,9 +67,9 @@ def matrix(name: str, A: Sequence[np.ndarray], B: Sequence[np.ndarray] | None = 
     """values[i, j] = metric(A[i], B[j]) (B=None: A against itself), batched where possible.
 
     Undefined pairs are NaN and a `RuntimeWarning` gives their reasons; use
-    `zoo.engine.all_pairs` to get the reasons as an array.
+    `zoo.engine.allpairs.all_pairs` to get the reasons as an array.
     """
-    from zoo.engine import all_pairs
+    from zoo.engine.allpairs import all_pairs
 
     values, reasons = all_pairs(get(name), A, B, device=device, **params)
     undefined = sorted({str(r) for r in reasons[np.isnan(values)]})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from zoo.hookspecs import hookimpl
+from zoo.registry.hookspecs import hookimpl
 from zoo.metrics.cca import CCA, PWCCA, SVCCA
 from zoo.metrics.cka import DebiasedCKA, LinearCKA, RbfCKA
 from zoo.metrics.linreg import LinearPredictivity

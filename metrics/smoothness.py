@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from zoo.engine import attempt, check_rows, prepare_all
+from zoo.engine.allpairs import attempt, check_rows, prepare_all
 from zoo.errors import ZooError
 from zoo.progress import Progress
 from zoo.metrics import get

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.engine import all_pairs, check_rows, prepare_all, score_all
+from zoo.engine.allpairs import all_pairs, check_rows, prepare_all, score_all
 from zoo.errors import ZooError
 from zoo.progress import Progress
 from zoo.metrics import MetricUndefined, get

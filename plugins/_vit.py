@@ -25,7 +25,7 @@ from typing import Any
 
 from zoo.plugin import (CachedWeights, find_weights, in_order, load_options, quiet_transformers,
                         wrap_model)
-from zoo.specs import InputConfig, LayerInfo, ModelSpec
+from zoo.registry.specs import InputConfig, LayerInfo, ModelSpec
 
 TIMM, ORIGINAL, TRANSFORMERS = "timm", "original release", "transformers"
 
@@ -126,7 +126,7 @@ def _build(arch: ViTArch, eps: float, pos: PosInterp | None) -> Any:
     import timm
     from torch import nn
 
-    from zoo.weights import build_seeded
+    from zoo.model.weights import build_seeded
 
     module = build_seeded(lambda: timm.create_model(
         arch.timm_name, pretrained=False, num_classes=0, img_size=arch.native,
@@ -161,8 +161,8 @@ def _read(source: Any, kind: ViTFamily) -> tuple[str, dict[str, Any], float, Inp
     """(format, state dict in the original layout, LayerNorm eps, input transform) of a file or
     folder: transformers folders through transformers, others by their keys."""
     from zoo.errors import WeightsError
-    from zoo.transforms import processor_input
-    from zoo.weights import unwrap_checkpoint
+    from zoo.model.transforms import processor_input
+    from zoo.model.weights import unwrap_checkpoint
 
     path = Path(source.path)
     config = _json(path / "config.json") if path.is_dir() else {}
@@ -248,7 +248,7 @@ def _load_state(module: Any, state: dict[str, Any], drop_prefixes: tuple[str, ..
     from timm.models.vision_transformer import checkpoint_filter_fn
 
     from zoo.errors import WeightsError
-    from zoo.weights import load_into
+    from zoo.model.weights import load_into
 
     state = {k: v for k, v in state.items() if not k.startswith(drop_prefixes + ("head.",))}
     try:

@@ -139,8 +139,8 @@ def _load(spec: ModelSpec, weights: str | None, random_init: bool, device: str, 
 
 def _read(source: WeightSource, spec: ModelSpec) -> tuple[str, dict[str, Any], InputConfig]:
     """(format, open_clip-keyed state dict, input transform) of a file or folder."""
-    from zoo.transforms import processor_input
-    from zoo.weights import is_torchscript
+    from zoo.model.transforms import processor_input
+    from zoo.model.weights import is_torchscript
 
     path = Path(source.path)
     if path.is_dir() and (path / "config.json").is_file() and not any(

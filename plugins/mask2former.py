@@ -125,14 +125,14 @@ def layers_for(arch: M2FArch) -> list[LayerInfo]:
 
 @functools.cache
 def _model_class() -> type:
-    """Mask2Former's ZooModel (defined on first load: zoo.model imports torch)."""
+    """Mask2Former's ZooModel (defined on first load: zoo.model.base imports torch)."""
     import torch
 
-    from zoo.model import ZooModel
+    from zoo.model.base import ZooModel
 
     class Mask2FormerModel(Segmentation, ZooModel):
         """Picks single maps out of the backbone's and pixel decoder's outputs, turns the decoder
-        layers' sequence-first (Q, N, C) query states batch-first; a zoo.train Segmenter whose
+        layers' sequence-first (Q, N, C) query states batch-first; a zoo.study.train Segmenter whose
         --freeze-encoder freezes the Swin backbone only."""
 
         frozen_part = BACKBONE
@@ -207,7 +207,7 @@ def processor_scale(folder: Path, study: InputConfig) -> InputConfig:
     """The `study` transform at the scale, filter and mean/std of a folder's Mask2Former image
     processor, if it has one (its shortest edge rounded up to its size divisor 32; a square
     centre crop, so every image gives the same grid)."""
-    from zoo.transforms import PIL_FILTERS
+    from zoo.model.transforms import PIL_FILTERS
 
     try:
         raw = json.loads((folder / "preprocessor_config.json").read_text())

@@ -88,7 +88,7 @@ def _cached(tag: str) -> list[CachedWeights]:
 def _flat_state(checkpoint: Any, where: str) -> tuple[dict[str, Any], str]:
     """The flat state dict inside a checkpoint, and 'VISSL trunk' when it came from one."""
     from zoo.errors import WeightsError
-    from zoo.weights import unwrap_checkpoint
+    from zoo.model.weights import unwrap_checkpoint
 
     if isinstance(checkpoint, dict) and "classy_state_dict" in checkpoint:
         try:

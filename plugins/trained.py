@@ -18,7 +18,7 @@ def _load(spec: ModelSpec, weights: str | None, random_init: bool, device: str, 
           folder: Path, meta: dict[str, Any], **options: Any) -> Any:
     """Load the base family's model with this checkpoint's weights and training options."""
     from zoo.errors import WeightsError
-    from zoo.registry import get_registry
+    from zoo.registry.host import get_registry
 
     if weights or random_init:
         raise WeightsError(f"{spec.id} is a trained checkpoint ({folder}); load the base model "
@@ -55,7 +55,7 @@ def trained_specs(root: Path) -> list[ModelSpec]:
 
 @hookimpl
 def register_models(register: Callable[[ModelSpec], None]) -> None:
-    from zoo.cache import default_root
+    from zoo.features.cache import default_root
 
     for spec in trained_specs(default_root()):
         register(spec)

@@ -73,8 +73,8 @@ def layers_for(arch: UNetPPArch) -> list[LayerInfo]:
 
 @functools.cache
 def _model_class() -> type:
-    """UNet++'s ZooModel, a zoo.train Segmenter (defined on first load: zoo.model imports torch)."""
-    from zoo.model import ZooModel
+    """UNet++'s ZooModel, a zoo.study.train Segmenter (defined on first load: zoo.model.base imports torch)."""
+    from zoo.model.base import ZooModel
 
     class UNetPPModel(Segmentation, ZooModel):
         frozen_part = "encoder"

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(autouse=True)
 def isolated_zoo(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     """Each test gets its own ZOO_CACHE_DIR and a registry loaded from scratch."""
-    from zoo.registry import reset_registry
+    from zoo.registry.host import reset_registry
 
     monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path_factory.mktemp("zoo-cache")))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # belt and braces: no test may reach a hub

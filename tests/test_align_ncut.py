@@ -48,7 +48,7 @@ def vit_tokens(images: int = 3) -> np.ndarray:
     import timm
     import torch
 
-    from zoo.data import synthetic_images
+    from zoo.data.sources import synthetic_images
 
     torch.manual_seed(0)
     model = timm.create_model("vit_tiny_patch16_224", pretrained=False).eval()

@@ -48,8 +48,8 @@ def test_the_notebook_example_runs(tmp_path):
 
 
 def test_import_zoo_and_plotting_leave_the_backend_alone():
-    code = ("import matplotlib; matplotlib.use('svg'); import zoo, zoo.report, zoo.comparison;"
-            "import numpy as np; from zoo.report import heatmap_figure;"
+    code = ("import matplotlib; matplotlib.use('svg'); import zoo, zoo.report.figures, zoo.compare.comparison;"
+            "import numpy as np; from zoo.report.figures import heatmap_figure;"
             "heatmap_figure(np.eye(2), 'ab', 'ab', 'xx', 'xx', 't', 'r', 'c');"
             "print(matplotlib.get_backend())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -94,7 +94,7 @@ def test_compare_pairs_feature_sets_by_sample_id_and_refuses_mixed_arguments():
 
 def test_the_random_init_label_is_on_every_figure_title_and_table():
     import zoo
-    from zoo.report import heatmap_figure  # noqa: F401  (figures are built, never shown)
+    from zoo.report.figures import heatmap_figure  # noqa: F401  (figures are built, never shown)
 
     data = zoo.dataset("synthetic:6")
     a = zoo.extract(zoo.load("toy/cnn", random_init=True), data, "stage*", cache=False)
@@ -122,7 +122,7 @@ def test_intervals_only_where_coverage_is_tested_and_the_others_say_why():
 
 
 def test_p_values_are_adjusted_by_benjamini_hochberg_with_a_known_answer():
-    from zoo.results import adjust_pvalues
+    from zoo.engine.results import adjust_pvalues
 
     p = np.array([[0.01, 0.04], [0.03, np.nan], [0.005, 0.5]])
     # sorted 0.005, 0.01, 0.03, 0.04, 0.5 (m = 5): p * m / rank = .025, .025, .05, .05, .5

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoo.cache import FeatureCache
-from zoo.data import synthetic
+from zoo.features.cache import FeatureCache
+from zoo.data.sources import synthetic
 from zoo.errors import DataError
-from zoo.extraction import extract
-from zoo.registry import get_registry
+from zoo.features.extraction import extract
+from zoo.registry.host import get_registry
 
 
 class CountingModel:
@@ -97,7 +97,7 @@ def test_nan_features_are_refused(toy):
 
 def test_unreadable_image_names_the_file(toy, tmp_path):
     (tmp_path / "broken.png").write_bytes(b"nope")
-    from zoo.data import image_folder
+    from zoo.data.sources import image_folder
 
     with pytest.raises(DataError, match="broken.png"):
         extract(toy, image_folder(str(tmp_path)), ["stage1"], "gap")

@@ -38,7 +38,7 @@ def test_extract_reports_provenance_and_records_size_overrides(tmp_path: Path):
 
 
 def test_a_checkpoint_needing_full_unpickling_is_refused_until_trusted(tmp_path: Path):
-    from zoo.registry import get_registry
+    from zoo.registry.host import get_registry
 
     state = get_registry().model("toy/cnn").load().module.state_dict()
     marker = tmp_path / "ran"

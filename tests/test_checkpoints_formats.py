@@ -16,9 +16,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from zoo.data import open_dataset
+from zoo.data.resolve import open_dataset
 from zoo.errors import WeightsError
-from zoo.registry import get_registry
+from zoo.registry.host import get_registry
 
 COMMIT = "0" * 40
 TOL = dict(rtol=1e-5, atol=1e-5)  # float32 forward passes through different (same-math) code

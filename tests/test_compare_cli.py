@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from tests.conftest import assert_user_error, run_zoo
-from zoo.comparison import compare
-from zoo.featureset import FeatureSet
-from zoo.features import LayerFeatures
-from zoo.specs import LayerInfo
+from zoo.compare.comparison import compare
+from zoo.features.featureset import FeatureSet
+from zoo.features.layers import LayerFeatures
+from zoo.registry.specs import LayerInfo
 
 
 def test_compare_toy_writes_table_csv_json_heatmaps_and_report(tmp_path):
@@ -133,7 +133,7 @@ def test_best_matches_and_role_summary_follow_the_metric_kind():
 def test_matrix_and_compare_take_weights_per_model_and_record_provenance(tmp_path):
     import torch
 
-    from zoo.registry import get_registry
+    from zoo.registry.host import get_registry
 
     module = get_registry().model("toy/cnn").load(random_init=True).module
     with torch.no_grad():

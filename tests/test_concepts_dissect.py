@@ -13,7 +13,7 @@ from zoo.concepts import synthetic_concepts
 from zoo.concepts.maps import upsample
 from zoo.concepts.threshold import float_keys, keys_to_floats, top_quantile_thresholds
 from zoo.errors import ZooError
-from zoo.features import LayerFeatures
+from zoo.features.layers import LayerFeatures
 
 SIZE, GRID = 32, 8  # label resolution of the synthetic set, feature grid of the planted layers
 
@@ -237,9 +237,9 @@ def test_memory_mapped_features_dissect_like_in_memory_ones(monkeypatch):
 
     import zoo.concepts.maps as maps
     from zoo.api import load
-    from zoo.cache import default_root
+    from zoo.features.cache import default_root
     from zoo.concepts import dissect_model, open_concepts
-    from zoo.extraction import extract
+    from zoo.features.extraction import extract
 
     monkeypatch.setattr(maps, "RELEASE_BYTES", 1)  # release after every read
     model = load("toy/cnn", random_init=True)
@@ -253,7 +253,7 @@ def test_memory_mapped_features_dissect_like_in_memory_ones(monkeypatch):
         np.testing.assert_array_equal(got.iou, want.iou)
     entries = list(Path(default_root()).glob("features/*/features.npy"))
     assert len(entries) == 1  # the cached run's; the uncached one left nothing behind
-    from zoo.cache import FeatureCache
+    from zoo.features.cache import FeatureCache
 
     mapped = extract(model, concepts.dataset(), ["stage2"], "none", 4, FeatureCache(),
                      mmap=True)["stage2"]

@@ -9,7 +9,7 @@ from zoo.concepts import best_buddies
 from zoo.concepts.maps import UnitMaps, upsample
 from zoo.concepts.matching import unit_correlation
 from zoo.errors import DataError
-from zoo.features import LayerFeatures
+from zoo.features.layers import LayerFeatures
 
 
 def _ids(n: int) -> list[str]:

@@ -64,7 +64,7 @@ def test_colour_names_of_focal_colours_and_obvious_colours():
 
 
 def test_colour_concepts_label_every_pixel_of_any_image_set_on_the_centre_square():
-    from zoo.data import Dataset
+    from zoo.data.dataset import Dataset
 
     # a 12x6 image: left half red, right half blue; the centre square is columns 3..8
     arr = np.zeros((6, 12, 3), np.uint8)

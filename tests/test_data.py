@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zoo.data import image_folder, isic_folder, open_dataset, split_of, synthetic
+from zoo.data.sources import image_folder, isic_folder, split_of, synthetic
+
+from zoo.data.resolve import open_dataset
 from zoo.errors import DataError, UnknownNameError
 
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from zoo.engine import CONSTANT_ULPS, all_pairs, check_rows
-from zoo.results import tidy_rows
+from zoo.engine.allpairs import CONSTANT_ULPS, all_pairs, check_rows
+from zoo.engine.results import tidy_rows
 from zoo.errors import DataError, ZooError
 from zoo.metrics.base import MetricUndefined
 from zoo.metrics.builtin import BUILTIN_METRICS
@@ -130,7 +130,7 @@ def test_a_constant_representation_is_undefined_for_every_metric(reps):
     reason for every registered metric, including those (mutual-knn, rsa) that would otherwise
     score the residue; a small but real signal on a large offset is still scored."""
     from zoo import metrics
-    from zoo.registry import get_registry
+    from zoo.registry.host import get_registry
 
     rng = np.random.default_rng(3)
     exact = np.tile(rng.normal(size=(1, 6)), (30, 1)).astype(np.float32)

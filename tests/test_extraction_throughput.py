@@ -10,12 +10,13 @@ import torch
 
 from tests.conftest import assert_user_error, run_zoo
 from tests.test_cache import CountingModel
-from zoo.cache import FeatureCache
-from zoo.data import Dataset, synthetic, to_rgb
+from zoo.features.cache import FeatureCache
+from zoo.data.dataset import Dataset, to_rgb
+from zoo.data.sources import synthetic
 from zoo.errors import DataError, ZooError
-from zoo.extraction import extract, plan_batches, reduce_tensor
-from zoo.features import reduce_array
-from zoo.registry import get_registry
+from zoo.features.extraction import extract, plan_batches, reduce_tensor
+from zoo.features.layers import reduce_array
+from zoo.registry.host import get_registry
 
 
 @pytest.fixture(params=["toy/cnn", "toy/vit"])

@@ -12,8 +12,8 @@ import functools
 import pytest
 import torch
 
-from zoo.registry import get_registry
-from zoo.specs import ROLES
+from zoo.registry.host import get_registry
+from zoo.registry.specs import ROLES
 
 BUILTIN = ("unetpp", "mask2former", "clip", "dinov2", "mae", "resnet-ssl")
 FAMILIES = sorted(get_registry().families)

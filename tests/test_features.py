@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from zoo.errors import DataError, ZooError
-from zoo.features import LayerFeatures, pair_by_ids, reduce_array
+from zoo.features.layers import LayerFeatures, pair_by_ids, reduce_array
 
 
 def _ids(n: int) -> list[str]:

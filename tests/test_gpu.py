@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from zoo.engine import all_pairs
+from zoo.engine.allpairs import all_pairs
 from zoo.metrics.cka import DebiasedCKA, LinearCKA
 from zoo.metrics.gram import FLOAT32_MIN_SAMPLES, Gram, gram_inner_products
 from zoo.metrics.streaming import StreamingCKA

@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import zoo.cache
+import zoo.features.cache
 from tests.conftest import REPO, assert_user_error, run_zoo
 from tests.test_cache import CountingModel
-from zoo.cache import FeatureCache
-from zoo.data import synthetic
+from zoo.features.cache import FeatureCache
+from zoo.data.sources import synthetic
 from zoo.errors import ZooError
-from zoo.extraction import extract
-from zoo.registry import get_registry
+from zoo.features.extraction import extract
+from zoo.registry.host import get_registry
 
 
 @pytest.fixture
@@ -122,10 +122,10 @@ def test_cache_rm_model_removes_unfinished_entries_too(toy, tmp_path):
 
 WRITER = """
 import sys
-from zoo.cache import FeatureCache
-from zoo.data import synthetic
-from zoo.extraction import extract
-from zoo.registry import get_registry
+from zoo.features.cache import FeatureCache
+from zoo.data.sources import synthetic
+from zoo.features.extraction import extract
+from zoo.registry.host import get_registry
 
 model = get_registry().model("toy/cnn").load()
 extract(model, synthetic("24"), ["stem", "stage1", "stage2"], "grid:2", batch_size=2,
@@ -155,7 +155,7 @@ def test_full_disk_is_one_line_with_the_way_out(toy, monkeypatch):
     def no_space(*args):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(zoo.cache.os, "pwrite", no_space)
+    monkeypatch.setattr(zoo.features.cache.os, "pwrite", no_space)
     with pytest.raises(ZooError, match="No space left on device.*free space.*--no-cache"):
         extract(toy, synthetic("4"), ["stage1"], "gap", cache=FeatureCache())
     assert not [p for p in Path(FeatureCache().root).rglob("*") if p.is_file()]

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import assert_user_error, run_zoo
-from zoo.cache import FeatureCache
+from zoo.features.cache import FeatureCache
 from zoo.cli.cache import parse_age, parse_size
-from zoo.data import synthetic
-from zoo.extraction import extract
-from zoo.registry import get_registry
+from zoo.data.sources import synthetic
+from zoo.features.extraction import extract
+from zoo.registry.host import get_registry
 
 
 @pytest.fixture

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import zoo.data
-from zoo.data import image_folder, open_dataset, to_rgb
+import zoo.data.sources
+from zoo.data.sources import image_folder
+from zoo.data.resolve import open_dataset
+from zoo.data.dataset import to_rgb
 from zoo.errors import DataError
 
 RAMP = np.tile(np.linspace(0, 1, 64), (16, 1))  # a left-to-right grey ramp, 0..1
@@ -143,10 +145,10 @@ def test_file_hashes_are_remembered_until_a_file_changes(tmp_path, monkeypatch):
     import time
 
     later = time.time_ns() + 10**10  # every file looks settled (not racy)
-    monkeypatch.setattr(zoo.data.time, "time_ns", lambda: later)
+    monkeypatch.setattr(zoo.data.sources.time, "time_ns", lambda: later)
     reads = []
-    real = zoo.data._file_hash
-    monkeypatch.setattr(zoo.data, "_file_hash", lambda p: reads.append(p.name) or real(p))
+    real = zoo.data.sources._file_hash
+    monkeypatch.setattr(zoo.data.sources, "_file_hash", lambda p: reads.append(p.name) or real(p))
     first = image_folder(str(tmp_path)).fingerprint
     assert len(reads) == 4
     assert image_folder(str(tmp_path)).fingerprint == first and len(reads) == 4

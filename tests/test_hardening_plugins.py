@@ -117,7 +117,7 @@ def test_a_raising_metric_is_one_line_naming_the_plugin(site, tmp_path):
 
 
 def test_registry_rejects_bad_metric_names_and_kinds():
-    from zoo.registry import PluginInfo, get_registry
+    from zoo.registry.host import PluginInfo, get_registry
 
     registry, info = get_registry(), PluginInfo("p", "test", "m")
 

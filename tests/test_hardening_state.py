@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from zoo.errors import ZooError
-from zoo.plan import _encode, load_state
-from zoo.registry import get_registry
+from zoo.compare.plan import _encode, load_state
+from zoo.registry.host import get_registry
 
 
 def _write_state(folder, tree) -> None:

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from zoo.registry import get_registry
-from zoo.specs import ROLES
+from zoo.registry.host import get_registry
+from zoo.registry.specs import ROLES
 
 BUILTIN = ("unetpp", "mask2former", "clip", "dinov2", "mae", "resnet-ssl")
 HEAVY = ("torch", "transformers", "timm", "open_clip", "segmentation_models_pytorch")

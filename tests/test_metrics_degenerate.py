@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zoo.engine import all_pairs
+from zoo.engine.allpairs import all_pairs
 from zoo.metrics.base import MetricUndefined
 from zoo.metrics.builtin import BUILTIN_METRICS
 from zoo.metrics.cca import CCA, PWCCA, SVCCA, canonical_correlations

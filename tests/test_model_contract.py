@@ -8,7 +8,7 @@ from torch import nn
 
 from zoo import LayerInfo, ModelSpec
 from zoo.errors import UnknownNameError, ZooError
-from zoo.model import ZooModel
+from zoo.model.base import ZooModel
 
 
 class Twice(nn.Module):
@@ -71,7 +71,7 @@ def test_unknown_layer_names_the_available_ones():
 
 @pytest.mark.parametrize("arch", ["cnn", "vit"])
 def test_toy_layers_match_their_outputs(arch: str):
-    from zoo.registry import get_registry
+    from zoo.registry.host import get_registry
 
     spec = get_registry().model(f"toy/{arch}")
     model = spec.load()

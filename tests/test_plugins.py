@@ -87,7 +87,7 @@ def test_a_trained_default_checkpoint_becomes_its_familys_default(tmp_path, monk
     """`zoo train ... default` output (zoo.json) registers as family/arch.tag and wins `toy`."""
     import json
 
-    from zoo.registry import get_registry, reset_registry
+    from zoo.registry.host import get_registry, reset_registry
 
     folder = tmp_path / "checkpoints" / "toy__cnn.mine"
     folder.mkdir(parents=True)
@@ -110,7 +110,7 @@ def test_a_trained_default_checkpoint_becomes_its_familys_default(tmp_path, monk
 def test_every_hook_is_typed_documented_and_in_the_readme():
     import inspect
 
-    from zoo import hookspecs
+    from zoo.registry import hookspecs
 
     hooks = [f for name, f in vars(hookspecs).items() if name.startswith("register_")]
     assert {f.__name__ for f in hooks} == {"register_models", "register_metrics",
@@ -128,7 +128,7 @@ def test_a_third_party_plugin_can_use_every_hook(tmp_path):
     _fake_distribution(tmp_path, "zoo_allhooks", '''
 import numpy as np
 import zoo
-from zoo.data import synthetic_dataset
+from zoo.data.sources import synthetic_dataset
 
 
 class MeanGap:

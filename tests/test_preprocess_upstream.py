@@ -10,8 +10,8 @@ import functools
 import pytest
 import torch
 
-from zoo.data import open_dataset
-from zoo.registry import get_registry
+from zoo.data.resolve import open_dataset
+from zoo.registry.host import get_registry
 
 EXACT = dict(rtol=0.0, atol=1e-6)  # same library, same operations: bit-identical in practice
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zoo import plan as planmod
-from zoo.engine import all_pairs
-from zoo.featureset import extract_set
-from zoo.data import open_dataset
+from zoo.compare import plan as planmod
+from zoo.engine.allpairs import all_pairs
+from zoo.features.featureset import extract_set
+from zoo.data.resolve import open_dataset
 from zoo.errors import ZooError
-from zoo.plan import (STAGES, assemble, make_plan, missing_units, open_run, parse_shard,
+from zoo.compare.plan import (STAGES, assemble, make_plan, missing_units, open_run, parse_shard,
                       run_shard, shard_from_env, shard_units)
-from zoo.registry import get_registry
+from zoo.registry.host import get_registry
 
 MODELS = ("toy/cnn", "toy/vit")
 

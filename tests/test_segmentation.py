@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from zoo.errors import ZooError
-from zoo.segmentation import (dice_loss, image_metrics, mean_metrics, segmentation_loss,
+from zoo.study.segmentation import (dice_loss, image_metrics, mean_metrics, segmentation_loss,
                               split_indices)
 
 
@@ -69,7 +69,7 @@ def test_splits_are_disjoint_seeded_and_keep_named_splits():
 
 @pytest.mark.parametrize("family", ["unetpp", "mask2former"])
 def test_a_few_training_steps_lower_the_loss(family: str):
-    from zoo.registry import get_registry
+    from zoo.registry.host import get_registry
 
     torch.manual_seed(0)
     model = get_registry().model(family).load(random_init=True, tiny=True)
@@ -90,9 +90,9 @@ def test_a_few_training_steps_lower_the_loss(family: str):
 
 
 def test_train_segmenter_selects_on_validation_and_reports_every_split():
-    from zoo.data import lesions
-    from zoo.registry import get_registry
-    from zoo.train import train_segmenter
+    from zoo.data.sources import lesions
+    from zoo.registry.host import get_registry
+    from zoo.study.train import train_segmenter
 
     model = get_registry().model("unetpp").load(random_init=True, tiny=True)
     result = train_segmenter(model, lesions("24"), epochs=2, batch_size=8, lr=3e-3)
@@ -105,9 +105,9 @@ def test_train_segmenter_selects_on_validation_and_reports_every_split():
 
 
 def test_training_needs_masks_and_a_segmentation_model():
-    from zoo.data import bundled_samples
-    from zoo.registry import get_registry
-    from zoo.train import train_segmenter
+    from zoo.data.sources import bundled_samples
+    from zoo.registry.host import get_registry
+    from zoo.study.train import train_segmenter
 
     with pytest.raises(ZooError, match="not a segmentation model"):
         train_segmenter(get_registry().model("toy").load(), bundled_samples())

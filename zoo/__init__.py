@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from zoo.errors import ZooError
-from zoo.hookspecs import hookimpl
-from zoo.specs import DatasetSpec, InputConfig, LayerInfo, ModelSpec
+from zoo.registry.hookspecs import hookimpl
+from zoo.registry.specs import DatasetSpec, InputConfig, LayerInfo, ModelSpec
 
 API = ("list_models", "load", "wrap", "dataset", "extract", "compare", "matrix")
 SUBPACKAGES = ("metrics", "align", "concepts")

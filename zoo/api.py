@@ -22,18 +22,18 @@ from zoo.errors import ZooError
 if TYPE_CHECKING:
     from torch import nn
 
-    from zoo.cache import FeatureCache
-    from zoo.comparison import Comparison
-    from zoo.data import Dataset
-    from zoo.featureset import FeatureSet
-    from zoo.matrix_run import MatrixResult
-    from zoo.model import ZooModel
+    from zoo.features.cache import FeatureCache
+    from zoo.compare.comparison import Comparison
+    from zoo.data.dataset import Dataset
+    from zoo.features.featureset import FeatureSet
+    from zoo.compare.matrix import MatrixResult
+    from zoo.model.base import ZooModel
     from zoo.progress import Progress
-    from zoo.specs import InputConfig, ModelSpec
+    from zoo.registry.specs import InputConfig, ModelSpec
 
 def list_models(pattern: str = "*") -> list[ModelSpec]:
     """Registered models whose id (`family/arch.tag`) matches the glob `pattern`."""
-    from zoo.registry import get_registry
+    from zoo.registry.host import get_registry
 
     return [s for s in get_registry().models.values()
             if fnmatch.fnmatchcase(s.id, pattern) or fnmatch.fnmatchcase(s.family, pattern)]
@@ -58,7 +58,7 @@ def load(model: str | ModelSpec, *, weights: str | None = None, random_init: boo
          device: str = "cpu", **options: Any) -> ZooModel:
     """Load a registered model (`family`, `family/arch` or `family/arch.tag`) with its real
     weights (`weights` path, else the local caches) or, when asked, fixed-seed random weights."""
-    from zoo.registry import get_registry
+    from zoo.registry.host import get_registry
 
     if weights and random_init:
         raise ZooError("weights and random init exclude each other; pass one")
@@ -75,7 +75,7 @@ def wrap(module: nn.Module, layers: Mapping[str, str] | Sequence[str], *,
          roles: Mapping[str, str] | None = None, device: str = "cpu") -> ZooModel:
     """Any `nn.Module` as a zoo model, no plugin needed: `layers` maps layer names to module
     paths (or lists module paths); layouts and widths are read from one probe forward pass."""
-    from zoo.wrapped import wrap_module
+    from zoo.model.wrapped import wrap_module
 
     return wrap_module(module, layers, name=name, input=input, roles=roles,
                        device=check_device(device))
@@ -85,7 +85,7 @@ def dataset(spec: str | Dataset, *, skip_bad: bool = False) -> Dataset:
     """Open a data source: `samples`, `synthetic:N`, `lesions:N`, `isic:PATH` or an image
     folder. With `skip_bad`, unreadable images and folders are dropped and listed in
     `.skipped`."""
-    from zoo.data import open_dataset
+    from zoo.data.resolve import open_dataset
 
     if not isinstance(spec, str):
         return spec
@@ -96,14 +96,14 @@ def dataset(spec: str | Dataset, *, skip_bad: bool = False) -> Dataset:
 
 
 def _model(model: str | ModelSpec | ZooModel) -> ZooModel:
-    from zoo.model import ZooModel
+    from zoo.model.base import ZooModel
 
     return model if isinstance(model, ZooModel) else load(model)
 
 
 def feature_cache(cache: bool | FeatureCache) -> FeatureCache | None:
     """The default on-disk feature cache for `True`, none for `False`, or the cache given."""
-    from zoo.cache import FeatureCache
+    from zoo.features.cache import FeatureCache
 
     if cache is True:
         return FeatureCache()
@@ -121,8 +121,8 @@ def extract(model: str | ModelSpec | ZooModel, data: str | Dataset,
     half-precision features (float32 keeps metric values at full accuracy). `workers` decode
     images in that many processes; `precision` "bf16"/"fp16" runs the forward under autocast
     (keyed apart; "fp32" is exact)."""
-    from zoo.featureset import extract_set
-    from zoo.features import parse_reduction
+    from zoo.features.featureset import extract_set
+    from zoo.features.layers import parse_reduction
 
     parse_reduction(reduction)
     return extract_set(_model(model), dataset(data), split_names(layers), reduction, batch_size,
@@ -150,9 +150,9 @@ def compare(a: FeatureSet | str | ModelSpec | ZooModel, b: FeatureSet | str | Mo
     the same samples: every metric on every layer pair, with permutation p-values and 95%
     intervals (grouped jackknife, coverage-tested metrics only) when asked and, for models, `images` PCA-to-RGB activation maps (`workers` and
     `precision` as in `extract`)."""
-    from zoo.comparison import compare as compare_sets
-    from zoo.comparison import compare_models
-    from zoo.featureset import FeatureSet
+    from zoo.compare.comparison import compare as compare_sets
+    from zoo.compare.comparison import compare_models
+    from zoo.features.featureset import FeatureSet
 
     device = check_device(device)
     if isinstance(a, FeatureSet) and isinstance(b, FeatureSet):
@@ -162,7 +162,7 @@ def compare(a: FeatureSet | str | ModelSpec | ZooModel, b: FeatureSet | str | Mo
         raise ZooError("pass two feature sets (from zoo.extract) or two models, not one of each")
     if data is None:
         raise ZooError("comparing models needs data=...: a dataset name or folder")
-    from zoo.features import parse_reduction
+    from zoo.features.layers import parse_reduction
 
     parse_reduction(reduction)
     model_a = _model(a)
@@ -182,7 +182,7 @@ def matrix(models: Sequence[str], data: str | Dataset, metric: str = "cka", *,
     """The all-pairs (model, layer) matrix across `models` under one metric: the same resumable
     plan executor as `zoo matrix` (a killed run resumes from its run folder), features shared
     with the feature cache."""
-    from zoo.matrix_run import run_matrix
+    from zoo.compare.matrix import run_matrix
 
     return run_matrix(list(models), dataset(data), metric, layers=split_names(layers),
                       reduction=reduction, random_init=random_init, weights=dict(weights or {}),

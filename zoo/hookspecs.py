@@ -1,39 +1,6 @@
-"""The plugin boundary: four hooks, each handed a `register` callback (or the Typer app).
+"""Public path of the plugin hooks (`zoo.hookspecs.hookimpl` etc.); they live in
+`zoo.registry.hookspecs`."""
 
-Plugins implement any of them with `@zoo.hookimpl`; built-ins are ordinary plugins.
-"""
+from zoo.registry.hookspecs import hookimpl, hookspec
 
-from __future__ import annotations
-
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
-import pluggy
-
-if TYPE_CHECKING:
-    import typer
-
-    from zoo.specs import DatasetSpec, ModelSpec
-
-hookspec = pluggy.HookspecMarker("zoo")
-hookimpl = pluggy.HookimplMarker("zoo")
-
-
-@hookspec
-def register_models(register: Callable[[ModelSpec], None]) -> None:
-    """Call `register(spec)` once per `ModelSpec` the plugin provides; keep it cheap (no torch)."""
-
-
-@hookspec
-def register_metrics(register: Callable[[Any], None]) -> None:
-    """Call `register(metric)` once per `zoo.metrics.Metric` the plugin provides."""
-
-
-@hookspec
-def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
-    """Call `register(spec)` once per `DatasetSpec` (image source) the plugin provides."""
-
-
-@hookspec
-def register_commands(app: typer.Typer) -> None:
-    """Add commands or command groups to the `zoo` Typer app, with the public Typer API only."""
+__all__ = ["hookimpl", "hookspec"]

@@ -1,4 +1,4 @@
-"""The plugin kit: what a model family needs besides `zoo.hookimpl` and the records in zoo.specs.
+"""The plugin kit: what a model family needs besides `zoo.hookimpl` and the records in zoo.registry.specs.
 
 A loader is `load(spec, weights=, random_init=, device=, **options)`. With this module it reads:
 
@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import UnknownNameError, ZooError
-from zoo.specs import InputConfig, LayerInfo, ModelSpec
-from zoo.weights import (CachedWeights, WeightSource, build_seeded, load_into, read_state_dict,
+from zoo.registry.specs import InputConfig, LayerInfo, ModelSpec
+from zoo.model.weights import (CachedWeights, WeightSource, build_seeded, load_into, read_state_dict,
                          resolve_weights, unwrap_checkpoint)
 
 if TYPE_CHECKING:
-    from zoo.model import ZooModel
+    from zoo.model.base import ZooModel
 
 __all__ = ["Row", "in_order", "resnet_stage_rows", "LoadOptions", "load_options", "find_weights",
            "wrap_model", "quiet_transformers", "segmentation_size", "Segmentation",
@@ -100,7 +100,7 @@ def load_options(spec: ModelSpec, options: dict[str, Any],
 
 def find_weights(spec: ModelSpec, weights: str | None, random_init: bool, opts: LoadOptions,
                  cached: Sequence[CachedWeights] = (), accepts: str = "") -> WeightSource:
-    """`zoo.weights.resolve_weights` with this load's `source` choice and trust flag."""
+    """`zoo.model.weights.resolve_weights` with this load's `source` choice and trust flag."""
     return resolve_weights(spec.id, weights, random_init, cached, accepts, source=opts.source,
                            trust=opts.trust_weights)
 
@@ -110,7 +110,7 @@ def wrap_model(spec: ModelSpec, module: Any, layers: list[LayerInfo], source: We
                cls: type | None = None) -> ZooModel:
     """The ZooModel (or family subclass `cls`) for a built module: the weights' fingerprint (tiny
     random builds keyed apart), the resolved input transform, and the weights' source."""
-    from zoo.model import ZooModel
+    from zoo.model.base import ZooModel
 
     return (cls or ZooModel)(spec, module, layers,
                              fingerprint=source.fingerprint("tiny" if tiny else ""),
@@ -148,7 +148,7 @@ def segmentation_size(spec: ModelSpec, size: int) -> int:
 
 class Segmentation:
     """Mixin for a segmentation family's ZooModel subclass: the loss and trainable parameters of
-    zoo.train's Segmenter protocol; the subclass gives `segmentation_logits` and `frozen_part`,
+    zoo.study.train's Segmenter protocol; the subclass gives `segmentation_logits` and `frozen_part`,
     the module path that --freeze-encoder freezes (a path, never a substring match)."""
 
     frozen_part: str
@@ -156,8 +156,8 @@ class Segmentation:
     segmentation_logits: Callable[[Any], Any]
 
     def segmentation_loss(self, x: Any, masks: Any, kind: str) -> Any:
-        """The zoo.segmentation loss `kind` on the (N, H, W) foreground logits."""
-        from zoo.segmentation import segmentation_loss
+        """The zoo.study.segmentation loss `kind` on the (N, H, W) foreground logits."""
+        from zoo.study.segmentation import segmentation_loss
 
         return segmentation_loss(self.segmentation_logits(x), masks, kind)
 

@@ -7,11 +7,11 @@ import html
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.results import P_ADJUST
-from zoo.runs import slug
+from zoo.engine.results import P_ADJUST
+from zoo.report.runs import slug
 
 if TYPE_CHECKING:
-    from zoo.comparison import Comparison, MetricResult
+    from zoo.compare.comparison import Comparison, MetricResult
 
 
 def summary(c: Comparison) -> dict[str, Any]:
@@ -35,7 +35,7 @@ def write_comparison(c: Comparison, folder: str | Path, overwrite: bool = False)
     """Write every output of `c` into `folder` as a unit: a failed write leaves no folder, an
     existing one is refused unless `overwrite` (which replaces it)."""
     from zoo.io import output_folder, write_csv, write_json
-    from zoo.report import activation_grid_figure, html_report, img_tag, save_png
+    from zoo.report.figures import activation_grid_figure, html_report, img_tag, save_png
 
     with output_folder(folder, overwrite=overwrite) as tmp:
         rows = c.rows()
@@ -66,7 +66,7 @@ def write_comparison(c: Comparison, folder: str | Path, overwrite: bool = False)
 
 
 def _setup_sections(c: Comparison) -> list[tuple[str, str]]:
-    from zoo.report import html_table, plain
+    from zoo.report.figures import html_table, plain
 
     out = []
     if c.a.random_init or c.b.random_init:
@@ -85,7 +85,7 @@ def _setup_sections(c: Comparison) -> list[tuple[str, str]]:
 
 def _metric_section(c: Comparison, r: MetricResult, png: str) -> tuple[str, str]:
     """One metric's heatmap, statistics summary, undefined reasons and tables."""
-    from zoo.report import html_table, img_tag, reasons_list
+    from zoo.report.figures import html_table, img_tag, reasons_list
 
     text = f"<p>{html.escape(getattr(r.metric, 'description', ''))}. " \
            f"{html.escape(getattr(r.metric, 'reference', ''))}</p>"

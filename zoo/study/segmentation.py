@@ -70,7 +70,7 @@ def split_indices(ids: Sequence[str], fractions: tuple[float, float, float] = (0
     `test/`, as the ISIC layout gives) keep it; unprefixed ids are split at random (seeded) by
     `fractions`, and a split the data lacks is carved out of the training ids by the same
     fractions. Validation selects the model; test is only ever scored at the end."""
-    from zoo.data import split_of
+    from zoo.data.sources import split_of
 
     if abs(sum(fractions) - 1) > 1e-6 or min(fractions) <= 0:
         raise ValueError(f"split fractions {fractions} must be > 0 and sum to 1")

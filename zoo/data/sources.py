@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 
 from zoo.errors import DataError, UnknownNameError, ZooError
-from zoo.hookspecs import hookimpl
-from zoo.specs import DatasetSpec
+from zoo.data.dataset import Dataset, digest, to_rgb
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".bmp", ".dib", ".tif",
                   ".tiff", ".webp", ".gif", ".pgm", ".ppm", ".pbm", ".pnm", ".tga", ".qoi",
@@ -26,120 +25,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".bmp", ".d
 
 # While set (by `open_dataset(..., skip_bad=True)`), folders that cannot be listed are recorded
 # on the dataset instead of stopping the scan.
-_SKIP_BAD: contextvars.ContextVar[bool] = contextvars.ContextVar("zoo_skip_bad", default=False)
-
-
-class Dataset:
-    """An ordered, fingerprinted set of images with optional binary masks.
-
-    `loaders[i]()` returns sample i's PIL image; `mask_loaders[i]()` (if any) its mask as a bool
-    array. The fingerprint changes whenever any pixel could have changed.
-    """
-
-    def __init__(self, name: str, ids: Sequence[str], loaders: Sequence[Callable[[], Any]],
-                 fingerprint: str, mask_loaders: Sequence[Callable[[], np.ndarray]] | None = None,
-                 origin: Sequence[str] | None = None) -> None:
-        self.name = name
-        self.ids = list(ids)
-        self._loaders = list(loaders)
-        self._masks = list(mask_loaders) if mask_loaders is not None else None
-        self._origin = list(origin) if origin is not None else list(ids)
-        self.fingerprint = fingerprint
-        self.skipped: list[str] = []
-        self.unlisted: list[str] = []  # folders that could not be read (only under --skip-bad)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @property
-    def has_masks(self) -> bool:
-        return self._masks is not None
-
-    def image(self, i: int) -> Any:
-        """Sample i as an RGB PIL image; an unreadable file is a `DataError` naming it."""
-        try:
-            return to_rgb(self._loaders[i]())
-        except DataError as exc:
-            raise DataError(f"image {self._origin[i]}: {exc}; fix or remove it, or pass "
-                            "--skip-bad to skip unreadable images") from None
-        except ZooError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any decoder failure means a bad file
-            raise DataError(f"cannot read image {self._origin[i]}: {exc}; fix or remove it, "
-                            "or pass --skip-bad to skip unreadable images") from None
-
-    def mask(self, i: int) -> np.ndarray:
-        """Sample i's binary mask (H, W) bool."""
-        if self._masks is None:
-            raise DataError(f"dataset {self.name} has no masks")
-        return self._masks[i]()
-
-    def subset(self, indices: Sequence[int], name: str | None = None) -> Dataset:
-        """The samples at `indices`, keyed and fingerprinted as a new dataset."""
-        idx = list(indices)
-        fp = _digest({"parent": self.fingerprint, "ids": [self.ids[i] for i in idx]})
-        masks = [self._masks[i] for i in idx] if self._masks is not None else None
-        return Dataset(name or self.name, [self.ids[i] for i in idx],
-                       [self._loaders[i] for i in idx], fp, masks, [self._origin[i] for i in idx])
-
-    def without_unreadable(self) -> Dataset:
-        """A copy without the images that fail to decode; `.skipped` lists their ids and the
-        folders that could not be listed."""
-        good, bad = [], list(self.unlisted)
-        for i in range(len(self)):
-            try:
-                self.image(i)
-                good.append(i)
-            except DataError:
-                bad.append(self.ids[i])
-        out = self.subset(good)
-        out.skipped = bad
-        return out
-
-
-def _digest(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
-
-
-# How `to_rgb` maps the modes whose values do not already span 0..255 (see the README).
-_HIGH_RANGE = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0,
-               "I": 65535.0, "F": 1.0}
-
-
-def to_rgb(image: Any) -> Any:
-    """A decoded PIL image as 8-bit RGB, faithfully, whatever its mode.
-
-    EXIF orientation is applied first. 16-bit and 32-bit integer modes are scaled from
-    0..65535, float images from 0..1 (values outside that range are an error, never clipped
-    silently), then grey becomes RGB. 8-bit modes (1, L, P, LA, PA, RGBA, CMYK, YCbCr, HSV, ...)
-    use Pillow's conversion; alpha is dropped, as timm and torchvision do. An upright RGB
-    image is returned as it is (not copied).
-    """
-    from PIL import ExifTags, Image, ImageOps
-
-    image.load()
-    if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:  # else exif_transpose copies
-        image = ImageOps.exif_transpose(image)
-    if image.mode == "RGB":  # already what is asked: no copy
-        return image
-    if image.mode in _HIGH_RANGE:
-        top = _HIGH_RANGE[image.mode]
-        values = np.asarray(image, dtype=np.float64)
-        if not np.isfinite(values).all() or values.min() < 0 or values.max() > top:
-            raise DataError(f"{image.mode} image values span {np.nanmin(values):g}.."
-                            f"{np.nanmax(values):g}, outside the mode's range 0..{top:g}; "
-                            "save it as 8- or 16-bit")
-        grey = np.round(values * (255.0 / top)).astype(np.uint8)
-        return Image.fromarray(grey).convert("RGB")
-    if image.mode == "LAB":
-        from PIL import ImageCms
-
-        transform = ImageCms.buildTransform(ImageCms.createProfile("LAB"),
-                                            ImageCms.createProfile("sRGB"), "LAB", "RGB")
-        return ImageCms.applyTransform(image, transform)
-    if image.mode in ("La", "RGBa"):
-        image = image.convert(image.mode.upper())
-    return image.convert("RGB")
+SKIP_BAD: contextvars.ContextVar[bool] = contextvars.ContextVar("zoo_skip_bad", default=False)
 
 
 def _open_image(path: Path) -> Callable[[], Any]:
@@ -168,9 +54,9 @@ def _content_hashes(paths: Sequence[Path], root: Path) -> list[list]:
     """[relative path, size, content hash] per file; hashes are remembered (per folder, in the
     cache root) under the file's size, mtime, ctime and inode, so a rerun reads only what
     changed. Any rewrite of a file changes its ctime, so the memo cannot go stale."""
-    from zoo.cache import default_root
+    from zoo.features.cache import default_root
 
-    memo_path = default_root() / "file-hashes" / f"{_digest(str(root.resolve()))}.json"
+    memo_path = default_root() / "file-hashes" / f"{digest(str(root.resolve()))}.json"
     try:
         memo = json.loads(memo_path.read_text())
     except (OSError, ValueError):
@@ -202,7 +88,7 @@ def _list_images(root: Path) -> tuple[list[Path], list[str]]:
 
     def failed(exc: OSError) -> None:
         where = exc.filename or str(root)
-        if not _SKIP_BAD.get():
+        if not SKIP_BAD.get():
             raise DataError(f"cannot read folder {where}: {exc.strerror or exc}; fix its "
                             "permissions, or pass --skip-bad to skip it (it is counted)")
         unlisted.append(str(where))
@@ -233,7 +119,7 @@ def image_folder(path: str | None) -> Dataset:
     if not files:
         raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found under {path}")
     ids = [str(p.relative_to(root)) for p in files]
-    fp = _digest({"folder": _content_hashes(files, root), "unlisted": unlisted, "v": 2})
+    fp = digest({"folder": _content_hashes(files, root), "unlisted": unlisted, "v": 2})
     dataset = Dataset(f"folder:{root}", ids, [_open_image(p) for p in files], fp,
                       origin=[str(p) for p in files])
     dataset.unlisted = unlisted
@@ -286,7 +172,7 @@ def isic_folder(path: str | None) -> Dataset:
     if not ids:
         raise DataError(f"{path} has no ISIC 2018 task-1 images; expected folders "
                         f"{', '.join(v[0] for v in ISIC_SPLITS.values())}")
-    fp = _digest({"isic": _content_hashes(files, root), "v": 2})
+    fp = digest({"isic": _content_hashes(files, root), "v": 2})
     return Dataset(f"isic:{root}", ids, loaders, fp, masks, origin)
 
 
@@ -327,7 +213,7 @@ def bundled_samples(arg: str | None = None) -> Dataset:
     ids = [f"skimage/{n}" for n in SKIMAGE_SAMPLES] + [f"sklearn/{n}" for n in SKLEARN_SAMPLES]
     loaders = [_array_loader(getattr(skdata, n)) for n in SKIMAGE_SAMPLES]
     loaders += [_array_loader(lambda n=n: sklearn_image(n)) for n in SKLEARN_SAMPLES]
-    fp = _digest({"samples": ids, "skimage": skimage.__version__, "sklearn": sklearn.__version__})
+    fp = digest({"samples": ids, "skimage": skimage.__version__, "sklearn": sklearn.__version__})
     return Dataset("samples", ids, loaders, fp)
 
 
@@ -413,7 +299,7 @@ def synthetic_dataset(kind: str, n: int, size: int = 128, name: str | None = Non
     ids = [f"{kind}/{i:05d}" for i in range(n)]
     loaders = [_array_loader(lambda i=i: arrays()[0][i]) for i in range(n)]
     masks = [lambda i=i: arrays()[1][i] for i in range(n)]
-    fp = _digest({"synthetic": kind, "n": n, "size": size, "v": 1})
+    fp = digest({"synthetic": kind, "n": n, "size": size, "v": 1})
     return Dataset(name or f"{kind}:{n}", ids, loaders, fp, masks)
 
 
@@ -426,55 +312,3 @@ def synthetic(arg: str | None = None) -> Dataset:
 def lesions(arg: str | None = None) -> Dataset:
     """Lesion-like blobs on skin-like texture with exact masks (`lesions:N`, default 400)."""
     return synthetic_dataset("lesions", _parse_count(arg, 400, "lesions"))
-
-
-def open_dataset(data: str, skip_bad: bool = False) -> Dataset:
-    """Resolve `--data`: a registered name (`samples`, `synthetic:64`, `isic:PATH`) or a folder.
-
-    With `skip_bad`, unreadable images and folders are dropped and named in `.skipped`;
-    without it they are an error naming the first one.
-    """
-    token = _SKIP_BAD.set(skip_bad)
-    try:
-        dataset = _resolve(data)
-    finally:
-        _SKIP_BAD.reset(token)
-    if not skip_bad:
-        return dataset
-    dataset = dataset.without_unreadable()
-    if not len(dataset):
-        raise DataError(f"no readable images in {data} ({len(dataset.skipped)} skipped, e.g. "
-                        f"{dataset.skipped[:3]})")
-    return dataset
-
-
-def _resolve(data: str) -> Dataset:
-    from zoo.registry import get_registry
-
-    registry = get_registry()
-    name, _, arg = data.partition(":")
-    if name in registry.datasets:
-        return registry.dataset(name).open(arg or None)
-    path = Path(data).expanduser()
-    if path.is_dir():
-        if any((path / inp).is_dir() for inp, _ in ISIC_SPLITS.values()):
-            return isic_folder(data)
-        return image_folder(data)
-    if path.exists():
-        raise DataError(f"--data {data!r} is a file; pass a folder of images or a dataset name")
-    raise UnknownNameError("dataset", data, registry.datasets,
-                           "Pass a registered dataset or an existing image folder")
-
-
-@hookimpl
-def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
-    register(DatasetSpec("samples", bundled_samples, "16 real photographs bundled with "
-                         "scikit-image and scikit-learn (no download)"))
-    register(DatasetSpec("synthetic", synthetic, "deterministic coloured blobs on textured "
-                         "backgrounds with exact masks; synthetic:N for N images"))
-    register(DatasetSpec("lesions", lesions, "synthetic binary segmentation set (ISIC stand-in): "
-                         "lesion-like blobs on skin texture, exact masks; lesions:N"))
-    register(DatasetSpec("folder", image_folder, "every image under a folder, recursively; "
-                         "folder:PATH or just PATH", needs_path=True))
-    register(DatasetSpec("isic", isic_folder, "ISIC 2018 task-1 layout with ground-truth masks; "
-                         "isic:PATH", needs_path=True))

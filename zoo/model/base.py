@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from zoo.errors import UnknownNameError, ZooError
-from zoo.specs import InputConfig, LayerInfo, ModelSpec
-from zoo.weights import WeightSource
+from zoo.registry.specs import InputConfig, LayerInfo, ModelSpec
+from zoo.model.weights import WeightSource
 
 
 class _StopForward(Exception):
@@ -70,7 +70,7 @@ class ZooModel:
     def preprocess(self, images: Sequence[Any]) -> torch.Tensor:
         """PIL images -> normalised (N, 3, S, S) batch by the checkpoint's upstream transform."""
         if self._transform is None:
-            from zoo.transforms import build_transform
+            from zoo.model.transforms import build_transform
 
             self._transform = build_transform(self.input)
         return self._transform(images)
@@ -139,8 +139,8 @@ class ZooModel:
 
 
 def preprocess_image(image: Any, cfg: InputConfig) -> np.ndarray:
-    """One PIL image -> normalised float32 (3, S, S) array following `cfg` (zoo.transforms)."""
-    from zoo.transforms import build_transform
+    """One PIL image -> normalised float32 (3, S, S) array following `cfg` (zoo.model.transforms)."""
+    from zoo.model.transforms import build_transform
 
     return build_transform(cfg)([image])[0].numpy()
 

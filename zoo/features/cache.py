@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from zoo.errors import ZooError, environment_error
-from zoo.features import LayerFeatures
+from zoo.features.layers import LayerFeatures
 from zoo.io import to_jsonable
 
 FORMAT_VERSION = 3
@@ -544,3 +544,13 @@ def _verified(path: Path, manifest: dict[str, Any], mmap: bool) -> np.ndarray:
     finally:
         os.close(fd)
     return out if out is not None else np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+def as_cache(cache: bool | FeatureCache | None) -> FeatureCache | None:
+    """The default on-disk feature cache for `True`, none for `False`/None, or the cache given."""
+    if cache is True:
+        return FeatureCache()
+    if cache is None or cache is False or isinstance(cache, FeatureCache):
+        return cache or None
+    raise ZooError(f"cache must be True, False or a zoo FeatureCache, not "
+                   f"{type(cache).__name__} (a folder: FeatureCache(path))")

@@ -16,8 +16,8 @@ from zoo.errors import UnknownNameError, ZooError
 if TYPE_CHECKING:
     from torch import nn
 
-    from zoo.model import ZooModel
-    from zoo.specs import InputConfig
+    from zoo.model.base import ZooModel
+    from zoo.registry.specs import InputConfig
 
 LAYOUT_BY_NDIM = {4: "NCHW", 3: "NLC", 2: "NC"}
 
@@ -39,8 +39,8 @@ def wrap_module(module: nn.Module, layers: Mapping[str, str] | Sequence[str], *,
                 roles: Mapping[str, str] | None = None, device: str = "cpu") -> ZooModel:
     """A `ZooModel` for `module` whose layers are `{layer name: module path}` (a list of paths
     names each layer after its path); see the module docstring for what is inferred."""
-    from zoo.model import ZooModel
-    from zoo.specs import InputConfig, LayerInfo, ModelSpec
+    from zoo.model.base import ZooModel
+    from zoo.registry.specs import InputConfig, LayerInfo, ModelSpec
 
     paths = dict(layers) if isinstance(layers, Mapping) else {p: p for p in layers}
     if not paths:

@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zoo.engine import prepare_one, score_all
+from zoo.engine.allpairs import prepare_one, score_all
 from zoo.errors import ZooError
-from zoo.features import pair_by_ids
+from zoo.features.layers import pair_by_ids
 from zoo.io import write_json, write_npy
 
 if TYPE_CHECKING:
-    from zoo.data import Dataset
+    from zoo.data.dataset import Dataset
     from zoo.progress import Progress
 
 FORMAT_VERSION = 1
@@ -257,7 +257,7 @@ class _Worker:
         self.cache = cache
         self.model: Any = None
         self.note: dict[str, Any] = {}
-        from zoo.registry import get_registry
+        from zoo.registry.host import get_registry
 
         self.metric = get_registry().metric(plan.config["metric"])
 
@@ -266,9 +266,9 @@ class _Worker:
         getattr(self, f"_{unit.kind}")(unit, self.folder / "units" / unit.id)
 
     def _extract(self, unit: Unit, out: Path) -> None:
-        from zoo.cache import FeatureCache
-        from zoo.extraction import extract
-        from zoo.registry import get_registry
+        from zoo.features.cache import FeatureCache
+        from zoo.features.extraction import extract
+        from zoo.registry.host import get_registry
 
         cfg, m = self.plan.config, unit.args["model"]
         data = self.dataset
@@ -373,7 +373,7 @@ def _state_class(name: str) -> type | None:
     among the modules already loaded. A module named in a file is never imported."""
     import sys
 
-    from zoo.registry import get_registry
+    from zoo.registry.host import get_registry
 
     module, _, qualname = str(name).partition(":")
     metric_modules = {type(getattr(m, "metric", m)).__module__

@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zoo.features import LayerFeatures
+from zoo.features.layers import LayerFeatures
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from zoo.cache import FeatureCache
-    from zoo.data import Dataset
-    from zoo.model import ZooModel
+    from zoo.features.cache import FeatureCache
+    from zoo.data.dataset import Dataset
+    from zoo.model.base import ZooModel
     from zoo.progress import Progress
-    from zoo.specs import LayerInfo
+    from zoo.registry.specs import LayerInfo
 
 
 @dataclass
@@ -103,7 +103,7 @@ def extract_set(model: ZooModel, dataset: Dataset, layers: Sequence[str] | None 
     """Extract `layers` (names or globs; None: all) of a loaded model, ordered by depth;
     `dtype` float16 halves the cache (stored precision, keyed apart); `workers` loader
     processes decode images; `precision` bf16/fp16 runs the forward under autocast."""
-    from zoo.extraction import extract, select_layers
+    from zoo.features.extraction import extract, select_layers
 
     names = select_layers(list(model.layers), layers, model.id)
     infos = sorted((model.layer(n) for n in names), key=lambda i: i.depth)

@@ -1,5 +1,5 @@
 """The zoo matrix: every (model, layer) against every other under one metric, run as a
-resumable `zoo.plan` plan (sharded across processes, GPUs or nodes), assembled into a
+resumable `zoo.compare.plan` plan (sharded across processes, GPUs or nodes), assembled into a
 `MatrixResult` that carries its labels, baseline, best matches and smoothness profiles."""
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo.errors import ZooError
-from zoo.results import reason_counts, tidy_rows, value_scale
+from zoo.engine.results import reason_counts, tidy_rows, value_scale
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from zoo.data import Dataset
-    from zoo.plan import Plan
+    from zoo.data.dataset import Dataset
+    from zoo.compare.plan import Plan
     from zoo.progress import Progress
 
 
@@ -59,7 +59,7 @@ class MatrixResult:
         return [f"{lab['model']}:{lab['layer']}" for lab in self.labels]
 
     def rows(self) -> list[dict[str, Any]]:
-        """Tidy rows, one per cell (see `zoo.results.tidy_rows`)."""
+        """Tidy rows, one per cell (see `zoo.engine.results.tidy_rows`)."""
         stats = {"baseline": self.baseline} if self.baseline is not None else None
         return tidy_rows(self.metric.name, self.values, self.reasons, self.labels, self.labels,
                          n=self.n, reduction=self.reduction, stats=stats)
@@ -72,7 +72,7 @@ class MatrixResult:
 
     def heatmap(self, scale: str = "fixed") -> Figure:
         """The whole matrix with model blocks, values and undefined reasons (a Figure)."""
-        from zoo.report import heatmap_figure
+        from zoo.report.figures import heatmap_figure
 
         names = self.names()
         blocks = [lab["model"] for lab in self.labels]
@@ -126,7 +126,7 @@ class MatrixResult:
 
     def save(self, folder: str | Path, overwrite: bool = False) -> Path:
         """matrix.csv/json/png, smoothness.png and report.html, written as one folder."""
-        from zoo.matrix_report import write_matrix
+        from zoo.report.matrix import write_matrix
 
         return write_matrix(self, folder, overwrite)
 
@@ -140,9 +140,9 @@ def matrix_plan(names: Sequence[str], dataset: Dataset, metric: Any, *,
     (a pattern applies to every model whose layers it matches; it must match somewhere).
     With `skip_broken` (`--all`), a family whose plugin fails is skipped with a warning;
     `options` (e.g. size, crop_pct) are load options for every model."""
-    from zoo.extraction import layer_matches, select_layers
-    from zoo.plan import make_plan
-    from zoo.registry import get_registry
+    from zoo.features.extraction import layer_matches, select_layers
+    from zoo.compare.plan import make_plan
+    from zoo.registry.host import get_registry
 
     registry = get_registry()
     chosen, used = [], set()
@@ -179,7 +179,7 @@ def matrix_plan(names: Sequence[str], dataset: Dataset, metric: Any, *,
 
 def default_run(plan: Plan) -> Path:
     """A run folder per plan in the cache, so an interrupted matrix resumes."""
-    from zoo.cache import default_root
+    from zoo.features.cache import default_root
 
     return default_root() / "runs" / plan.key
 
@@ -192,7 +192,7 @@ def open_matrix(names: Sequence[str], dataset: Dataset, metric: str | Any, *,
                 options: dict[str, Any] | None = None) -> tuple[Plan, Path]:
     """Start or reopen the run folder of this matrix (default: one per plan in the cache)."""
     from zoo.metrics import get
-    from zoo.plan import open_run
+    from zoo.compare.plan import open_run
 
     if not names:
         raise ZooError("name at least one model")
@@ -213,7 +213,7 @@ def run_matrix(names: Sequence[str], dataset: Dataset, metric: str | Any, *,
     import shutil
     import tempfile
 
-    from zoo.plan import missing_units, run_shard
+    from zoo.compare.plan import missing_units, run_shard
 
     scratch = None if cache or options.get("run") else tempfile.mkdtemp(prefix="zoo-run-")
     plan, folder = open_matrix(names, dataset, metric, **{**options, "run": options.get("run")
@@ -276,7 +276,7 @@ def _worker(run: str, k: int, count: int, data: str, skip_bad: bool, device: str
     interrupt with exit 130, never a traceback."""
     try:
         from zoo.api import dataset
-        from zoo.plan import open_run, run_shard
+        from zoo.compare.plan import open_run, run_shard
 
         if device == "cpu":
             import torch
@@ -294,7 +294,7 @@ def _worker(run: str, k: int, count: int, data: str, skip_bad: bool, device: str
 def load_matrix(run: str | Path) -> MatrixResult:
     """Assemble a finished run folder into a `MatrixResult` (what `zoo matrix merge` reads)."""
     from zoo.metrics import get
-    from zoo.plan import assemble, open_run
+    from zoo.compare.plan import assemble, open_run
 
     run = Path(run)
     plan = open_run(run)
@@ -314,7 +314,7 @@ def _baseline(plan: Plan, run: Path, metric: Any, n: int) -> np.ndarray | None:
     """Expected biased linear CKA for unrelated data, from the stored prepared states."""
     if metric.name != "cka":
         return None
-    from zoo.plan import load_state
+    from zoo.compare.plan import load_state
 
     trace, norm = [], []
     for g in range(len(plan.layers)):

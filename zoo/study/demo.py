@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from zoo.comparison import Comparison
+    from zoo.compare.comparison import Comparison
     from zoo.progress import Progress
 
 DATA = "lesions:240"
@@ -32,11 +32,11 @@ def run_demo(retrain: bool = False, permutations: int = 50, device: str = "cpu",
     """Train (once) both models, then compare them on the test split; returns the comparison
     (with a segmentation-metrics section) and {model id: training summary}."""
     from zoo.api import compare, dataset
-    from zoo.cache import default_root
-    from zoo.registry import get_registry, reset_registry
-    from zoo.report import html_table
-    from zoo.segmentation import split_indices
-    from zoo.train import checkpoint_dir, read_checkpoint_meta, train_and_save
+    from zoo.features.cache import default_root
+    from zoo.registry.host import get_registry, reset_registry
+    from zoo.report.figures import html_table
+    from zoo.study.segmentation import split_indices
+    from zoo.study.train import checkpoint_dir, read_checkpoint_meta, train_and_save
 
     registry = get_registry()
     for base_id, cfg in MODELS.items():

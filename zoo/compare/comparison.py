@@ -2,7 +2,7 @@
 metric with the reason for every undefined cell, statistics, best matches and role summaries.
 
 `compare(a, b, ...)` returns a `Comparison`; `.table()` is the tidy DataFrame, `.heatmap(m)` a
-figure, `.save(folder)` writes exactly what `zoo compare` writes (see `zoo.comparison_report`).
+figure, `.save(folder)` writes exactly what `zoo compare` writes (see `zoo.report.comparison`).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zoo.engine import all_pairs
+from zoo.engine.allpairs import all_pairs
 from zoo.errors import ZooError
-from zoo.features import pair_by_ids
-from zoo.results import P_ADJUST, adjust_pvalues, reason_counts, tidy_rows, value_scale
+from zoo.features.layers import pair_by_ids
+from zoo.engine.results import P_ADJUST, adjust_pvalues, reason_counts, tidy_rows, value_scale
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -24,10 +24,10 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from zoo.cache import FeatureCache
-    from zoo.data import Dataset
-    from zoo.featureset import FeatureSet
-    from zoo.model import ZooModel
+    from zoo.features.cache import FeatureCache
+    from zoo.data.dataset import Dataset
+    from zoo.features.featureset import FeatureSet
+    from zoo.model.base import ZooModel
     from zoo.progress import Progress
 
 DEFAULT_METRICS = ("cka", "cka-debiased", "cka-rbf", "svcca", "rsa")
@@ -93,7 +93,7 @@ class Comparison:
         return self.results[name]
 
     def rows(self) -> list[dict[str, Any]]:
-        """The tidy rows of every metric (see `zoo.results.tidy_rows`)."""
+        """The tidy rows of every metric (see `zoo.engine.results.tidy_rows`)."""
         la, lb = _labels(self.a), _labels(self.b)
         return [row for r in self.results.values()
                 for row in tidy_rows(r.name, r.values, r.reasons, la, lb, n=self.n,
@@ -155,7 +155,7 @@ class Comparison:
 
         `scale="fixed"` uses the metric's range (0-1 for bounded similarities), "auto" the data's.
         """
-        from zoo.report import heatmap_figure
+        from zoo.report.figures import heatmap_figure
 
         r = self.result(metric)
         fixed = value_scale(r.metric, r.values) if scale == "fixed" else None
@@ -198,8 +198,8 @@ class Comparison:
 
     def save(self, folder: str | Path, overwrite: bool = False) -> Path:
         """Write results.csv/json, heatmaps, activations.png and report.html into `folder`
-        as a unit (see `zoo.comparison_report.write_comparison`); returns the folder."""
-        from zoo.comparison_report import write_comparison
+        as a unit (see `zoo.report.comparison.write_comparison`); returns the folder."""
+        from zoo.report.comparison import write_comparison
 
         return write_comparison(self, folder, overwrite)
 
@@ -280,7 +280,7 @@ def compare_models(model_a: ZooModel, model_b: ZooModel, dataset: Dataset,
     """Extract both models over `dataset` (`workers` loader processes, forward `precision`),
     compare them, and add PCA-to-RGB activation maps of the first `images` images (what
     `zoo compare` reports)."""
-    from zoo.featureset import extract_set
+    from zoo.features.featureset import extract_set
 
     a, b = (extract_set(model, dataset, layers, reduction, batch_size, cache, progress,
                         workers=workers, precision=precision)
@@ -301,9 +301,9 @@ def activation_maps(models: Sequence[ZooModel], sets: Sequence[FeatureSet], data
                     precision: str = "fp32") -> dict[str, dict[str, np.ndarray]]:
     """PCA-to-RGB maps of up to `per_model` spatial layers (spread over depth) per model, for
     the first `images` images: {model label: {layer: (images, h, w, 3)}}."""
-    from zoo.extraction import extract
-    from zoo.features import LayerFeatures
-    from zoo.report import pca_rgb
+    from zoo.features.extraction import extract
+    from zoo.features.layers import LayerFeatures
+    from zoo.report.figures import pca_rgb
 
     subset = dataset.subset(range(min(images, len(dataset))))
     out: dict[str, dict[str, np.ndarray]] = {}

@@ -23,15 +23,15 @@ from typing import Any
 
 import pluggy
 
-from zoo import hookspecs
+from zoo.registry import hookspecs
 from zoo.errors import UnknownNameError, ZooError, one_line
-from zoo.specs import DatasetSpec, ModelSpec
+from zoo.registry.specs import DatasetSpec, ModelSpec
 
 ENTRY_POINT_GROUP = "zoo"
 
 # Built-ins are ordinary plugins; the host only knows their module names.
 BUILTIN_PLUGINS = {
-    "datasets": "zoo.data",
+    "datasets": "zoo.plugins.datasets",
     "metrics": "zoo.metrics.builtin",
     "commands": "zoo.cli.commands",
     "toy": "zoo.plugins.toy",

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from zoo.errors import ZooError
-from zoo.segmentation import LOSSES, mean_metrics, split_indices
+from zoo.study.segmentation import LOSSES, mean_metrics, split_indices
 
 if TYPE_CHECKING:
     import torch
 
-    from zoo.data import Dataset
+    from zoo.data.dataset import Dataset
     from zoo.progress import Progress
 
 
@@ -185,8 +185,8 @@ def train_and_save(model: str, data: str | Dataset, epochs: int = 10, batch_size
     """Load, fine-tune and save one segmentation model as `MODEL.TAG` in the cache; returns
     (model, result, checkpoint folder)."""
     from zoo.api import dataset, load
-    from zoo.cache import default_root
-    from zoo.registry import get_registry
+    from zoo.features.cache import default_root
+    from zoo.registry.host import get_registry
 
     spec = get_registry().model(model, prefer_trained=False)
     if size is not None and size < 1:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from zoo.matrix_run import MatrixResult
+    from zoo.compare.matrix import MatrixResult
 
 
 def matrix_summary(m: MatrixResult) -> dict[str, Any]:
@@ -25,7 +25,7 @@ def matrix_summary(m: MatrixResult) -> dict[str, Any]:
 def write_matrix(m: MatrixResult, folder: str | Path, overwrite: bool = False) -> Path:
     """Write every output of `m` into `folder` as a unit (see `zoo.io.output_folder`)."""
     from zoo.io import output_folder, write_csv, write_json
-    from zoo.report import (html_report, html_table, img_tag, plain, profile_figure,
+    from zoo.report.figures import (html_report, html_table, img_tag, plain, profile_figure,
                             reasons_list, save_png)
 
     with output_folder(folder, overwrite=overwrite) as tmp:

@@ -11,17 +11,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zoo.cache import EntryWriter, FeatureCache, cache_key
+from zoo.features.cache import EntryWriter, FeatureCache, cache_key
 from zoo.errors import UnknownNameError, ZooError
-from zoo.features import LayerFeatures, parse_reduction, reduce_array, row_ids
+from zoo.features.layers import LayerFeatures, parse_reduction, reduce_array, row_ids
 from zoo.progress import Progress
 
 if TYPE_CHECKING:
     import torch
 
-    from zoo.data import Dataset
-    from zoo.model import ZooModel
-    from zoo.specs import LayerInfo
+    from zoo.data.dataset import Dataset
+    from zoo.model.base import ZooModel
+    from zoo.registry.specs import LayerInfo
 
 
 def select_layers(available: Sequence[str], patterns: Sequence[str] | None, model: str) -> list[str]:
@@ -62,7 +62,7 @@ def feature_fields(model: ZooModel, dataset: Dataset, layer: str, reduction: str
 def check_declarations(model: ZooModel, layers: Sequence[str]) -> None:
     """Each layer's declared role is known and its module exists in the network (checked
     before any cache lookup, so a wrong plugin never hides behind cached features)."""
-    from zoo.specs import ROLES
+    from zoo.registry.specs import ROLES
 
     modules = {name for name, _ in model.module.named_modules()}
     for name in layers:
