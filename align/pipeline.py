@@ -7,7 +7,6 @@ layer, cut or align, and return objects that tabulate, draw and save themselves.
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 from zoo.align.learned import AlignConfig
 from zoo.align.nystrom import DEFAULT_LANDMARKS
 from zoo.errors import UnknownNameError, ZooError
+from zoo.result import Result
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,9 +26,6 @@ if TYPE_CHECKING:
     from zoo.data.dataset import Dataset
     from zoo.model.base import ZooModel
     from zoo.progress import Progress
-
-SPATIAL = ("NCHW", "NLC")
-
 
 @dataclass
 class Blocks:
@@ -39,33 +36,21 @@ class Blocks:
     info: list[dict[str, Any]]
 
 
-def spatial_layers(model: ZooModel, patterns: Sequence[str] | None) -> list[str]:
-    """The model's layers matching `patterns` (all spatial layers when None), in model order."""
-    if patterns is None:
-        return [n for n, info in model.layers.items() if info.layout in SPATIAL]
-    names = [n for n in model.layers if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
-    flat = [n for n in names if model.layers[n].layout not in SPATIAL]
-    if flat:
-        raise ZooError(f"{model.id} layer {flat[0]} has layout {model.layers[flat[0]].layout} "
-                       "(no pixel grid); pick spatial (NCHW or NLC) layers")
-    return names
-
-
 def load_blocks(models: Sequence[ZooModel], dataset: Dataset, layers: Sequence[str] | None,
                 batch_size: int = 16, cache: Any = None,
                 progress: Progress | None = None) -> Blocks:
-    """Extract every selected spatial layer of every model over the dataset. A `layers`
-    pattern may match in some models only, but must match somewhere."""
+    """Extract every selected layer with a pixel grid of every model over the dataset
+    (`zoo.model.selection`'s rule: a pattern must match in some model, each model keeps one)."""
     from zoo.align.maps import map_key
     from zoo.features.extraction import extract
+    from zoo.model.selection import select_for
 
-    maps, info, matched = {}, [], set()
+    by_id = {model.id: model for model in models}
+    chosen = select_for({m.id: list(m.layers) for m in models}, layers,
+                        keep=lambda m, n: by_id[m].layers[n].has_grid, what="spatial layer")
+    maps, info = {}, []
     for model in models:
-        names = spatial_layers(model, layers)
-        matched |= {p for p in layers or [] for n in names if fnmatch.fnmatchcase(n, p)}
-        if not names:
-            raise ZooError(f"no spatial layer of {model.id} matches --layers "
-                           f"{','.join(layers or [])}; see `zoo info {model.id}`")
+        names = chosen[model.id]
         feats = extract(model, dataset, names, "none", batch_size, cache, progress)
         for layer in names:
             key = map_key(model.id, layer)
@@ -74,10 +59,6 @@ def load_blocks(models: Sequence[ZooModel], dataset: Dataset, layers: Sequence[s
             info.append({"key": key, "model": model.id, "layer": layer, "depth": li.depth,
                          "role": li.role, "input_size": model.input.size,
                          "random_init": model.random_init})
-    unmatched = [p for p in layers or [] if p not in matched]
-    if unmatched:
-        raise UnknownNameError("layer", unmatched[0], [], "it matches no spatial layer of "
-                               f"{', '.join(m.id for m in models)}; see `zoo info MODEL`")
     return Blocks(dataset, maps, info)
 
 
@@ -102,8 +83,8 @@ def display_images(dataset: Dataset, count: int, size: int = 128) -> list[np.nda
             for i in range(min(count, len(dataset)))]
 
 
-@dataclass
-class CutRun:
+@dataclass(repr=False)
+class CutRun(Result):
     """An AlignedCut over several models' layers: the cut, colours, per-layer scores."""
 
     result: CutResult = field(repr=False)
@@ -142,7 +123,14 @@ class CutRun:
 
         return pd.DataFrame(self.rows())
 
-    def summary(self) -> dict[str, Any]:
+    marker = "cut.json"
+
+    def headline(self) -> str:
+        models = list(dict.fromkeys(row["model"] for row in self.blocks.info))
+        return (f"{', '.join(models)}{self.note}: {len(self.blocks.info)} layers, "
+                f"{len(self.blocks.dataset)} images, {self.settings['n_eig']} eigenvectors")
+
+    def to_dict(self) -> dict[str, Any]:
         """What cut.json holds."""
         r, offsets = self.result, self.result.layout.offsets
         data = self.blocks.dataset
@@ -191,21 +179,23 @@ def _blocks(models: Sequence[str | ZooModel], data: str | Dataset,
             layers: str | Sequence[str] | None, weights: dict[str, str] | None,
             random_init: bool, device: str, batch_size: int, cache: bool,
             progress: Progress | None) -> Blocks:
-    from zoo.api import split_names, dataset, feature_cache, load
+    from zoo.data.resolve import as_dataset
+    from zoo.features.cache import as_cache
+    from zoo.model.loading import load_model
+    from zoo.model.selection import split_names
 
-    loaded = [m if not isinstance(m, str) else
-              load(m, weights=(weights or {}).get(m), random_init=random_init, device=device)
-              for m in models]
-    return load_blocks(loaded, dataset(data), split_names(layers), batch_size, feature_cache(cache),
-                       progress)
+    loaded = [load_model(m, weights=(weights or {}).get(m) if isinstance(m, str) else None,
+                         random_init=random_init, device=device) for m in models]
+    return load_blocks(loaded, as_dataset(data), split_names(layers), batch_size,
+                       as_cache(cache), progress)
 
 
-@dataclass
-class AlignRun:
+@dataclass(repr=False)
+class AlignRun(Result):
     """A learned alignment (`maps`, training history) or a closed-form pairwise one (`fit`)."""
 
     method: str
-    summary: dict[str, Any]
+    scores: dict[str, Any]
     maps: dict[str, Any] = field(default_factory=dict, repr=False)
     history: list[dict[str, Any]] = field(default_factory=list, repr=False)
     fit: Any = field(default=None, repr=False)
@@ -215,7 +205,14 @@ class AlignRun:
         """The training history (learned) or the held-out score (pairwise)."""
         import pandas as pd
 
-        return pd.DataFrame(self.history or [self.summary])
+        return pd.DataFrame(self.history or [self.scores])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The method and its held-out scores (what alignment.json / pairwise.json hold)."""
+        return {"method": self.method, **self.scores}
+
+    def headline(self) -> str:
+        return f"{self.method} alignment of {len(self.maps) or 2} layers"
 
     def save(self, folder: str | Path, overwrite: bool = False) -> Path:
         """maps + maps.json + history.csv (learned), or x_map/y_map + pairwise.json."""
@@ -274,12 +271,13 @@ def _target_values(target: str, dataset: Dataset, random_init: bool, device: str
     model, sep, layer = target.rpartition(":")
     if not sep or not model or not layer:
         raise ZooError(f"--target {target!r} is neither a .csv/.npy file nor MODEL:LAYER")
-    from zoo.api import extract, load
+    from zoo.features.cache import as_cache
+    from zoo.features.extraction import extract
+    from zoo.model.loading import load_model
 
-    zmodel = load(model, random_init=random_init, device=device)
+    zmodel = load_model(model, random_init=random_init, device=device)
     zmodel.layer(layer)
-    feats = extract(zmodel, dataset, [layer], "gap", batch_size=batch_size, cache=cache,
-                    progress=progress)
+    feats = extract(zmodel, dataset, [layer], "gap", batch_size, as_cache(cache), progress)
     return feats[layer].data.astype(np.float64)
 
 

@@ -45,7 +45,7 @@ def write_cut(run: CutRun, folder: str | Path, overwrite: bool = False,
         plot_trajectory(tmp / "trajectory.png", r.per_block(r.trajectory),
                         r.per_block(r.colours), by_model)
         plot_depth(tmp / "depth.png", rows)
-        summary = run.summary()
+        summary = run.to_dict()
         html_report(tmp / "report.html", f"zoo cut: {', '.join(summary['models'])}{run.note}", [
             ("Setup", html_table([{"data": data.name, "images": len(data),
                                    "nodes": summary["blocks"][-1]["nodes"][1],
@@ -75,5 +75,5 @@ def write_align(run: AlignRun, folder: str | Path, overwrite: bool = False) -> P
         else:
             for side, matrix in (("x", run.fit.x_map), ("y", run.fit.y_map)):
                 write_npy(tmp / f"{side}_map.npy", matrix)
-            write_json(tmp / "pairwise.json", run.summary)
+            write_json(tmp / "pairwise.json", run.scores)
     return Path(folder)

@@ -57,14 +57,14 @@ def align_cmd(models: ModelsArg, data: DataOpt = "samples", layers: LayersOpt = 
                     cache=not no_cache, progress=progress)
     run.save(folder, overwrite)
     if json_:
-        print_json({**run.summary, "out": str(folder)})
+        print_json({**run.scores, "out": str(folder)})
         return
     _print_align(run)
     print(f"wrote results to {folder}")
 
 
 def _print_align(run: Any) -> None:
-    s = run.summary
+    s = run.scores
     if run.method == "learned":
         best = run.history[s["best_epoch"] - 1]
         print_table(f"learned maps into {s['dim']} dims, best epoch {s['best_epoch']} of "

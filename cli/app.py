@@ -16,13 +16,23 @@ HELP = ("Compare the internal representations of a zoo of vision models, layer b
         "Start with `zoo list`, `zoo info MODEL` and `zoo compare A B`.")
 
 
+# One module per built-in command group; each defines `register(app)`. The CLI registers them
+# itself (the core never imports the CLI), then lets plugins add theirs.
+GROUPS = ("listing", "extract", "cache", "compare", "matrix", "train", "demo", "cut", "align",
+          "dissect")
+
+
 def build_app() -> typer.Typer:
-    """The Typer app with every plugin's commands (built-ins included) added."""
+    """The Typer app: the built-in command groups, then every plugin's commands."""
+    import importlib
+
     from zoo.registry.host import get_registry
 
     app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False,
                       pretty_exceptions_enable=False, rich_markup_mode=None)
     app.callback()(_root)
+    for group in GROUPS:
+        importlib.import_module(f"zoo.cli.{group}").register(app)
     get_registry().add_commands(app)
     return app
 

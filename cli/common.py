@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from zoo.api import split_names as split_list
+from zoo.model.selection import split_names as split_list
 from zoo.errors import ZooError
 
 if TYPE_CHECKING:
@@ -175,7 +175,7 @@ def print_comparison(c: Any) -> None:
     print_table("summary by role (mean / max over layer pairs; n/a: undefined)",
                 ["metric", "role A", "role B", "mean", "max", "undefined"], rows)
     first = c.metrics[0]
-    matches = c.best_matches(first)
+    matches = c.best_match_rows(first)
     with_p = any("p_adjusted" in m for m in matches)
     print_table(f"best match in {c.b.label} for each layer of {c.a.label} ({first}"
                 + (", p Benjamini-Hochberg-adjusted" if with_p else "") + ")",

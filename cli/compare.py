@@ -40,8 +40,9 @@ def compare_cmd(model_a: Annotated[str, typer.Argument(help="first model (rows)"
                 trust_weights: TrustWeightsOpt = False, loader_workers: LoaderWorkersOpt = 0,
                 precision: PrecisionOpt = "fp32", json_: JsonOpt = False) -> None:
     """Compare two models layer by layer on the same images (rows paired by sample id)."""
-    from zoo.api import check_device, compare, load
-    from zoo.compare.comparison import resolve_metrics
+    from zoo.api import compare_models, load
+    from zoo.model.loading import check_device
+    from zoo.comparisons.comparison import resolve_metrics
     from zoo.report.comparison import summary
     from zoo.features.layers import parse_reduction
 
@@ -62,7 +63,7 @@ def compare_cmd(model_a: Annotated[str, typer.Argument(help="first model (rows)"
         "weights": [za.fingerprint, zb.fingerprint], "images": images,
         "precision": precision}, overwrite)
     with progress_bar() as progress:
-        comparison = compare(za, zb, metrics, data=dataset, layers_a=chosen[model_a],
+        comparison = compare_models(za, zb, dataset, metrics, layers_a=chosen[model_a],
                              layers_b=chosen[model_b], reduction=reduction,
                              permutations=permutations, intervals=intervals, images=images,
                              device=device, batch_size=batch_size, cache=not no_cache,

@@ -50,9 +50,9 @@ def cut_cmd(models: ModelsArg, data: DataOpt = "samples", layers: LayersOpt = No
                   cache=not no_cache, progress=progress, **options)
     run.save(folder, overwrite, images)
     if json_:
-        print_json({**run.summary(), "out": str(folder)})
+        print_json({**run.to_dict(), "out": str(folder)})
         return
-    rows, nodes = run.rows(), run.summary()["blocks"][-1]["nodes"][1]
+    rows, nodes = run.rows(), run.to_dict()["blocks"][-1]["nodes"][1]
     print_table(f"AlignedCut of {len(rows)} layers{run.note} on {dataset.name} ({len(dataset)} "
                 f"images, {nodes} nodes, sigma {run.result.cut.sigma:.4g})",
                 ["model", "layer", "depth", "grid", "align R2", "position R2", "chance",

@@ -18,7 +18,7 @@ def demo_cmd(out: Annotated[str, typer.Option("--out", "-o", help="output folder
                                                        "p-values")] = 50,
              device: DeviceOpt = "cpu") -> None:
     """Train (once) and compare UNet++ and Mask2Former on the synthetic lesion set."""
-    from zoo.api import check_device
+    from zoo.model.loading import check_device
     from zoo.study.demo import run_demo
     from zoo.io import write_json
 

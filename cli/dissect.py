@@ -46,7 +46,7 @@ def dissect_cmd(model: Annotated[str, typer.Argument(help="model id or family")]
     run.save(folder, overwrite)
     rows = run.rows()
     if json_:
-        print_json({**run.run_info(), "layers": rows, "out": str(folder)})
+        print_json({**run.to_dict(), "layers": rows, "out": str(folder)})
         return
     print_table(f"{run.label} dissected on {run.concepts.name} ({len(run.concepts)} images, "
                 f"top {quantile:g}, IoU > {iou_cutoff:g})",
@@ -72,7 +72,6 @@ def lce_cmd(folders: Annotated[list[Path], typer.Argument(help="`zoo dissect` ou
             out: OutOpt = None, overwrite: OverwriteOpt = False, json_: JsonOpt = False) -> None:
     """Embed the concept profiles of dissected (model, layer) entries: PCA, KMeans, correlations."""
     from zoo.concepts import embed, save_lce
-    from zoo.concepts.pipeline import lce_summary
 
     result = embed(folders, split_list(layers), performance=performance, max_k=max_k,
                    seed=seed)
@@ -81,7 +80,7 @@ def lce_cmd(folders: Annotated[list[Path], typer.Argument(help="`zoo dissect` ou
         "max_k": max_k, "performance": str(performance)}, overwrite)
     save_lce(result, folder, overwrite)
     if json_:
-        print_json(lce_summary(result) | {"out": str(folder)})
+        print_json(result.to_dict() | {"out": str(folder)})
         return
     axes = [f"pc{a + 1}" for a in range(result.coords.shape[1])]
     note = " [random init]" if any(e.random_init for e in result.entries) else ""

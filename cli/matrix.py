@@ -46,9 +46,9 @@ def matrix_cmd(models: Annotated[list[str] | None, typer.Argument(
                block: Annotated[int, typer.Option("--block", min=1, help="layers per side of "
                                 "a score unit")] = 64) -> None:
     """All-pairs layer matrix across models (layer globs in --layers apply to every model)."""
-    from zoo.api import check_device
-    from zoo.compare.matrix import load_matrix, open_matrix, run_matrix, run_workers, worker_count
-    from zoo.compare.plan import parse_shard, shard_from_env
+    from zoo.model.loading import check_device
+    from zoo.comparisons.matrix import load_matrix, open_matrix, run_matrix, run_workers, worker_count
+    from zoo.comparisons.plan import parse_shard, shard_from_env
     from zoo.registry.host import get_registry
 
     if models and models[0] == "merge":
@@ -104,7 +104,7 @@ def _write(result: Any, folder: str, overwrite: bool, json_: bool) -> None:
     print_table(f"best match in each other model ({result.metric.name}){result.note}",
                 ["model", "layer", "in", "best layer", result.metric.name],
                 [[m["model"], m["layer"], m["in"], m["best"] or m["reason"], m["value"]]
-                 for m in result.best_matches()])
+                 for m in result.best_match_rows()])
     print_table(f"change between consecutive layers (1 - {result.metric.name} or distance)"
                 f"{result.note}", ["model", "steps", "mean", "max"],
                 [[m, len(v), _stat(v, "mean"), _stat(v, "max")]

@@ -12,11 +12,16 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from zoo.concepts.labels import Concept
 from zoo.errors import DataError, ZooError
+from zoo.result import Result
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -53,8 +58,8 @@ class Correlation:
     note: str = ""
 
 
-@dataclass
-class LCEResult:
+@dataclass(repr=False)
+class LCEResult(Result):
     """The embedding of the entries and what explains its axes."""
 
     entries: list[ProfileEntry]
@@ -68,6 +73,30 @@ class LCEResult:
     inertias: list[float]
     axis_categories: list[Correlation] = field(default_factory=list)
     performance: list[Correlation] = field(default_factory=list)
+
+    marker = "lce.json"
+
+    def table(self) -> pd.DataFrame:
+        """One row per embedded (model, layer) entry: its coordinates and cluster."""
+        import pandas as pd
+
+        return pd.DataFrame([{"entry": e.name, **{f"axis{k + 1}": float(c) for k, c in
+                                                   enumerate(xyz)}, "cluster": int(cl)}
+                             for e, xyz, cl in zip(self.entries, self.coords, self.clusters)])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON summary: entries, coordinates, explained variance, k and clusters."""
+        return {"entries": [e.name for e in self.entries], "coords": self.coords,
+                "explained_variance": self.explained, "k": self.k, "clusters": self.clusters}
+
+    def headline(self) -> str:
+        return f"{len(self.entries)} entries in {self.coords.shape[1]} axes, k={self.k}"
+
+    def save(self, folder: str | Path, overwrite: bool = False) -> Path:
+        """lce.csv, matrix.csv, axes.csv, correlations, lce.json and the 2-D/3-D plots."""
+        from zoo.concepts.pipeline import save_lce
+
+        return save_lce(self, folder, overwrite)
 
 
 def lce_matrix(entries: list[ProfileEntry]) -> tuple[np.ndarray, list[Concept]]:

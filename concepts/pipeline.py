@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.concepts.dissection import check_settings
+from zoo.result import Result
 
 if TYPE_CHECKING:
     import numpy as np
@@ -29,8 +30,8 @@ if TYPE_CHECKING:
     from zoo.progress import Progress
 
 
-@dataclass
-class DissectRun:
+@dataclass(repr=False)
+class DissectRun(Result):
     """A model's layers dissected on one concept set: per layer a `Dissection` (and label
     stability when resampled), with the settings used."""
 
@@ -57,7 +58,12 @@ class DissectRun:
 
         return pd.DataFrame(self.rows())
 
-    def run_info(self) -> dict[str, Any]:
+    marker = "dissect.json"
+
+    def headline(self) -> str:
+        return f"{self.label}: {len(self.layers)} layers on {self.concepts.name}"
+
+    def to_dict(self) -> dict[str, Any]:
         """What dissect.json says about the run."""
         return {"model": self.model, "random_init": self.random_init,
                 "concepts": self.concepts.name, "images": len(self.concepts), **self.settings}
@@ -74,7 +80,7 @@ class DissectRun:
             for name, d in self.layers.items():
                 entries.append(write_layer(tmp, name, d, self.stability.get(name)))
                 plot_profile(d, f"{self.label} {name}", layer_folder(tmp, name) / "profile.png")
-            write_summary(tmp, self.run_info(), self.concepts.concepts, entries)
+            write_summary(tmp, self.to_dict(), self.concepts.concepts, entries)
         return Path(folder)
 
 
@@ -88,19 +94,18 @@ def dissect_model(model: str | ZooModel, concepts: str = "synthetic",
     import contextlib
     import tempfile
 
-    from zoo.api import split_names, feature_cache, load
-    from zoo.features.cache import FeatureCache
     from zoo.concepts import dissect, label_stability, open_concepts
-    from zoo.features.extraction import extract, select_layers
+    from zoo.features.cache import FeatureCache, as_cache
+    from zoo.features.extraction import extract
+    from zoo.model.loading import load_model
+    from zoo.model.selection import select_for, split_names
     from zoo.progress import tagged
 
     check_settings(quantile, iou_cutoff)
-    zmodel = model if not isinstance(model, str) else load(
-        model, weights=weights, random_init=random_init, device=device)
-    spatial = [n for n, info in zmodel.layers.items() if info.layout in ("NCHW", "NLC")]
-    patterns = split_names(layers)
-    names = select_layers(spatial if patterns is None else list(zmodel.layers), patterns,
-                          zmodel.id)
+    zmodel = load_model(model, weights=weights, random_init=random_init, device=device)
+    names = select_for({zmodel.id: list(zmodel.layers)}, split_names(layers),
+                       keep=lambda _, n: zmodel.layers[n].has_grid,
+                       what="spatial layer")[zmodel.id]
     concept_set = open_concepts(concepts)
     data = concept_set.dataset()
     out, stable = {}, {}
@@ -108,7 +113,7 @@ def dissect_model(model: str | ZooModel, concepts: str = "synthetic",
         # features go to disk batch by batch and are read back as a memory map, chunk by
         # chunk: memory holds about one batch of one layer however many images there are
         # (without the cache, a temporary one that is deleted afterwards)
-        store = feature_cache(cache) or FeatureCache(
+        store = as_cache(cache) or FeatureCache(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="zoo-dissect-")))
         for name in names:
             feats = extract(zmodel, data, [name], "none", batch_size, store,
@@ -132,19 +137,12 @@ def embed(folders: Sequence[str | Path], layers: str | Sequence[str] | None = No
     """The Learned Concepts Embedding of the profiles in `zoo dissect` folders: PCA to 3 axes,
     KMeans with an elbow, axes correlated with categories and (a model,task,score CSV) with
     downstream performance."""
-    from zoo.api import split_names
     from zoo.concepts.embedding import lce, read_performance
     from zoo.concepts.report import read_profiles
+    from zoo.model.selection import split_names
 
     entries = read_profiles(folders, split_names(layers))
     return lce(entries, 3, max_k, seed, read_performance(performance) if performance else None)
-
-
-def lce_summary(result: LCEResult) -> dict[str, Any]:
-    """The JSON summary of an embedding."""
-    return {"entries": [e.name for e in result.entries], "coords": result.coords,
-            "explained_variance": result.explained, "k": result.k,
-            "clusters": result.clusters}
 
 
 def save_lce(result: LCEResult, folder: str | Path, overwrite: bool = False) -> Path:

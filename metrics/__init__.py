@@ -31,19 +31,44 @@ def get(metric: str | Any, **params: Any) -> Any:
 
 
 class BoundMetric:
-    """A metric with its options bound: call it on two paired (n, d) representations."""
+    """A metric with its options checked once and bound: a full metric (name, kind, prepare,
+    score, score_block) usable wherever a metric name is, and callable on two paired (n, d)
+    representations. Other attributes (reference, invariances, ...) are the metric's."""
 
     def __init__(self, metric: Any, params: dict[str, Any]) -> None:
         checked = getattr(metric, "params", None)
         self.metric = metric
-        self.params = checked(params) if checked else dict(params)
+        self.bound = checked(params) if callable(checked) else dict(params)
         self.name = metric.name
+        if hasattr(metric, "score_block"):
+            self.score_block = self._score_block
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("metric", "bound"):  # not set yet (copy, pickle): no recursion
+            raise AttributeError(name)
+        return getattr(self.metric, name)
+
+    def prepare(self, X: np.ndarray) -> Any:
+        """The metric's state of one representation under the bound options."""
+        return self.metric.prepare(X, **self.bound)
+
+    def score(self, a: Any, b: Any) -> float:
+        """The metric between two prepared representations under the bound options."""
+        return self.metric.score(a, b, **self.bound)
+
+    def has_block(self) -> bool:
+        """Whether the metric scores blocks of pairs at once under the bound options."""
+        has = getattr(self.metric, "has_block", None)
+        return has(**self.bound) if has else hasattr(self.metric, "score_block")
+
+    def _score_block(self, states_a: Any, states_b: Any = None, **engine: Any) -> np.ndarray:
+        return self.metric.score_block(states_a, states_b, **engine, **self.bound)
 
     def __call__(self, X: np.ndarray, Y: np.ndarray) -> float:
-        return compute(self.metric, X, Y, **self.params)
+        return compute(self, X, Y)
 
     def __repr__(self) -> str:
-        return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
+        return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in self.bound.items())})"
 
 
 def compute(name: str | Any, X: np.ndarray, Y: np.ndarray, **params: Any) -> float:
@@ -58,11 +83,11 @@ def compute(name: str | Any, X: np.ndarray, Y: np.ndarray, **params: Any) -> flo
     why = constant_reason(X) or constant_reason(Y)
     if why:
         raise MetricUndefined(why)
-    m = get(name)
-    return m.score(m.prepare(X, **params), m.prepare(Y, **params), **params)
+    m = get(name, **params)
+    return m.score(m.prepare(X), m.prepare(Y))
 
 
-def matrix(name: str, A: Sequence[np.ndarray], B: Sequence[np.ndarray] | None = None, *,
+def matrix(name: str | Any, A: Sequence[np.ndarray], B: Sequence[np.ndarray] | None = None, *,
            device: str = "cpu", **params: Any) -> np.ndarray:
     """values[i, j] = metric(A[i], B[j]) (B=None: A against itself), batched where possible.
 
@@ -71,7 +96,7 @@ def matrix(name: str, A: Sequence[np.ndarray], B: Sequence[np.ndarray] | None = 
     """
     from zoo.engine.allpairs import all_pairs
 
-    values, reasons = all_pairs(get(name), A, B, device=device, **params)
+    values, reasons = all_pairs(get(name, **params), A, B, device=device)
     undefined = sorted({str(r) for r in reasons[np.isnan(values)]})
     if undefined:
         warnings.warn(f"{int(np.isnan(values).sum())} undefined pair(s) left as NaN: "

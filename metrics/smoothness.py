@@ -29,18 +29,18 @@ def smoothness(reps: Sequence[np.ndarray], metric: str | Any = "cka",
     processing network has a low, flat profile; abrupt representational steps show as peaks
     (compare CNNs and transformers, as in the processing-steps study).
     """
-    m = get(metric)
+    m = get(metric, **params)
     if len(reps) < 2:
         raise ZooError(f"smoothness needs at least 2 layers, got {len(reps)}")
     check_rows(reps)
-    states, why = prepare_all(m, reps, progress, **params)
+    states, why = prepare_all(m, reps, progress)
     values = np.full(len(reps) - 1, np.nan)
     reasons = [""] * len(values)
     for i in range(len(values)):
         reasons[i] = why[i] or why[i + 1]
         if reasons[i]:
             continue
-        value, reasons[i] = attempt(m.score, states[i], states[i + 1], **params)
+        value, reasons[i] = attempt(m.score, states[i], states[i + 1])
         if value is not None:
             values[i] = 1.0 - value if m.kind == "similarity" else value
     return Profile(values, reasons)

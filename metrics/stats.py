@@ -31,21 +31,21 @@ def permutation_pvalues(metric: str | Any, reps_a: Sequence[np.ndarray],
     """
     if permutations < 1:
         raise ZooError(f"permutations must be >= 1, got {permutations}")
-    m = get(metric)
+    m = get(metric, **params)
     n = check_rows(reps_a, reps_b)
     targets = list(reps_a if reps_b is None else reps_b)
-    kw = dict(device=device, chunk_size=chunk_size, **params)
-    states_a, why_a = prepare_all(m, reps_a, **params)
+    kw = dict(device=device, chunk_size=chunk_size)
+    states_a, why_a = prepare_all(m, reps_a)
     if reps_b is None:
         observed, _ = score_all(m, states_a, why_a, **kw)
     else:
-        observed, _ = score_all(m, states_a, why_a, *prepare_all(m, targets, **params), **kw)
+        observed, _ = score_all(m, states_a, why_a, *prepare_all(m, targets), **kw)
     rng = np.random.default_rng(seed)
     extreme = np.zeros(observed.shape)
     undefined = np.isnan(observed)
     for k in range(permutations):
         perm = rng.permutation(n)
-        shuffled = prepare_all(m, [t[perm] for t in targets], **params)
+        shuffled = prepare_all(m, [t[perm] for t in targets])
         null, _ = score_all(m, states_a, why_a, *shuffled, **kw)
         undefined |= np.isnan(null)
         extreme += null >= observed if m.kind == "similarity" else null <= observed
@@ -85,14 +85,14 @@ def confidence_intervals(metric: str | Any, reps_a: Sequence[np.ndarray],
 
     if groups < 2 or not 0 < level < 1:
         raise ZooError(f"need groups >= 2 and 0 < level < 1, got {groups} and {level}")
-    m = get(metric)
+    m = get(metric, **params)
     if m.name not in COVERED:
         raise MetricUndefined(f"no confidence interval for {m.name}: intervals are reported only "
                               f"where a coverage test backs them ({', '.join(COVERED)}); use "
                               "permutation p-values")
     n = check_rows(reps_a, reps_b)
     g = min(groups, n)
-    kw = dict(device=device, chunk_size=chunk_size, **params)
+    kw = dict(device=device, chunk_size=chunk_size)
     values, reasons = all_pairs(m, reps_a, reps_b, **kw)
     labels = np.random.default_rng(seed).permutation(n) % g
     left_out = []

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import assert_user_error, run_zoo
-from zoo.compare.comparison import compare
+from zoo.comparisons.comparison import compare
 from zoo.features.featureset import FeatureSet
 from zoo.features.layers import LayerFeatures
 from zoo.registry.specs import LayerInfo
@@ -123,7 +123,7 @@ def test_best_matches_and_role_summary_follow_the_metric_kind():
     b = _side("B", [y @ np.linalg.qr(rng.normal(size=(6, 6)))[0], x], ["encoder", "decoder"],
               ids)
     c = compare(a, b, ["cka"])
-    best = {m["layer_a"]: m["best_b"] for m in c.best_matches("cka")}
+    best = dict(zip(c.best_matches("cka")["layer_a"], c.best_matches("cka")["best_b"]))
     assert best == {"l0": "l1", "l1": "l0"}  # x matches x, y matches rotated y
     summary = {(s["role_a"], s["role_b"]): s["mean"] for s in c.role_summary("cka")}
     assert summary[("encoder", "decoder")] == pytest.approx(1.0)

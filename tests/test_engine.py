@@ -6,6 +6,7 @@ import pytest
 from zoo.engine.allpairs import CONSTANT_ULPS, all_pairs, check_rows
 from zoo.engine.results import tidy_rows
 from zoo.errors import DataError, ZooError
+from zoo.metrics import get
 from zoo.metrics.base import MetricUndefined
 from zoo.metrics.builtin import BUILTIN_METRICS
 from zoo.metrics.cka import DebiasedCKA, LinearCKA, RbfCKA
@@ -45,7 +46,7 @@ def test_matrix_equals_per_pair_scores(cls, reps):
 def test_block_scoring_is_chunk_independent(metric, params, chunk_size, reps):
     assert metric.has_block(**params)
     expected = per_pair(metric, reps, reps[1:], **params)
-    values, _ = all_pairs(metric, reps, reps[1:], chunk_size=chunk_size, **params)
+    values, _ = all_pairs(get(metric, **params), reps, reps[1:], chunk_size=chunk_size)
     np.testing.assert_allclose(values, expected, atol=1e-12)
 
 
@@ -65,7 +66,7 @@ def test_equal_width_layers_batched_in_any_order(cls):
 
 def test_kendall_rsa_falls_back_to_pairs(reps):
     assert not RSA().has_block(compare="kendall")
-    values, _ = all_pairs(RSA(), reps, compare="kendall")
+    values, _ = all_pairs(get(RSA(), compare="kendall"), reps)
     np.testing.assert_allclose(values, per_pair(RSA(), reps, reps, compare="kendall"))
 
 

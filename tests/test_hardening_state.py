@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from zoo.errors import ZooError
-from zoo.compare.plan import _encode, load_state
+from zoo.comparisons.plan import _encode, load_state
 from zoo.registry.host import get_registry
 
 

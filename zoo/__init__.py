@@ -12,7 +12,8 @@ from zoo.errors import ZooError
 from zoo.registry.hookspecs import hookimpl
 from zoo.registry.specs import DatasetSpec, InputConfig, LayerInfo, ModelSpec
 
-API = ("list_models", "load", "wrap", "dataset", "extract", "compare", "matrix")
+API = ("list_models", "load", "wrap", "dataset", "extract", "compare", "compare_models",
+       "matrix", "open")
 SUBPACKAGES = ("metrics", "align", "concepts")
 __all__ = ["ZooError", "hookimpl", "ModelSpec", "LayerInfo", "InputConfig", "DatasetSpec",
            *API]

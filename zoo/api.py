@@ -4,8 +4,11 @@
     import zoo
     a = zoo.extract(zoo.load("toy/cnn", random_init=True), "samples", layers="stage*")
     b = zoo.extract(zoo.load("toy/vit", random_init=True), "samples")
-    result = zoo.compare(a, b, metrics="cka,svcca")
+    result = zoo.compare(a, b, metrics="cka,svcca")   # or zoo.compare_models(m1, m2, data)
     result.table(); result.heatmap("cka"); result.save("runs/mine")
+    same = zoo.open("runs/mine")                        # any saved result, read back
+
+Nothing inside zoo imports this module: it only binds the library's layers into calls.
 
 Everything heavy (torch, the model libraries) is imported inside the functions.
 """
@@ -23,13 +26,23 @@ if TYPE_CHECKING:
     from torch import nn
 
     from zoo.features.cache import FeatureCache
-    from zoo.compare.comparison import Comparison
+    from zoo.comparisons.comparison import Comparison
     from zoo.data.dataset import Dataset
     from zoo.features.featureset import FeatureSet
-    from zoo.compare.matrix import MatrixResult
+    from zoo.comparisons.matrix import MatrixResult
     from zoo.model.base import ZooModel
     from zoo.progress import Progress
     from zoo.registry.specs import InputConfig, ModelSpec
+
+# The file that marks each kind of saved result folder, and the class that reads it back.
+OPENERS = {"results.json": "zoo.comparisons.comparison:Comparison",
+           "matrix.json": "zoo.comparisons.matrix:MatrixResult",
+           "ids.json": "zoo.features.featureset:FeatureSet",
+           "cut.json": "zoo.align.pipeline:CutRun", "alignment.json": "zoo.align.pipeline:AlignRun",
+           "pairwise.json": "zoo.align.pipeline:AlignRun",
+           "dissect.json": "zoo.concepts.pipeline:DissectRun",
+           "lce.json": "zoo.concepts.embedding:LCEResult"}
+
 
 def list_models(pattern: str = "*") -> list[ModelSpec]:
     """Registered models whose id (`family/arch.tag`) matches the glob `pattern`."""
@@ -39,35 +52,13 @@ def list_models(pattern: str = "*") -> list[ModelSpec]:
             if fnmatch.fnmatchcase(s.id, pattern) or fnmatch.fnmatchcase(s.family, pattern)]
 
 
-def check_device(device: str) -> str:
-    """`device` if usable here (cpu, cuda, cuda:N); a clear error with the way out otherwise."""
-    if device == "cpu":
-        return device
-    if not (device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())):
-        raise ZooError(f"unknown device {device!r}; use cpu, cuda or cuda:N")
-    import torch
-
-    if not torch.cuda.is_available():
-        raise ZooError(f"device {device}: CUDA is not available here; use cpu")
-    if ":" in device and int(device[5:]) >= torch.cuda.device_count():
-        raise ZooError(f"device {device}: only {torch.cuda.device_count()} GPU(s) visible")
-    return device
-
-
 def load(model: str | ModelSpec, *, weights: str | None = None, random_init: bool = False,
          device: str = "cpu", **options: Any) -> ZooModel:
     """Load a registered model (`family`, `family/arch` or `family/arch.tag`) with its real
     weights (`weights` path, else the local caches) or, when asked, fixed-seed random weights."""
-    from zoo.registry.host import get_registry
+    from zoo.model.loading import load_model
 
-    if weights and random_init:
-        raise ZooError("weights and random init exclude each other; pass one")
-    if weights and not Path(weights).expanduser().exists():
-        raise ZooError(f"weights {weights!r} do not exist; pass an existing file or folder")
-    spec = model if not isinstance(model, str) else get_registry().model(
-        model, prefer_trained=not (weights or random_init))
-    return spec.load(weights=weights, random_init=random_init, device=check_device(device),
-                     **options)
+    return load_model(model, weights=weights, random_init=random_init, device=device, **options)
 
 
 def wrap(module: nn.Module, layers: Mapping[str, str] | Sequence[str], *,
@@ -75,6 +66,7 @@ def wrap(module: nn.Module, layers: Mapping[str, str] | Sequence[str], *,
          roles: Mapping[str, str] | None = None, device: str = "cpu") -> ZooModel:
     """Any `nn.Module` as a zoo model, no plugin needed: `layers` maps layer names to module
     paths (or lists module paths); layouts and widths are read from one probe forward pass."""
+    from zoo.model.loading import check_device
     from zoo.model.wrapped import wrap_module
 
     return wrap_module(module, layers, name=name, input=input, roles=roles,
@@ -85,29 +77,9 @@ def dataset(spec: str | Dataset, *, skip_bad: bool = False) -> Dataset:
     """Open a data source: `samples`, `synthetic:N`, `lesions:N`, `isic:PATH` or an image
     folder. With `skip_bad`, unreadable images and folders are dropped and listed in
     `.skipped`."""
-    from zoo.data.resolve import open_dataset
+    from zoo.data.resolve import as_dataset
 
-    if not isinstance(spec, str):
-        return spec
-    data = open_dataset(spec, skip_bad=skip_bad)
-    if not len(data):
-        raise ZooError(f"no readable images in {spec}")
-    return data
-
-
-def _model(model: str | ModelSpec | ZooModel) -> ZooModel:
-    from zoo.model.base import ZooModel
-
-    return model if isinstance(model, ZooModel) else load(model)
-
-
-def feature_cache(cache: bool | FeatureCache) -> FeatureCache | None:
-    """The default on-disk feature cache for `True`, none for `False`, or the cache given."""
-    from zoo.features.cache import FeatureCache
-
-    if cache is True:
-        return FeatureCache()
-    return cache or None
+    return as_dataset(spec, skip_bad=skip_bad)
 
 
 def extract(model: str | ModelSpec | ZooModel, data: str | Dataset,
@@ -121,60 +93,65 @@ def extract(model: str | ModelSpec | ZooModel, data: str | Dataset,
     half-precision features (float32 keeps metric values at full accuracy). `workers` decode
     images in that many processes; `precision` "bf16"/"fp16" runs the forward under autocast
     (keyed apart; "fp32" is exact)."""
+    from zoo.data.resolve import as_dataset
+    from zoo.features.cache import as_cache
     from zoo.features.featureset import extract_set
     from zoo.features.layers import parse_reduction
+    from zoo.model.loading import load_model
+    from zoo.model.selection import split_names
 
     parse_reduction(reduction)
-    return extract_set(_model(model), dataset(data), split_names(layers), reduction, batch_size,
-                       feature_cache(cache), progress, dtype, workers, precision)
+    return extract_set(load_model(model), as_dataset(data), split_names(layers), reduction,
+                       batch_size, as_cache(cache), progress, dtype, workers, precision)
 
 
-def split_names(layers: str | Sequence[str] | None) -> list[str] | None:
-    """`"a,b"` or `["a,b", "c"]` -> `["a", "b", "c"]`; None (or nothing) stays None."""
-    if layers is None:
-        return None
-    items = [layers] if isinstance(layers, str) else list(layers)
-    return [p.strip() for item in items for p in item.split(",") if p.strip()] or None
-
-
-def compare(a: FeatureSet | str | ModelSpec | ZooModel, b: FeatureSet | str | ModelSpec | ZooModel,
-            metrics: str | Sequence[str] | None = None, *, data: str | Dataset | None = None,
-            layers_a: str | Sequence[str] | None = None,
-            layers_b: str | Sequence[str] | None = None, reduction: str = "gap",
-            permutations: int = 0, intervals: bool = False, images: int = 0,
-            device: str = "cpu",
-            batch_size: int = 16, cache: bool | FeatureCache = True,
-            progress: Progress | None = None, workers: int = 0,
-            precision: str = "fp32") -> Comparison:
-    """Compare two feature sets (from `extract`), or two models over `data`, layer by layer on
-    the same samples: every metric on every layer pair, with permutation p-values and 95%
-    intervals (grouped jackknife, coverage-tested metrics only) when asked and, for models, `images` PCA-to-RGB activation maps (`workers` and
-    `precision` as in `extract`)."""
-    from zoo.compare.comparison import compare as compare_sets
-    from zoo.compare.comparison import compare_models
+def compare(a: FeatureSet, b: FeatureSet, metrics: str | Sequence[str | Any] | None = None, *,
+            permutations: int = 0, intervals: bool = False, device: str = "cpu",
+            progress: Progress | None = None) -> Comparison:
+    """Compare two feature sets (from `extract`, same data and reduction) layer by layer, rows
+    paired by sample id: every metric (a name or a bound `zoo.metrics.get(...)`) on every layer
+    pair, with permutation p-values and 95% intervals (grouped jackknife, coverage-tested
+    metrics only) when asked. To compare two models over data, use `compare_models`."""
+    from zoo.comparisons.comparison import compare as compare_sets
     from zoo.features.featureset import FeatureSet
+    from zoo.model.loading import check_device
 
-    device = check_device(device)
-    if isinstance(a, FeatureSet) and isinstance(b, FeatureSet):
-        return compare_sets(a, b, metrics, permutations=permutations, intervals=intervals,
-                            device=device, progress=progress)
-    if isinstance(a, FeatureSet) or isinstance(b, FeatureSet):
-        raise ZooError("pass two feature sets (from zoo.extract) or two models, not one of each")
-    if data is None:
-        raise ZooError("comparing models needs data=...: a dataset name or folder")
+    if not (isinstance(a, FeatureSet) and isinstance(b, FeatureSet)):
+        raise ZooError("zoo.compare takes two feature sets (from zoo.extract); to compare two "
+                       "models over data use zoo.compare_models(model_a, model_b, data)")
+    return compare_sets(a, b, metrics, permutations=permutations, intervals=intervals,
+                        device=check_device(device), progress=progress)
+
+
+def compare_models(a: str | ModelSpec | ZooModel, b: str | ModelSpec | ZooModel,
+                   data: str | Dataset, metrics: str | Sequence[str | Any] | None = None, *,
+                   layers_a: str | Sequence[str] | None = None,
+                   layers_b: str | Sequence[str] | None = None, reduction: str = "gap",
+                   permutations: int = 0, intervals: bool = False, images: int = 0,
+                   random_init: bool = False, device: str = "cpu", batch_size: int = 16,
+                   cache: bool | FeatureCache = True, progress: Progress | None = None,
+                   workers: int = 0, precision: str = "fp32") -> Comparison:
+    """Extract two models over `data` and compare them layer by layer (as `zoo compare` does),
+    with `images` PCA-to-RGB activation maps; names load with their weights, or fixed-seed
+    random weights with `random_init=True` (`workers`, `precision` as in `extract`)."""
+    from zoo.comparisons.comparison import compare_models as run
+    from zoo.data.resolve import as_dataset
+    from zoo.features.cache import as_cache
     from zoo.features.layers import parse_reduction
+    from zoo.model.loading import check_device, load_model
+    from zoo.model.selection import split_names
 
     parse_reduction(reduction)
-    model_a = _model(a)
-    model_b = model_a if b == a else _model(b)
-    return compare_models(model_a, model_b, dataset(data), metrics, layers_a=split_names(layers_a),
-                          layers_b=split_names(layers_b), reduction=reduction,
-                          permutations=permutations, intervals=intervals, images=images,
-                          device=device, batch_size=batch_size, cache=feature_cache(cache),
-                          progress=progress, workers=workers, precision=precision)
+    device = check_device(device)
+    model_a = load_model(a, random_init=random_init, device=device)
+    model_b = model_a if b == a else load_model(b, random_init=random_init, device=device)
+    return run(model_a, model_b, as_dataset(data), metrics, layers_a=split_names(layers_a),
+               layers_b=split_names(layers_b), reduction=reduction, permutations=permutations,
+               intervals=intervals, images=images, device=device, batch_size=batch_size,
+               cache=as_cache(cache), progress=progress, workers=workers, precision=precision)
 
 
-def matrix(models: Sequence[str], data: str | Dataset, metric: str = "cka", *,
+def matrix(models: Sequence[str], data: str | Dataset, metric: str | Any = "cka", *,
            layers: str | Sequence[str] | None = None, reduction: str = "gap",
            random_init: bool = False, weights: Mapping[str, str] | None = None,
            device: str = "cpu", batch_size: int = 16, run: str | Path | None = None,
@@ -182,9 +159,26 @@ def matrix(models: Sequence[str], data: str | Dataset, metric: str = "cka", *,
     """The all-pairs (model, layer) matrix across `models` under one metric: the same resumable
     plan executor as `zoo matrix` (a killed run resumes from its run folder), features shared
     with the feature cache."""
-    from zoo.compare.matrix import run_matrix
+    from zoo.comparisons.matrix import run_matrix
+    from zoo.data.resolve import as_dataset
+    from zoo.model.loading import check_device
+    from zoo.model.selection import split_names
 
-    return run_matrix(list(models), dataset(data), metric, layers=split_names(layers),
+    return run_matrix(list(models), as_dataset(data), metric, layers=split_names(layers),
                       reduction=reduction, random_init=random_init, weights=dict(weights or {}),
                       device=check_device(device), batch_size=batch_size, run=run,
                       cache=cache, progress=progress)
+
+
+def open(folder: str | Path) -> Any:  # noqa: A001 - zoo.open reads what .save wrote
+    """Read any saved result folder (feature set, comparison, matrix, cut, alignment, dissection,
+    LCE) back into the object that wrote it."""
+    import importlib
+
+    folder = Path(folder)
+    for marker, where in OPENERS.items():
+        if (folder / marker).is_file():
+            module, _, name = where.partition(":")
+            return getattr(importlib.import_module(module), name).load(folder)
+    raise ZooError(f"{folder} holds no saved zoo result (none of {', '.join(OPENERS)}); pass "
+                   "a folder written by .save() or a zoo command's --out")

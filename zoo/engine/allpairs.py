@@ -71,22 +71,22 @@ def constant_reason(rep: Any) -> str:
             f"({exact}), so no similarity with it is defined")
 
 
-def prepare_one(metric: Any, rep: np.ndarray, **params: Any) -> tuple[Any, str]:
+def prepare_one(metric: Any, rep: np.ndarray) -> tuple[Any, str]:
     """One representation's prepared state, or (None, reason): a constant representation is
     undefined for every metric, decided here before the metric sees it."""
     why = constant_reason(rep)
     if why:
         return None, why
-    return attempt(metric.prepare, rep, **params)
+    return attempt(metric.prepare, rep)
 
 
-def prepare_all(metric: Any, reps: Sequence[np.ndarray], progress: Progress | None = None,
-                **params: Any) -> tuple[list[Any], list[str]]:
+def prepare_all(metric: Any, reps: Sequence[np.ndarray],
+                progress: Progress | None = None) -> tuple[list[Any], list[str]]:
     """Each representation's prepared state (None where undefined) and reason ("" if fine)."""
     states: list[Any] = []
     reasons: list[str] = []
     for k, rep in enumerate(reps):
-        state, why = prepare_one(metric, rep, **params)
+        state, why = prepare_one(metric, rep)
         states.append(state)
         reasons.append(why)
         if progress:
@@ -97,7 +97,7 @@ def prepare_all(metric: Any, reps: Sequence[np.ndarray], progress: Progress | No
 def score_all(metric: Any, states_a: Sequence[Any], reasons_a: Sequence[str],
               states_b: Sequence[Any] | None = None, reasons_b: Sequence[str] | None = None, *,
               device: str = "cpu", chunk_size: int | None = None,
-              progress: Progress | None = None, **params: Any) -> tuple[np.ndarray, np.ndarray]:
+              progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Score prepared states (see `all_pairs`); `states_b=None` means A against itself."""
     same = states_b is None
     states_b, reasons_b = (states_a, reasons_a) if same else (states_b, reasons_b)
@@ -111,9 +111,9 @@ def score_all(metric: Any, states_a: Sequence[Any], reasons_a: Sequence[str],
     ok_b = [j for j, s in enumerate(states_b) if s is not None]
     if not ok_a or not ok_b:
         return values, reasons
-    if _use_block(metric, len(ok_a) * len(ok_b), params):
+    if _use_block(metric, len(ok_a) * len(ok_b)):
         options = _accepted(metric.score_block, dict(device=device, chunk_size=chunk_size,
-                                                     progress=progress, **params))
+                                                     progress=progress))
         block = metric.score_block([states_a[i] for i in ok_a],
                                    None if same else [states_b[j] for j in ok_b], **options)
         values[np.ix_(ok_a, ok_b)] = block
@@ -122,7 +122,7 @@ def score_all(metric: Any, states_a: Sequence[Any], reasons_a: Sequence[str],
     mirror = same and getattr(metric, "symmetric", False)
     pairs = [(i, j) for i in ok_a for j in ok_b if not (mirror and j < i)]
     for k, (i, j) in enumerate(pairs):
-        value, reasons[i, j] = attempt(metric.score, states_a[i], states_b[j], **params)
+        value, reasons[i, j] = attempt(metric.score, states_a[i], states_b[j])
         values[i, j] = np.nan if value is None else value
         if mirror:
             values[j, i], reasons[j, i] = values[i, j], reasons[i, j]
@@ -134,8 +134,8 @@ def score_all(metric: Any, states_a: Sequence[Any], reasons_a: Sequence[str],
 
 def all_pairs(metric: Any, reps_a: Sequence[np.ndarray],
               reps_b: Sequence[np.ndarray] | None = None, device: str = "cpu",
-              chunk_size: int | None = None, progress: Progress | None = None,
-              **params: Any) -> tuple[np.ndarray, np.ndarray]:
+              chunk_size: int | None = None,
+              progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(values, reasons): values[i, j] = metric(A_i, B_j); NaN where undefined, with the reason.
 
     Each representation (an (n, d) array, rows paired across all of them) is prepared once.
@@ -144,22 +144,23 @@ def all_pairs(metric: Any, reps_a: Sequence[np.ndarray],
     and a single pair, are scored pair by pair on the CPU. With `reps_b=None`, A is compared
     with itself and symmetric metrics score each pair once. For asymmetric metrics values[i, j]
     is the direction A_i -> B_j; call again with the sides swapped for B -> A. `reasons` is an
-    object array of str ("" = defined).
+    object array of str ("" = defined). A metric's options are bound to it
+    (`zoo.metrics.get(name, **options)`), never passed through here.
     """
     check_rows(reps_a, reps_b)
-    states_a, why_a = prepare_all(metric, reps_a, progress, **params)
+    states_a, why_a = prepare_all(metric, reps_a, progress)
     if reps_b is None:
         return score_all(metric, states_a, why_a, device=device, chunk_size=chunk_size,
-                         progress=progress, **params)
-    states_b, why_b = prepare_all(metric, reps_b, progress, **params)
+                         progress=progress)
+    states_b, why_b = prepare_all(metric, reps_b, progress)
     return score_all(metric, states_a, why_a, states_b, why_b, device=device,
-                     chunk_size=chunk_size, progress=progress, **params)
+                     chunk_size=chunk_size, progress=progress)
 
 
-def _use_block(metric: Any, pairs: int, params: dict[str, Any]) -> bool:
-    """Batch when the metric can (for these parameters) and there is more than one pair."""
+def _use_block(metric: Any, pairs: int) -> bool:
+    """Batch when the metric can (under its options) and there is more than one pair."""
     return (pairs > 1 and hasattr(metric, "score_block")
-            and getattr(metric, "has_block", lambda **_: True)(**params))
+            and getattr(metric, "has_block", lambda: True)())
 
 
 def _accepted(fn: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:

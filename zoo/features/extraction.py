@@ -24,25 +24,6 @@ if TYPE_CHECKING:
     from zoo.registry.specs import LayerInfo
 
 
-def select_layers(available: Sequence[str], patterns: Sequence[str] | None, model: str) -> list[str]:
-    """Expand layer names and glob patterns (`block*`) in model order; None means all layers."""
-    if not patterns:
-        return list(available)
-    chosen: list[str] = []
-    for pattern in patterns:
-        hits = layer_matches(available, pattern)
-        if not hits:
-            raise UnknownNameError(f"layer of {model}", pattern, available,
-                                   f"See `zoo info {model}`")
-        chosen += [h for h in hits if h not in chosen]
-    return [n for n in available if n in chosen]
-
-
-def layer_matches(available: Sequence[str], pattern: str) -> list[str]:
-    """The layer names that `pattern` (a name or a glob) selects."""
-    return [n for n in available if fnmatch.fnmatchcase(n, pattern)]
-
-
 STORAGE_DTYPES = ("float32", "float16")
 PRECISIONS = ("fp32", "bf16", "fp16")
 _NDIM = {"NCHW": 4, "NLC": 3, "NQC": 3, "NC": 2}

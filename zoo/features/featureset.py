@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo.features.layers import LayerFeatures
+from zoo.result import Result
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,8 +23,8 @@ if TYPE_CHECKING:
     from zoo.registry.specs import LayerInfo
 
 
-@dataclass
-class FeatureSet:
+@dataclass(repr=False)
+class FeatureSet(Result):
     """One model's layers (ordered by depth) over one dataset, each a `LayerFeatures` whose rows
     carry sample ids; `reduction` is recorded, `provenance` says where the weights came from."""
 
@@ -34,6 +35,8 @@ class FeatureSet:
     reduction: str
     data: str
     provenance: dict[str, Any] = field(default_factory=dict)
+
+    marker = "ids.json"
 
     def __getitem__(self, layer: str) -> LayerFeatures:
         return self.features[layer]
@@ -72,11 +75,21 @@ class FeatureSet:
                  "shape": list(self[i.name].data.shape), "dtype": str(self[i.name].data.dtype)}
                 for i in self.layers]
 
-    def manifest(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """What manifest.json says: model, data, reduction, layers and provenance."""
         return {"model": self.model, "random_init": self.random_init, "data": self.data,
                 "samples": len(self.sample_ids), "reduction": self.reduction,
                 "layers": self.rows(), "provenance": self.provenance}
+
+    def table(self) -> pd.DataFrame:
+        """One row per layer: name, role, depth, layout, shape, dtype."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows())
+
+    def headline(self) -> str:
+        return (f"{self.label}: {len(self)} layers x {len(self.sample_ids)} samples of "
+                f"{self.data} ({self.reduction})")
 
     def save(self, folder: str | Path, overwrite: bool = False) -> Path:
         """<layer>.npy for every layer, ids.json and manifest.json, written as one folder."""
@@ -86,14 +99,27 @@ class FeatureSet:
             for name in self.names:
                 write_npy(tmp / f"{name}.npy", self[name].data)
             write_json(tmp / "ids.json", self.sample_ids)
-            write_json(tmp / "manifest.json", self.manifest())
+            write_json(tmp / "manifest.json", {**self.to_dict(), "declarations": [
+                i.as_dict() for i in self.layers]})
         return Path(folder)
 
-    def summary(self) -> pd.DataFrame:
-        """`rows()` as a DataFrame."""
-        import pandas as pd
+    @classmethod
+    def load(cls, folder: str | Path) -> FeatureSet:
+        """A feature set saved by `save`, arrays memory-mapped."""
+        import json
 
-        return pd.DataFrame(self.rows())
+        from zoo.registry.specs import LayerInfo
+
+        folder = Path(folder)
+        info = json.loads((folder / "manifest.json").read_text())
+        ids = json.loads((folder / "ids.json").read_text())
+        layers = [LayerInfo(**d) for d in info["declarations"]]
+        arrays = {i.name: np.load(folder / f"{i.name}.npy", mmap_mode="r", allow_pickle=False)
+                  for i in layers}
+        feats = {i.name: LayerFeatures(arrays[i.name], "NC" if arrays[i.name].ndim == 2
+                                       else i.layout, list(ids)) for i in layers}
+        return cls(info["model"], info["random_init"], layers, feats, info["reduction"],
+                   info["data"], info["provenance"])
 
 
 def extract_set(model: ZooModel, dataset: Dataset, layers: Sequence[str] | None = None,
@@ -103,7 +129,8 @@ def extract_set(model: ZooModel, dataset: Dataset, layers: Sequence[str] | None 
     """Extract `layers` (names or globs; None: all) of a loaded model, ordered by depth;
     `dtype` float16 halves the cache (stored precision, keyed apart); `workers` loader
     processes decode images; `precision` bf16/fp16 runs the forward under autocast."""
-    from zoo.features.extraction import extract, select_layers
+    from zoo.features.extraction import extract
+    from zoo.model.selection import select_layers
 
     names = select_layers(list(model.layers), layers, model.id)
     infos = sorted((model.layer(n) for n in names), key=lambda i: i.depth)

@@ -28,12 +28,12 @@ from zoo.errors import UnknownNameError, ZooError, one_line
 from zoo.registry.specs import DatasetSpec, ModelSpec
 
 ENTRY_POINT_GROUP = "zoo"
+HOOKS = ("register_models", "register_metrics", "register_datasets", "register_commands")
 
 # Built-ins are ordinary plugins; the host only knows their module names.
 BUILTIN_PLUGINS = {
     "datasets": "zoo.plugins.datasets",
     "metrics": "zoo.metrics.builtin",
-    "commands": "zoo.cli.commands",
     "toy": "zoo.plugins.toy",
     "unetpp": "zoo.plugins.unetpp",
     "mask2former": "zoo.plugins.mask2former",
@@ -139,6 +139,13 @@ class Registry:
                 self.pm.register(obj, name=name)
             except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported, not fatal
                 self._fail(info, f"failed to load: {one_line(exc)}")
+                continue
+            try:  # a misspelled hook (register_model) would otherwise never run, silently
+                self.pm.check_pending()
+            except pluggy.PluginValidationError as exc:
+                self.pm.unregister(name=name)
+                self._fail(info, f"implements no zoo hook: {exc}; the hooks are "
+                                 f"{', '.join(HOOKS)}")
 
     def _fail(self, info: PluginInfo, message: str) -> None:
         info.error = info.error or message

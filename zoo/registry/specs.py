@@ -120,6 +120,12 @@ class LayerInfo:
         if not 0.0 <= self.depth <= 1.0:
             raise ValueError(f"layer {self.name}: depth {self.depth} outside [0, 1]")
 
+    @property
+    def has_grid(self) -> bool:
+        """Whether the features sit on a pixel grid: NCHW maps, or NLC tokens with a patch
+        stride (multi-scale token sets, which have none, do not)."""
+        return self.layout == "NCHW" or (self.layout == "NLC" and self.stride is not None)
+
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
         return {k: getattr(self, k) for k in self.__dataclass_fields__}

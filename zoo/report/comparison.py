@@ -11,7 +11,7 @@ from zoo.engine.results import P_ADJUST
 from zoo.report.runs import slug
 
 if TYPE_CHECKING:
-    from zoo.compare.comparison import Comparison, MetricResult
+    from zoo.comparisons.comparison import Comparison, MetricResult
 
 
 def summary(c: Comparison) -> dict[str, Any]:
@@ -19,11 +19,12 @@ def summary(c: Comparison) -> dict[str, Any]:
     return {"model_a": c.a.model, "model_b": c.b.model, "random_init_a": c.a.random_init,
             "random_init_b": c.b.random_init, "provenance_a": c.a.provenance,
             "provenance_b": c.b.provenance, "data": c.data, "n": c.n,
-            "reduction": c.reduction, "p_adjust": P_ADJUST if any(
+            "reduction": c.reduction, "layers_a": [i.as_dict() for i in c.a.layers],
+            "layers_b": [i.as_dict() for i in c.b.layers], "p_adjust": P_ADJUST if any(
                 "p_adjusted" in r.stats for r in c.results.values()) else None,
             "metrics": {name: {"kind": r.metric.kind,
                                "reference": getattr(r.metric, "reference", ""),
-                               "best_matches": c.best_matches(name),
+                               "best_matches": c.best_match_rows(name),
                                "role_summary": c.role_summary(name),
                                "undefined": r.reason_counts(), "notes": r.notes,
                                "caveats": c.caveats(name),
@@ -95,5 +96,5 @@ def _metric_section(c: Comparison, r: MetricResult, png: str) -> tuple[str, str]
         text += f"<p class='note'>{html.escape(note)}</p>"
     text += reasons_list(r.reason_counts()) + img_tag(png, r.name)
     text += f"<h3>By role</h3>{html_table(c.role_summary(r.name))}"
-    text += f"<h3>Best match in B for each layer of A</h3>{html_table(c.best_matches(r.name))}"
+    text += f"<h3>Best match in B for each layer of A</h3>{html_table(c.best_match_rows(r.name))}"
     return f"{r.name} ({r.metric.kind})", text

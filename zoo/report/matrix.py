@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from zoo.compare.matrix import MatrixResult
+    from zoo.comparisons.matrix import MatrixResult
 
 
 def matrix_summary(m: MatrixResult) -> dict[str, Any]:
     """The JSON summary (matrix.json without the values)."""
     return {"models": m.models, "random_init": m.random_init, "metric": m.metric.name,
             "data": m.data, "n": m.n, "reduction": m.reduction, "labels": m.names(),
+            "layers": m.labels,
             "roles": [lab["role"] for lab in m.labels], "run": str(m.run),
             "provenance": m.provenance, "undefined": m.reason_counts(),
             "baseline_mean": None if m.baseline is None else float(np.nanmean(m.baseline)),
@@ -36,7 +37,8 @@ def write_matrix(m: MatrixResult, folder: str | Path, overwrite: bool = False) -
                                 ylabel), tmp / "smoothness.png")
         summary = matrix_summary(m)
         write_json(tmp / "matrix.json", {**summary, "values": m.values,
-                                         "reasons": m.reasons.tolist()})
+                                         "reasons": m.reasons.tolist(),
+                                         "baseline": m.baseline})
         baseline = "" if m.baseline is None else (
             f"<p>Expected {m.metric.name} for unrelated data at n={m.n}: "
             f"{np.nanmean(m.baseline):.3f} on average over pairs.</p>")
@@ -50,7 +52,7 @@ def write_matrix(m: MatrixResult, folder: str | Path, overwrite: bool = False) -
                 [{"model": k, **{f: plain(v) for f, v in p.items() if f != "id"}}
                  for k, p in m.provenance["models"].items()])),
             ("Matrix", baseline + reasons_list(m.reason_counts()) + img_tag("matrix.png")),
-            ("Best match in each other model", html_table(m.best_matches())),
+            ("Best match in each other model", html_table(m.best_match_rows())),
             ("Smoothness along depth", "<p>Each point: how much the representation changes "
              "from a layer to the next of the same model (1 - similarity, or the distance), at "
              "their mean relative depth; low and flat means smooth processing.</p>"

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from zoo.compare.comparison import Comparison
+    from zoo.comparisons.comparison import Comparison
     from zoo.progress import Progress
 
 DATA = "lesions:240"
@@ -31,7 +31,9 @@ def run_demo(retrain: bool = False, permutations: int = 50, device: str = "cpu",
              progress: Progress | None = None) -> tuple[Comparison, dict[str, Any]]:
     """Train (once) both models, then compare them on the test split; returns the comparison
     (with a segmentation-metrics section) and {model id: training summary}."""
-    from zoo.api import compare, dataset
+    from zoo.comparisons.comparison import compare_models
+    from zoo.data.resolve import as_dataset
+    from zoo.features.cache import FeatureCache
     from zoo.features.cache import default_root
     from zoo.registry.host import get_registry, reset_registry
     from zoo.report.figures import html_table
@@ -56,10 +58,10 @@ def run_demo(retrain: bool = False, permutations: int = 50, device: str = "cpu",
              for m in (za, zb)}
     rows = [{"model": mid, "split": split, **vals} for mid, meta in train.items()
             for split, vals in meta["metrics"].items()]
-    data = dataset(DATA)
+    data = as_dataset(DATA)
     held_out = data.subset(split_indices(data.ids)["test"], name=f"{data.name} test split")
-    comparison = compare(za, zb, METRICS, data=held_out, permutations=permutations, images=4,
-                         device=device, progress=progress)
+    comparison = compare_models(za, zb, held_out, METRICS, permutations=permutations, images=4,
+                                device=device, cache=FeatureCache(), progress=progress)
     comparison.sections.append((
         "Segmentation metrics (per-image means; epoch chosen on validation, test scored once)",
         html_table(rows, ["model", "split", "images", "iou", "dice", "pixel_accuracy"])))

@@ -184,16 +184,17 @@ def train_and_save(model: str, data: str | Dataset, epochs: int = 10, batch_size
                    ) -> tuple[Any, TrainResult, Path]:
     """Load, fine-tune and save one segmentation model as `MODEL.TAG` in the cache; returns
     (model, result, checkpoint folder)."""
-    from zoo.api import dataset, load
+    from zoo.data.resolve import as_dataset
     from zoo.features.cache import default_root
+    from zoo.model.loading import load_model
     from zoo.registry.host import get_registry
 
     spec = get_registry().model(model, prefer_trained=False)
     if size is not None and size < 1:
         raise ZooError(f"input size {size}: pass a positive size in px")
     options = {**(options or {}), **({"size": size} if size is not None else {})}
-    zmodel = load(spec, weights=weights, random_init=random_init, device=device, **options)
-    data = dataset(data, skip_bad=skip_bad)
+    zmodel = load_model(spec, weights=weights, random_init=random_init, device=device, **options)
+    data = as_dataset(data, skip_bad=skip_bad)
     result = train_segmenter(zmodel, data, epochs, batch_size, lr, freeze_encoder, loss,
                              progress=progress)
     folder = save_checkpoint(zmodel, spec.id, tag, options, result, default_root(), data.name,

@@ -257,9 +257,9 @@ class _Worker:
         self.cache = cache
         self.model: Any = None
         self.note: dict[str, Any] = {}
-        from zoo.registry.host import get_registry
+        from zoo.metrics import get
 
-        self.metric = get_registry().metric(plan.config["metric"])
+        self.metric = get(plan.config["metric"], **plan.config["params"])
 
     def run(self, unit: Unit) -> None:
         self.note = {}
@@ -298,7 +298,7 @@ class _Worker:
         rep, ids = self._rows(g, self.plan.layers[g]["model"])
         _, ref = self._rows(None, 0)
         _, idx = pair_by_ids(ref, ids)
-        state, reason = prepare_one(self.metric, rep[idx], **self.plan.config["params"])
+        state, reason = prepare_one(self.metric, rep[idx])
         arrays: dict[str, np.ndarray] = {}
         tree = None if state is None else _encode(state, arrays, self.plan.config["metric"])
         for name, array in arrays.items():
@@ -327,7 +327,7 @@ class _Worker:
         same = (a["i0"], a["i1"]) == (a["j0"], a["j1"])
         states_b, why_b = (None, None) if same else self._states(range(a["j0"], a["j1"]))
         values, reasons = score_all(self.metric, states_a, why_a, states_b, why_b,
-                                    device=self.device, **self.plan.config["params"])
+                                    device=self.device)
         write_npy(out / "values.npy", values)
         write_json(out / "reasons.json", reasons.tolist())
 

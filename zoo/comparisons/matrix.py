@@ -1,5 +1,5 @@
 """The zoo matrix: every (model, layer) against every other under one metric, run as a
-resumable `zoo.compare.plan` plan (sharded across processes, GPUs or nodes), assembled into a
+resumable `zoo.comparisons.plan` plan (sharded across processes, GPUs or nodes), assembled into a
 `MatrixResult` that carries its labels, baseline, best matches and smoothness profiles."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo.errors import ZooError
+from zoo.result import Result
 from zoo.engine.results import reason_counts, tidy_rows, value_scale
 
 if TYPE_CHECKING:
@@ -21,12 +22,13 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from zoo.data.dataset import Dataset
-    from zoo.compare.plan import Plan
+    from zoo.comparisons.plan import Plan
     from zoo.progress import Progress
+    from zoo.registry.specs import LayerInfo
 
 
-@dataclass
-class MatrixResult:
+@dataclass(repr=False)
+class MatrixResult(Result):
     """The assembled matrix: `labels[i]` = {model, layer, role, depth} of row/column i."""
 
     metric: Any
@@ -40,6 +42,8 @@ class MatrixResult:
     run: Path
     baseline: np.ndarray | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+
+    marker = "matrix.json"
 
     @property
     def models(self) -> list[str]:
@@ -100,8 +104,39 @@ class MatrixResult:
             out[model] = (depth, 1.0 - step if similarity else step)
         return out
 
-    def best_matches(self) -> list[dict[str, Any]]:
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON summary (matrix.json without the values)."""
+        from zoo.report.matrix import matrix_summary
+
+        return matrix_summary(self)
+
+    def headline(self) -> str:
+        return (f"{self.metric.name} across {', '.join(self.models)}{self.note}: "
+                f"{len(self.labels)} layers, n={self.n}")
+
+    @classmethod
+    def load(cls, folder: str | Path) -> MatrixResult:
+        """A matrix saved by `save` (matrix.json); `load_matrix` assembles a run folder."""
+        import json
+
+        from zoo.metrics import get
+
+        info = json.loads((Path(folder) / "matrix.json").read_text())
+        values = np.array(info["values"], dtype=float)
+        baseline = None if info["baseline"] is None else np.array(info["baseline"], dtype=float)
+        return cls(get(info["metric"]), info["layers"], values,
+                   np.array(info["reasons"], dtype=object), info["n"], info["data"],
+                   info["reduction"], info["random_init"], Path(info["run"]), baseline,
+                   info["provenance"])
+
+    def best_matches(self) -> pd.DataFrame:
         """For every layer, its best-matching layer in each other model."""
+        import pandas as pd
+
+        return pd.DataFrame(self.best_match_rows())
+
+    def best_match_rows(self) -> list[dict[str, Any]]:
+        """`best_matches` as one dict per (layer, other model), for JSON and reports."""
         better = np.nanargmin if self.metric.kind == "distance" else np.nanargmax
         out = []
         for i, lab in enumerate(self.labels):
@@ -137,32 +172,28 @@ def matrix_plan(names: Sequence[str], dataset: Dataset, metric: Any, *,
                 batch_size: int = 16, samples_per_unit: int = 1024, block: int = 64,
                 skip_broken: bool = False, options: dict[str, Any] | None = None) -> Plan:
     """The plan for these models: each model's layers (ordered by depth) that `layers` picks
-    (a pattern applies to every model whose layers it matches; it must match somewhere).
+    (the rule of `zoo.model.selection`: a pattern must match in some model, each model keeps
+    a layer).
     With `skip_broken` (`--all`), a family whose plugin fails is skipped with a warning;
     `options` (e.g. size, crop_pct) are load options for every model."""
-    from zoo.features.extraction import layer_matches, select_layers
-    from zoo.compare.plan import make_plan
+    from zoo.comparisons.plan import make_plan
+    from zoo.model.selection import select_for
     from zoo.registry.host import get_registry
 
     registry = get_registry()
-    chosen, used = [], set()
+    infos: dict[str, dict[str, LayerInfo]] = {}
     for name in names:
         spec = registry.model(name, prefer_trained=not (random_init or (weights or {}).get(name)))
         try:
-            infos = {i.name: i for i in spec.layers()}
+            infos[spec.id] = {i.name: i for i in spec.layers()}
         except ZooError as exc:
             if not skip_broken:
                 raise
             print(f"zoo: warning: skipping {spec.id}: {exc}", file=sys.stderr)
-            continue
-        wanted = [p for p in layers or [] if layer_matches(list(infos), p)]
-        used |= set(wanted)
-        if layers and not wanted:
-            raise ZooError(f"no layer of {spec.id} matches --layers {','.join(layers)}; "
-                           f"see `zoo info {spec.id}`")
-        picked = sorted((infos[n] for n in select_layers(list(infos), wanted or None, spec.id)),
-                        key=lambda i: i.depth)
-        chosen.append((spec.id, [i.as_dict() for i in picked]))
+    picked = select_for({mid: list(layer_infos) for mid, layer_infos in infos.items()}, layers)
+    chosen = [(mid, [i.as_dict() for i in sorted((infos[mid][n] for n in names_),
+                                                  key=lambda i: i.depth)])
+              for mid, names_ in picked.items()]
     resolved = {registry.model(n, prefer_trained=False).id: w
                 for n, w in (weights or {}).items()}
     unknown = sorted(set(resolved) - {mid for mid, _ in chosen})
@@ -170,7 +201,8 @@ def matrix_plan(names: Sequence[str], dataset: Dataset, metric: Any, *,
         raise ZooError(f"weights given for {unknown}, which are not among the models")
     data = {"name": dataset.name, "fingerprint": dataset.fingerprint, "n": len(dataset)}
     return make_plan(chosen, data, metric.name, symmetric=bool(getattr(metric, "symmetric",
-                     False)), reduction=reduction, random_init=random_init,
+                     False)), params=dict(getattr(metric, "bound", {})), reduction=reduction,
+                     random_init=random_init,
                      weights={m: str(Path(w).expanduser().resolve()) for m, w in resolved.items()},
                      load_options=options,
                      batch_size=batch_size, samples_per_unit=samples_per_unit,
@@ -192,7 +224,7 @@ def open_matrix(names: Sequence[str], dataset: Dataset, metric: str | Any, *,
                 options: dict[str, Any] | None = None) -> tuple[Plan, Path]:
     """Start or reopen the run folder of this matrix (default: one per plan in the cache)."""
     from zoo.metrics import get
-    from zoo.compare.plan import open_run
+    from zoo.comparisons.plan import open_run
 
     if not names:
         raise ZooError("name at least one model")
@@ -213,7 +245,7 @@ def run_matrix(names: Sequence[str], dataset: Dataset, metric: str | Any, *,
     import shutil
     import tempfile
 
-    from zoo.compare.plan import missing_units, run_shard
+    from zoo.comparisons.plan import missing_units, run_shard
 
     scratch = None if cache or options.get("run") else tempfile.mkdtemp(prefix="zoo-run-")
     plan, folder = open_matrix(names, dataset, metric, **{**options, "run": options.get("run")
@@ -275,14 +307,14 @@ def _worker(run: str, k: int, count: int, data: str, skip_bad: bool, device: str
     """One worker process: its shard of the run; an error ends it with one line (exit 2), an
     interrupt with exit 130, never a traceback."""
     try:
-        from zoo.api import dataset
-        from zoo.compare.plan import open_run, run_shard
+        from zoo.comparisons.plan import open_run, run_shard
+        from zoo.data.resolve import as_dataset
 
         if device == "cpu":
             import torch
 
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // count))
-        run_shard(open_run(run), run, k, count, dataset=dataset(data, skip_bad=skip_bad),
+        run_shard(open_run(run), run, k, count, dataset=as_dataset(data, skip_bad=skip_bad),
                   device=device, wait=wait)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
@@ -294,7 +326,7 @@ def _worker(run: str, k: int, count: int, data: str, skip_bad: bool, device: str
 def load_matrix(run: str | Path) -> MatrixResult:
     """Assemble a finished run folder into a `MatrixResult` (what `zoo matrix merge` reads)."""
     from zoo.metrics import get
-    from zoo.compare.plan import assemble, open_run
+    from zoo.comparisons.plan import assemble, open_run
 
     run = Path(run)
     plan = open_run(run)
@@ -314,7 +346,7 @@ def _baseline(plan: Plan, run: Path, metric: Any, n: int) -> np.ndarray | None:
     """Expected biased linear CKA for unrelated data, from the stored prepared states."""
     if metric.name != "cka":
         return None
-    from zoo.compare.plan import load_state
+    from zoo.comparisons.plan import load_state
 
     trace, norm = [], []
     for g in range(len(plan.layers)):

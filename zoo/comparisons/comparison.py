@@ -15,6 +15,7 @@ import numpy as np
 
 from zoo.engine.allpairs import all_pairs
 from zoo.errors import ZooError
+from zoo.result import Result
 from zoo.features.layers import pair_by_ids
 from zoo.engine.results import P_ADJUST, adjust_pvalues, reason_counts, tidy_rows, value_scale
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from zoo.progress import Progress
 
 DEFAULT_METRICS = ("cka", "cka-debiased", "cka-rbf", "svcca", "rsa")
+STATS = ("p_value", "p_adjusted", "ci_low", "ci_high", "baseline")  # per-pair statistics
 
 
 @dataclass
@@ -58,9 +60,10 @@ class MetricResult:
         return reason_counts(self.reasons, self.values)
 
 
-@dataclass
-class Comparison:
-    """Two feature sets compared on the same samples: every metric's matrix and statistics."""
+@dataclass(repr=False)
+class Comparison(Result):
+    """Two feature sets compared on the same samples: every metric's matrix and statistics.
+    A comparison read back by `load` has its matrices and labels but not the features."""
 
     a: FeatureSet
     b: FeatureSet
@@ -71,6 +74,8 @@ class Comparison:
     activations: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
     inputs: list[np.ndarray] = field(default_factory=list, repr=False)
     sections: list[tuple[str, str]] = field(default_factory=list, repr=False)
+
+    marker = "results.json"
 
     @property
     def data(self) -> str:
@@ -105,6 +110,50 @@ class Comparison:
 
         return pd.DataFrame(self.rows())
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON summary (results.json without the rows): models, data, n, reduction, and
+        per metric its best matches, role summary, undefined reasons and notes."""
+        from zoo.report.comparison import summary
+
+        return summary(self)
+
+    def headline(self) -> str:
+        return (f"{self.a.label} vs {self.b.label}: {len(self.a)} x {len(self.b)} layers, "
+                f"n={self.n}, {', '.join(self.metrics)}")
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Comparison:
+        """A comparison saved by `save`: its matrices, statistics, labels and notes."""
+        import json
+        from pathlib import Path
+
+        from zoo.features.featureset import FeatureSet
+        from zoo.metrics import get
+        from zoo.registry.specs import LayerInfo
+
+        info = json.loads((Path(folder) / "results.json").read_text())
+        a, b = (FeatureSet(info[f"model_{s}"], info[f"random_init_{s}"],
+                           [LayerInfo(**d) for d in info[f"layers_{s}"]], {},
+                           info["reduction"], info["data"], info[f"provenance_{s}"])
+                for s in "ab")
+        c = cls(a, b, info["n"], [], [])
+        index_a, index_b = ({n: k for k, n in enumerate(fs.names)} for fs in (a, b))
+        for name, meta in info["metrics"].items():
+            shape = (len(a), len(b))
+            values, reasons = np.full(shape, np.nan), np.full(shape, "", dtype=object)
+            stats: dict[str, np.ndarray] = {}
+            for row in (r for r in info["rows"] if r["metric"] == name):
+                i, j = index_a[row["layer_a"]], index_b[row["layer_b"]]
+                values[i, j] = np.nan if row["value"] is None else row["value"]
+                reasons[i, j] = row["reason"]
+                for key in STATS:
+                    if key in row:
+                        stats.setdefault(key, np.full(shape, np.nan))[i, j] = (
+                            np.nan if row[key] is None else row[key])
+            c.results[name] = MetricResult(get(name), values, reasons, stats,
+                                           list(meta["notes"]))
+        return c
+
     def values(self, metric: str | None = None) -> pd.DataFrame:
         """The metric's layer x layer matrix as a DataFrame (rows: A's layers, columns: B's)."""
         import pandas as pd
@@ -112,9 +161,15 @@ class Comparison:
         r = self.result(metric)
         return pd.DataFrame(r.values, index=self.a.names, columns=self.b.names)
 
-    def best_matches(self, metric: str | None = None) -> list[dict[str, Any]]:
+    def best_matches(self, metric: str | None = None) -> pd.DataFrame:
         """For each layer of A, the layer of B that it matches best under `metric`, with its
         p-values when computed (undefined rows carry the reason)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.best_match_rows(metric))
+
+    def best_match_rows(self, metric: str | None = None) -> list[dict[str, Any]]:
+        """`best_matches` as one dict per layer of A (for JSON)."""
         r = self.result(metric)
         better = np.nanargmin if r.metric.kind == "distance" else np.nanargmax
         out = []
@@ -222,43 +277,52 @@ def resolve_metrics(metrics: Sequence[str | Any] | str | None) -> list[Any]:
 
 def compare(a: FeatureSet, b: FeatureSet, metrics: Sequence[str | Any] | str | None = None, *,
             permutations: int = 0, intervals: bool = False, device: str = "cpu",
-            params: dict[str, dict[str, Any]] | None = None,
             progress: Progress | None = None) -> Comparison:
     """Score every metric on every (layer of A, layer of B) pair, rows paired by sample id,
     with permutation p-values (Benjamini-Hochberg-adjusted over pairs) and 95% intervals (grouped
     jackknife, for the metrics whose coverage is tested) if asked."""
     from zoo.progress import tagged
 
+    check_comparable(a, b)
     ia, ib = pair_by_ids(a.sample_ids, b.sample_ids)
     c = Comparison(a, b, len(ia), [x[ia] for x in a.arrays()], [x[ib] for x in b.arrays()])
     for metric in resolve_metrics(metrics):
-        kw = (params or {}).get(metric.name, {})
         values, reasons = all_pairs(metric, c.paired_a, c.paired_b, device=device,
-                                    progress=tagged(progress, metric.name), **kw)
+                                    progress=tagged(progress, metric.name))
         c.results[metric.name] = MetricResult(metric, values, np.asarray(reasons, dtype=object))
-        add_statistics(c, c.results[metric.name], permutations, intervals, device, progress, kw)
+        add_statistics(c, c.results[metric.name], permutations, intervals, device, progress)
     return c
 
 
+def check_comparable(a: FeatureSet, b: FeatureSet) -> None:
+    """Two feature sets compare only when reduced alike and taken over the same data; else a
+    clear error (their rows are then paired by sample id)."""
+    if a.reduction != b.reduction:
+        raise ZooError(f"{a.label} was reduced by {a.reduction!r} and {b.label} by "
+                       f"{b.reduction!r}; extract both with the same reduction")
+    if a.data != b.data:
+        raise ZooError(f"{a.label} was extracted on {a.data!r} and {b.label} on {b.data!r}: "
+                       "rows would be paired across different images; extract both from the "
+                       "same data")
+
+
 def add_statistics(c: Comparison, r: MetricResult, permutations: int, intervals: bool,
-                   device: str, progress: Progress | None = None,
-                   params: dict[str, Any] | None = None) -> None:
+                   device: str, progress: Progress | None = None) -> None:
     """Permutation p-values (raw and Benjamini-Hochberg-adjusted), 95% intervals, and the expected value for
     unrelated data (biased linear CKA) for one metric of comparison `c`; a missing interval
     says why in the result's notes."""
     from zoo.metrics.stats import confidence_intervals, expected_cka_matrix, permutation_pvalues
     from zoo.progress import tagged
 
-    kw = params or {}
     if permutations:
         p = permutation_pvalues(r.metric, c.paired_a, c.paired_b, permutations=permutations,
-                                device=device, progress=tagged(progress, r.name), **kw)
+                                device=device, progress=tagged(progress, r.name))
         r.stats["p_value"], r.stats["p_adjusted"] = p, adjust_pvalues(p)
     if intervals:
         try:
             low, high, why = confidence_intervals(r.metric, c.paired_a, c.paired_b,
                                                   device=device,
-                                                  progress=tagged(progress, r.name), **kw)
+                                                  progress=tagged(progress, r.name))
             r.stats["ci_low"], r.stats["ci_high"] = low, high
             for reason, count in reason_counts(np.asarray(why, dtype=object), low).items():
                 r.notes.append(f"No interval for {count} pair(s): {reason}.")
@@ -281,7 +345,12 @@ def compare_models(model_a: ZooModel, model_b: ZooModel, dataset: Dataset,
     compare them, and add PCA-to-RGB activation maps of the first `images` images (what
     `zoo compare` reports)."""
     from zoo.features.featureset import extract_set
+    from zoo.model.selection import select_for
 
+    models = {model_a.id: list(model_a.layers), model_b.id: list(model_b.layers)}
+    if layers_a == layers_b:  # one set of patterns for both: the selector's joint rule
+        picked = select_for(models, layers_a)
+        layers_a, layers_b = picked[model_a.id], picked[model_b.id]
     a, b = (extract_set(model, dataset, layers, reduction, batch_size, cache, progress,
                         workers=workers, precision=precision)
             for model, layers in ((model_a, layers_a), (model_b, layers_b)))
@@ -308,9 +377,7 @@ def activation_maps(models: Sequence[ZooModel], sets: Sequence[FeatureSet], data
     subset = dataset.subset(range(min(images, len(dataset))))
     out: dict[str, dict[str, np.ndarray]] = {}
     for model, fs in zip(models, sets):
-        # maps, and tokens with a patch grid (a stride); multi-scale token sets have none
-        spatial = [i for i in fs.layers if i.layout == "NCHW"
-                   or (i.layout == "NLC" and i.stride is not None)]
+        spatial = [i for i in fs.layers if i.has_grid]
         if not spatial:
             continue
         pick = [spatial[k] for k in sorted({round(x) for x in
