@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(VENV)/bin/zoo demo
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest -q -m "not slow"
 
 test-all: $(STAMP)

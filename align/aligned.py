@@ -17,7 +17,6 @@ from zoo.align.maps import LinearMap
 from zoo.align.nystrom import DEFAULT_LANDMARKS, NcutResult, ncut
 from zoo.align.segment import SegmentationScore, oracle_segmentation
 from zoo.errors import ZooError
-
 from zoo.progress import Progress
 
 

@@ -37,8 +37,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zoo.align.affinity import (Kernel, as_matrix, check_affinity, chunks, estimate_sigma,
-                                row_mean, rows_of, source_dtype)
+from zoo.align.affinity import (
+    Kernel,
+    as_matrix,
+    check_affinity,
+    chunks,
+    estimate_sigma,
+    row_mean,
+    rows_of,
+    source_dtype,
+)
 from zoo.align.landmarks import farthest_point_sampling
 from zoo.errors import ZooError
 from zoo.progress import Progress

@@ -2,7 +2,8 @@
 on training rows and scored on held-out rows.
 
 Rows of X and Y must already be paired (same sample, same position): pair them by sample id with
-`zoo.features.layers.pair_by_ids` first. When rows are pixels of images, pass the image id of each row
+`zoo.features.layers.pair_by_ids` first. When rows are pixels of images, pass the image id of each
+row
 as `groups` so that no image lands on both sides of the split.
 """
 

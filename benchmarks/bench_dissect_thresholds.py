@@ -3,7 +3,8 @@
 Activations of a (images x 28 x 28 x 256) layer are generated chunk by chunk from per-chunk
 seeds, so the streaming pass never holds the dataset; the baseline stacks every value and
 partitions it. Both give the same thresholds (checked). The streaming time includes generating
-every chunk four times (one read per radix pass), as re-reading features would in real use. Peak memory is measured with
+every chunk four times (one read per radix pass), as re-reading features would in real use. Peak
+memory is measured with
 tracemalloc (numpy's buffers included); the claim is that the streaming peak stays flat as the
 dataset grows while the baseline's grows with it.
 
@@ -56,8 +57,8 @@ def main() -> None:
     print(f"{'images':>7} {'values':>10} {'stream s':>9} {'base s':>7} {'time ratio':>10} "
           f"{'stream MiB':>10} {'base MiB':>9} {'mem ratio':>9}")
     for chunks in (16, 64):
-        ours, t_s, m_s = measure(lambda: streaming(chunks))
-        ref, t_b, m_b = measure(lambda: in_memory(chunks))
+        ours, t_s, m_s = measure(lambda chunks=chunks: streaming(chunks))
+        ref, t_b, m_b = measure(lambda chunks=chunks: in_memory(chunks))
         assert np.array_equal(ours, ref), "thresholds differ from the in-memory baseline"
         images = chunks * PER_CHUNK
         print(f"{images:>7} {images * GRID * GRID * UNITS:>10,} {t_s:>9.2f} {t_b:>7.2f} "

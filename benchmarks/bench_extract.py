@@ -35,8 +35,8 @@ import numpy as np
 import torch
 
 from zoo.api import dataset, load
-from zoo.features.cache import FeatureCache
 from zoo.data.dataset import Dataset
+from zoo.features.cache import FeatureCache
 from zoo.features.extraction import extract
 from zoo.model.base import ZooModel
 

@@ -69,7 +69,7 @@ def child(run: str) -> None:
     """Run the prepare and score units of a prepared run folder; print memory figures."""
     import torch
 
-    from zoo.compare.plan import open_run, run_shard
+    from zoo.comparisons.plan import open_run, run_shard
 
     torch.set_num_threads(2)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -84,8 +84,8 @@ def synthetic_run(folder: Path, layers: int, samples: int) -> None:
     """A plan over `layers` synthetic layers (4 models) with its extract units already done."""
     import numpy as np
 
+    from zoo.comparisons.plan import make_plan, open_run
     from zoo.io import write_json, write_npy
-    from zoo.compare.plan import make_plan, open_run
 
     per_model = layers // 4
     models = [(f"synthetic/m{m}", [{"name": f"l{i}", "role": "encoder", "depth": i / per_model}

@@ -8,10 +8,29 @@ from typing import Annotated, Any
 import typer
 
 from zoo.align.learned import AlignConfig
-from zoo.cli.common import (BatchOpt, DataOpt, DeviceOpt, DimOpt, JsonOpt, LayersOpt,
-                            ModelsArg, ModelWeightsOpt, NoCacheOpt, OutOpt, OverwriteOpt,
-                            RandomInitOpt, SeedOpt, SkipBadOpt, load_data, model_weights,
-                            out_folder, print_json, print_table, progress_bar, split_list)
+from zoo.cli.common import (
+    BatchOpt,
+    DataOpt,
+    DeviceOpt,
+    DimOpt,
+    JsonOpt,
+    LayersOpt,
+    ModelsArg,
+    ModelWeightsOpt,
+    NoCacheOpt,
+    OutOpt,
+    OverwriteOpt,
+    RandomInitOpt,
+    SeedOpt,
+    SkipBadOpt,
+    load_data,
+    model_weights,
+    out_folder,
+    print_json,
+    print_table,
+    progress_bar,
+    split_list,
+)
 
 TRAINING = AlignConfig()  # defaults of `zoo align`
 

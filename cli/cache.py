@@ -82,8 +82,8 @@ def rm_cmd(model: Annotated[str | None, typer.Option("--model", "-m", help="only
                                                      "models whose id starts with this")] = None,
            all_: Annotated[bool, typer.Option("--all", help="remove every entry")] = False) -> None:
     """Remove cache entries, unfinished ones included (--model M, or --all)."""
-    from zoo.features.cache import FeatureCache
     from zoo.errors import ZooError
+    from zoo.features.cache import FeatureCache
 
     if not model and not all_:
         raise ZooError("say what to remove: --model MODEL or --all")
@@ -100,8 +100,8 @@ def prune_cmd(older_than: Annotated[str | None, typer.Option(
                   "cache holds at most this much (500M, 2G)")] = None,
               json_: JsonOpt = False) -> None:
     """Remove stale entries: unused for --older-than, or least recently used beyond --max-size."""
-    from zoo.features.cache import FeatureCache
     from zoo.errors import ZooError
+    from zoo.features.cache import FeatureCache
 
     if older_than is None and max_size is None:
         raise ZooError("say what to prune: --older-than AGE and/or --max-size SIZE")

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from zoo.model.selection import split_names as split_list
 from zoo.errors import ZooError
+from zoo.model.selection import split_names as split_list
 
 if TYPE_CHECKING:
     from zoo.data.dataset import Dataset
@@ -27,7 +27,8 @@ ModelWeightsOpt = Annotated[list[str] | None, typer.Option(
 RandomInitOpt = Annotated[bool, typer.Option("--random-init", help="use random weights (fixed "
                                              "seed) when no real weights are at hand")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N")]
-ReduceOpt = Annotated[str, typer.Option("--reduction", "--reduce", "-r", help="gap, cls, grid:K, positions:K, "
+ReduceOpt = Annotated[str, typer.Option("--reduction", "--reduce", "-r",
+                                        help="gap, cls, grid:K, positions:K, "
                                         "flatten (none keeps the full layout)")]
 LayersOpt = Annotated[list[str] | None, typer.Option(
     "--layers", "-l", help="layer names or globs, comma-separated or repeated; MODEL=GLOB "
@@ -221,8 +222,13 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
         return
     from rich.console import Console
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
-        TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     tasks: dict[str, Any] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

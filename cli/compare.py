@@ -7,11 +7,33 @@ from typing import Annotated
 
 import typer
 
-from zoo.cli.common import (BatchOpt, CropPctOpt, DataOpt, DeviceOpt, JsonOpt, LayersOpt,
-                            LoaderWorkersOpt, ModelWeightsOpt, NoCacheOpt, OverwriteOpt,
-                            PrecisionOpt, RandomInitOpt, ReduceOpt, SizeOpt, SkipBadOpt,
-                            TrustWeightsOpt, load_data, load_options, model_weights, out_folder,
-                            per_model, print_comparison, print_json, progress_bar, split_list)
+from zoo.cli.common import (
+    BatchOpt,
+    CropPctOpt,
+    DataOpt,
+    DeviceOpt,
+    JsonOpt,
+    LayersOpt,
+    LoaderWorkersOpt,
+    ModelWeightsOpt,
+    NoCacheOpt,
+    OverwriteOpt,
+    PrecisionOpt,
+    RandomInitOpt,
+    ReduceOpt,
+    SizeOpt,
+    SkipBadOpt,
+    TrustWeightsOpt,
+    load_data,
+    load_options,
+    model_weights,
+    out_folder,
+    per_model,
+    print_comparison,
+    print_json,
+    progress_bar,
+    split_list,
+)
 
 DEFAULT_METRICS = "cka,cka-debiased,cka-rbf,svcca,rsa"
 MetricsOpt = Annotated[list[str] | None, typer.Option("--metric", "-m", help="metric names, "
@@ -41,10 +63,10 @@ def compare_cmd(model_a: Annotated[str, typer.Argument(help="first model (rows)"
                 precision: PrecisionOpt = "fp32", json_: JsonOpt = False) -> None:
     """Compare two models layer by layer on the same images (rows paired by sample id)."""
     from zoo.api import compare_models, load
-    from zoo.model.loading import check_device
     from zoo.comparisons.comparison import resolve_metrics
-    from zoo.report.comparison import summary
     from zoo.features.layers import parse_reduction
+    from zoo.model.loading import check_device
+    from zoo.report.comparison import summary
 
     parse_reduction(reduction)
     metrics = resolve_metrics(",".join(split_list(metric) or [DEFAULT_METRICS]))

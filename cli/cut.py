@@ -9,10 +9,29 @@ import typer
 
 from zoo.align.learned import AlignConfig
 from zoo.align.nystrom import DEFAULT_LANDMARKS
-from zoo.cli.common import (BatchOpt, DataOpt, DeviceOpt, DimOpt, JsonOpt, LayersOpt,
-                            ModelsArg, ModelWeightsOpt, NoCacheOpt, OutOpt, OverwriteOpt,
-                            RandomInitOpt, SeedOpt, SkipBadOpt, load_data, model_weights,
-                            out_folder, print_json, print_table, progress_bar, split_list)
+from zoo.cli.common import (
+    BatchOpt,
+    DataOpt,
+    DeviceOpt,
+    DimOpt,
+    JsonOpt,
+    LayersOpt,
+    ModelsArg,
+    ModelWeightsOpt,
+    NoCacheOpt,
+    OutOpt,
+    OverwriteOpt,
+    RandomInitOpt,
+    SeedOpt,
+    SkipBadOpt,
+    load_data,
+    model_weights,
+    out_folder,
+    print_json,
+    print_table,
+    progress_bar,
+    split_list,
+)
 
 DIM = AlignConfig().dim
 

@@ -18,9 +18,9 @@ def demo_cmd(out: Annotated[str, typer.Option("--out", "-o", help="output folder
                                                        "p-values")] = 50,
              device: DeviceOpt = "cpu") -> None:
     """Train (once) and compare UNet++ and Mask2Former on the synthetic lesion set."""
+    from zoo.io import write_json
     from zoo.model.loading import check_device
     from zoo.study.demo import run_demo
-    from zoo.io import write_json
 
     with progress_bar() as progress:
         comparison, train = run_demo(retrain, permutations, check_device(device),

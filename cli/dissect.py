@@ -8,9 +8,22 @@ from typing import Annotated
 
 import typer
 
-from zoo.cli.common import (BatchOpt, DeviceOpt, JsonOpt, LayersOpt, NoCacheOpt, OutOpt,
-                            OverwriteOpt, RandomInitOpt, WeightsOpt, out_folder, print_json,
-                            print_table, progress_bar, split_list)
+from zoo.cli.common import (
+    BatchOpt,
+    DeviceOpt,
+    JsonOpt,
+    LayersOpt,
+    NoCacheOpt,
+    OutOpt,
+    OverwriteOpt,
+    RandomInitOpt,
+    WeightsOpt,
+    out_folder,
+    print_json,
+    print_table,
+    progress_bar,
+    split_list,
+)
 
 ConceptsOpt = Annotated[str, typer.Option("--concepts", "-c", help="synthetic[:N], "
                                           "broden:PATH (or a Broden folder), colour:DATA")]

@@ -6,11 +6,31 @@ from typing import Annotated
 
 import typer
 
-from zoo.cli.common import (BatchOpt, CropPctOpt, DataOpt, DeviceOpt, JsonOpt, LayersOpt,
-                            LoaderWorkersOpt, NoCacheOpt, OverwriteOpt, PrecisionOpt,
-                            RandomInitOpt, ReduceOpt, SizeOpt, SkipBadOpt, TrustWeightsOpt,
-                            WeightsOpt, WeightsSourceOpt, load_data, load_options, print_json,
-                            print_table, progress_bar, split_list)
+from zoo.cli.common import (
+    BatchOpt,
+    CropPctOpt,
+    DataOpt,
+    DeviceOpt,
+    JsonOpt,
+    LayersOpt,
+    LoaderWorkersOpt,
+    NoCacheOpt,
+    OverwriteOpt,
+    PrecisionOpt,
+    RandomInitOpt,
+    ReduceOpt,
+    SizeOpt,
+    SkipBadOpt,
+    TrustWeightsOpt,
+    WeightsOpt,
+    WeightsSourceOpt,
+    load_data,
+    load_options,
+    print_json,
+    print_table,
+    progress_bar,
+    split_list,
+)
 
 
 def extract_cmd(model: Annotated[str, typer.Argument(help="model id or family")],

@@ -9,10 +9,29 @@ from typing import Annotated, Any
 
 import typer
 
-from zoo.cli.common import (BatchOpt, CropPctOpt, DataOpt, DeviceOpt, JsonOpt, LayersOpt,
-                            ModelWeightsOpt, NoCacheOpt, OverwriteOpt, RandomInitOpt, ReduceOpt,
-                            SizeOpt, SkipBadOpt, load_data, load_options, model_weights,
-                            out_folder, print_json, print_table, progress_bar, split_list)
+from zoo.cli.common import (
+    BatchOpt,
+    CropPctOpt,
+    DataOpt,
+    DeviceOpt,
+    JsonOpt,
+    LayersOpt,
+    ModelWeightsOpt,
+    NoCacheOpt,
+    OverwriteOpt,
+    RandomInitOpt,
+    ReduceOpt,
+    SizeOpt,
+    SkipBadOpt,
+    load_data,
+    load_options,
+    model_weights,
+    out_folder,
+    print_json,
+    print_table,
+    progress_bar,
+    split_list,
+)
 from zoo.errors import ZooError
 
 
@@ -46,9 +65,15 @@ def matrix_cmd(models: Annotated[list[str] | None, typer.Argument(
                block: Annotated[int, typer.Option("--block", min=1, help="layers per side of "
                                 "a score unit")] = 64) -> None:
     """All-pairs layer matrix across models (layer globs in --layers apply to every model)."""
-    from zoo.model.loading import check_device
-    from zoo.comparisons.matrix import load_matrix, open_matrix, run_matrix, run_workers, worker_count
+    from zoo.comparisons.matrix import (
+        load_matrix,
+        open_matrix,
+        run_matrix,
+        run_workers,
+        worker_count,
+    )
     from zoo.comparisons.plan import parse_shard, shard_from_env
+    from zoo.model.loading import check_device
     from zoo.registry.host import get_registry
 
     if models and models[0] == "merge":

@@ -7,8 +7,18 @@ from typing import Annotated, Any
 
 import typer
 
-from zoo.cli.common import (DataOpt, DeviceOpt, JsonOpt, RandomInitOpt, SkipBadOpt, WeightsOpt,
-                            load_data, print_json, print_metrics, progress_bar)
+from zoo.cli.common import (
+    DataOpt,
+    DeviceOpt,
+    JsonOpt,
+    RandomInitOpt,
+    SkipBadOpt,
+    WeightsOpt,
+    load_data,
+    print_json,
+    print_metrics,
+    progress_bar,
+)
 
 OptionsOpt = Annotated[list[str] | None, typer.Option("--option", help="model build option "
                        "KEY=VALUE passed to the family loader (e.g. small=true), repeatable")]

@@ -7,12 +7,16 @@ profiles -> `lce(entries)`; plus concept-free unit matching across models and la
 from zoo.concepts.broden import read_broden
 from zoo.concepts.colours import colour_concepts, name_colours
 from zoo.concepts.dissection import Dissection, dissect
-from zoo.concepts.labels import Concept, ConceptSet, SampleLabels
 from zoo.concepts.embedding import LCEResult, ProfileEntry, lce, lce_matrix, pca
+from zoo.concepts.labels import Concept, ConceptSet, SampleLabels
 from zoo.concepts.matching import BuddyMatch, best_buddies
 from zoo.concepts.pipeline import DissectRun, dissect_model, embed, save_lce
-from zoo.concepts.sources import (ConceptSource, concept_sources, open_concepts,
-                                  register_concept_source)
+from zoo.concepts.sources import (
+                                  ConceptSource,
+                                  concept_sources,
+                                  open_concepts,
+                                  register_concept_source,
+)
 from zoo.concepts.stability import label_stability
 from zoo.concepts.synthetic import synthetic_concepts
 

@@ -46,7 +46,8 @@ def _int(row: dict[str, str], key: str, path: Path) -> int:
     try:
         return int(row[key])
     except (KeyError, TypeError, ValueError):
-        raise DataError(f"{path}: column {key!r} must hold integers, got {row.get(key)!r}") from None
+        raise DataError(f"{path}: column {key!r} must hold integers, got "
+                        f"{row.get(key)!r}") from None
 
 
 def _primary_categories(root: Path, categories: Sequence[str]) -> dict[int, str]:

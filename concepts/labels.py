@@ -104,7 +104,8 @@ class ConceptSet:
         return self._images[i]()
 
     def dataset(self) -> Dataset:
-        """The images as a `zoo.data.dataset.Dataset`, keyed by the same ids, for feature extraction."""
+        """The images as a `zoo.data.dataset.Dataset`, keyed by the same ids, for feature
+        extraction."""
         from zoo.data.dataset import Dataset
 
         return Dataset(f"concepts:{self.name}", self.ids, self._images, self.fingerprint)

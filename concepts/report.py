@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from zoo.concepts.dissection import Dissection
-from zoo.concepts.labels import Concept
 from zoo.concepts.embedding import Correlation, LCEResult, ProfileEntry
+from zoo.concepts.labels import Concept
 from zoo.errors import DataError
 from zoo.io import to_jsonable, write_json, write_npy, write_text
 

@@ -8,28 +8,15 @@ it raises `MetricUndefined(reason)`; the engine records NaN together with that r
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import numpy as np
 
 from zoo.errors import DataError, UnknownNameError, ZooError
+from zoo.registry.protocols import KINDS, MetricUndefined, State
 
-KINDS = ("similarity", "distance")
-
-
-class MetricUndefined(ZooError):
-    """The metric has no meaningful value for these inputs; `reason` says why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class State(SimpleNamespace):
-    """A prepared representation: `n` rows plus the metric's own arrays (attributes)."""
-
-    n: int
+__all__ = ["KINDS", "Metric", "MetricUndefined", "State", "as_matrix", "centre", "describe",
+           "svd_basis"]
 
 
 class Metric:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from zoo.registry.hookspecs import hookimpl
 from zoo.metrics.cca import CCA, PWCCA, SVCCA
 from zoo.metrics.cka import DebiasedCKA, LinearCKA, RbfCKA
 from zoo.metrics.linreg import LinearPredictivity
 from zoo.metrics.neighbours import InformationImbalance, MutualKNN
 from zoo.metrics.rsa import RSA
 from zoo.metrics.shape import Procrustes, ProcrustesAngular, Shape
+from zoo.registry.hookspecs import hookimpl
 
 BUILTIN_METRICS = (LinearCKA, DebiasedCKA, RbfCKA, CCA, SVCCA, PWCCA, Procrustes,
                    ProcrustesAngular, Shape, RSA, LinearPredictivity, MutualKNN,

@@ -9,8 +9,8 @@ import numpy as np
 
 from zoo.engine.allpairs import attempt, check_rows, prepare_all
 from zoo.errors import ZooError
-from zoo.progress import Progress
 from zoo.metrics import get
+from zoo.progress import Progress
 
 
 class Profile(NamedTuple):

@@ -13,9 +13,9 @@ import numpy as np
 
 from zoo.engine.allpairs import all_pairs, check_rows, prepare_all, score_all
 from zoo.errors import ZooError
-from zoo.progress import Progress
 from zoo.metrics import MetricUndefined, get
 from zoo.metrics.cka import LinearCKA
+from zoo.progress import Progress
 
 
 def permutation_pvalues(metric: str | Any, reps_a: Sequence[np.ndarray],

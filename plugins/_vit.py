@@ -23,8 +23,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from zoo.plugin import (CachedWeights, find_weights, in_order, load_options, quiet_transformers,
-                        wrap_model)
+from zoo.plugin import (
+    CachedWeights,
+    find_weights,
+    in_order,
+    load_options,
+    quiet_transformers,
+    wrap_model,
+)
 from zoo.registry.specs import InputConfig, LayerInfo, ModelSpec
 
 TIMM, ORIGINAL, TRANSFORMERS = "timm", "original release", "transformers"

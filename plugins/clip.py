@@ -8,18 +8,28 @@ text. OpenAI weights use QuickGELU, LAION weights plain GELU: the tag decides.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from zoo import InputConfig, LayerInfo, ModelSpec, hookimpl
 from zoo.errors import WeightsError
-from zoo.plugin import (CachedWeights, Row, WeightSource, build_seeded, find_weights, in_order,
-                        load_into, load_options, quiet_transformers, resnet_stage_rows,
-                        wrap_model)
+from zoo.plugin import (
+    CachedWeights,
+    Row,
+    WeightSource,
+    build_seeded,
+    find_weights,
+    in_order,
+    load_into,
+    load_options,
+    quiet_transformers,
+    resnet_stage_rows,
+    wrap_model,
+)
 
 # open_clip's preprocess config for OpenAI-style CLIP: Resize 224 + CenterCrop 224, bicubic
 INPUT = InputConfig(size=224, mean=(0.48145466, 0.4578275, 0.40821073),
@@ -215,7 +225,7 @@ def _rename(key: str, table: tuple[tuple[str, str], ...]) -> str:
 
 @hookimpl
 def register_models(register: Callable[[ModelSpec], None]) -> None:
-    for (arch, tag), (repo, quick_gelu) in VARIANTS.items():
+    for (arch, tag), (_, quick_gelu) in VARIANTS.items():
         register(ModelSpec(
             "clip", arch.name, functools.partial(_load, arch=arch),
             functools.partial(layers_for, arch), tag=tag, input=INPUT,

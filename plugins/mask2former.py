@@ -18,9 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from zoo import InputConfig, LayerInfo, ModelSpec, hookimpl
-from zoo.plugin import (CachedWeights, Segmentation, WeightSource, build_seeded, find_weights,
-                        in_order, load_options, quiet_transformers, segmentation_size,
-                        unwrap_checkpoint, wrap_model)
+from zoo.plugin import (
+    CachedWeights,
+    Segmentation,
+    WeightSource,
+    build_seeded,
+    find_weights,
+    in_order,
+    load_options,
+    quiet_transformers,
+    segmentation_size,
+    unwrap_checkpoint,
+    wrap_model,
+)
 
 # the study's preprocessing (random init, state dicts): Resize 128 + CenterCrop 128, bilinear,
 # ImageNet mean/std; a transformers folder: its image processor's scale, filter and mean/std

@@ -14,8 +14,16 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from zoo import InputConfig, LayerInfo, ModelSpec, hookimpl
-from zoo.plugin import (CachedWeights, build_seeded, find_weights, in_order, load_into,
-                        load_options, resnet_stage_rows, wrap_model)
+from zoo.plugin import (
+    CachedWeights,
+    build_seeded,
+    find_weights,
+    in_order,
+    load_into,
+    load_options,
+    resnet_stage_rows,
+    wrap_model,
+)
 
 # torchvision's evaluation convention, used by the SSL methods' linear evaluation (and timm's
 # resnet50.tv_in1k config): Resize 256, CenterCrop 224, bilinear, ImageNet mean/std

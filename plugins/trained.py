@@ -55,7 +55,7 @@ def trained_specs(root: Path) -> list[ModelSpec]:
 
 @hookimpl
 def register_models(register: Callable[[ModelSpec], None]) -> None:
-    from zoo.features.cache import default_root
+    from zoo.io import cache_root
 
-    for spec in trained_specs(default_root()):
+    for spec in trained_specs(cache_root()):
         register(spec)

@@ -15,8 +15,18 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from zoo import InputConfig, LayerInfo, ModelSpec, hookimpl
-from zoo.plugin import (Row, Segmentation, build_seeded, find_weights, in_order, load_into,
-                        load_options, segmentation_size, unwrap_checkpoint, wrap_model)
+from zoo.plugin import (
+    Row,
+    Segmentation,
+    build_seeded,
+    find_weights,
+    in_order,
+    load_into,
+    load_options,
+    segmentation_size,
+    unwrap_checkpoint,
+    wrap_model,
+)
 
 # the study's preprocessing: Resize 128 + CenterCrop 128, bilinear, ImageNet mean/std
 INPUT = InputConfig(size=128)
@@ -73,7 +83,8 @@ def layers_for(arch: UNetPPArch) -> list[LayerInfo]:
 
 @functools.cache
 def _model_class() -> type:
-    """UNet++'s ZooModel, a zoo.study.train Segmenter (defined on first load: zoo.model.base imports torch)."""
+    """UNet++'s ZooModel, a zoo.study.train Segmenter (defined on first load: zoo.model.base
+    imports torch)."""
     from zoo.model.base import ZooModel
 
     class UNetPPModel(Segmentation, ZooModel):

@@ -6,8 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zoo.align import (aligned_colours, mask_labels, ncut, oracle_segmentation, positional_bias,
-                       shared_space, stack_blocks, to_rgb)
+from zoo.align import (
+    aligned_colours,
+    mask_labels,
+    ncut,
+    oracle_segmentation,
+    positional_bias,
+    shared_space,
+    stack_blocks,
+    to_rgb,
+)
 from zoo.align.segment import mask_to_grid
 from zoo.errors import ZooError
 

@@ -48,7 +48,8 @@ def test_the_notebook_example_runs(tmp_path):
 
 
 def test_import_zoo_and_plotting_leave_the_backend_alone():
-    code = ("import matplotlib; matplotlib.use('svg'); import zoo, zoo.report.figures, zoo.comparisons.comparison;"
+    code = ("import matplotlib; matplotlib.use('svg'); import zoo, zoo.report.figures, "
+            "zoo.comparisons.comparison;"
             "import numpy as np; from zoo.report.figures import heatmap_figure;"
             "heatmap_figure(np.eye(2), 'ab', 'ab', 'xx', 'xx', 't', 'r', 'c');"
             "print(matplotlib.get_backend())")

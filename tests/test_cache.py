@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoo.features.cache import FeatureCache
 from zoo.data.sources import synthetic
 from zoo.errors import DataError
+from zoo.features.cache import FeatureCache
 from zoo.features.extraction import extract
 from zoo.registry.host import get_registry
 

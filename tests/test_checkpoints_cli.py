@@ -9,7 +9,6 @@ import os
 from pathlib import Path
 
 import torch
-
 from conftest import assert_user_error, run_zoo
 
 

@@ -66,8 +66,13 @@ def zoo_layers(model, x: torch.Tensor) -> dict[str, torch.Tensor]:
 # --- transformers ViT folders: DINOv2 (with and without registers), MAE -------------------------
 
 def _dinov2(registers: bool):
-    from transformers import (BitImageProcessor, Dinov2Config, Dinov2Model,
-                              Dinov2WithRegistersConfig, Dinov2WithRegistersModel)
+    from transformers import (
+        BitImageProcessor,
+        Dinov2Config,
+        Dinov2Model,
+        Dinov2WithRegistersConfig,
+        Dinov2WithRegistersModel,
+    )
 
     cls, cfg = ((Dinov2WithRegistersModel, Dinov2WithRegistersConfig) if registers
                 else (Dinov2Model, Dinov2Config))

@@ -8,8 +8,14 @@ import math
 import numpy as np
 import pytest
 
-from zoo.concepts import Concept, ConceptSet, SampleLabels, dissect, label_stability
-from zoo.concepts import synthetic_concepts
+from zoo.concepts import (
+    Concept,
+    ConceptSet,
+    SampleLabels,
+    dissect,
+    label_stability,
+    synthetic_concepts,
+)
 from zoo.concepts.maps import upsample
 from zoo.concepts.threshold import float_keys, keys_to_floats, top_quantile_thresholds
 from zoo.errors import ZooError
@@ -237,9 +243,9 @@ def test_memory_mapped_features_dissect_like_in_memory_ones(monkeypatch):
 
     import zoo.concepts.maps as maps
     from zoo.api import load
-    from zoo.features.cache import default_root
     from zoo.concepts import dissect_model, open_concepts
     from zoo.features.extraction import extract
+    from zoo.io import cache_root
 
     monkeypatch.setattr(maps, "RELEASE_BYTES", 1)  # release after every read
     model = load("toy/cnn", random_init=True)
@@ -251,7 +257,7 @@ def test_memory_mapped_features_dissect_like_in_memory_ones(monkeypatch):
         got = run.layers["stage2"]
         np.testing.assert_array_equal(got.thresholds, want.thresholds)
         np.testing.assert_array_equal(got.iou, want.iou)
-    entries = list(Path(default_root()).glob("features/*/features.npy"))
+    entries = list(Path(cache_root()).glob("features/*/features.npy"))
     assert len(entries) == 1  # the cached run's; the uncached one left nothing behind
     from zoo.features.cache import FeatureCache
 

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zoo.data.sources import image_folder, isic_folder, split_of, synthetic
-
 from zoo.data.resolve import open_dataset
+from zoo.data.sources import image_folder, isic_folder, split_of, synthetic
 from zoo.errors import DataError, UnknownNameError
 
 
@@ -45,7 +44,7 @@ def test_corrupt_image_is_named_or_skipped(tmp_path):
 
 
 def test_isic_layout_pairs_images_with_masks(tmp_path):
-    for split, (inp, gt) in {"train": ("ISIC2018_Task1-2_Training_Input",
+    for _, (inp, gt) in {"train": ("ISIC2018_Task1-2_Training_Input",
                                        "ISIC2018_Task1_Training_GroundTruth"),
                              "test": ("ISIC2018_Task1-2_Test_Input",
                                       "ISIC2018_Task1_Test_GroundTruth")}.items():

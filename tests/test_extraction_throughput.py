@@ -10,10 +10,10 @@ import torch
 
 from tests.conftest import assert_user_error, run_zoo
 from tests.test_cache import CountingModel
-from zoo.features.cache import FeatureCache
 from zoo.data.dataset import Dataset, to_rgb
 from zoo.data.sources import synthetic
 from zoo.errors import DataError, ZooError
+from zoo.features.cache import FeatureCache
 from zoo.features.extraction import extract, plan_batches, reduce_tensor
 from zoo.features.layers import reduce_array
 from zoo.registry.host import get_registry

@@ -17,9 +17,9 @@ import pytest
 import zoo.features.cache
 from tests.conftest import REPO, assert_user_error, run_zoo
 from tests.test_cache import CountingModel
-from zoo.features.cache import FeatureCache
 from zoo.data.sources import synthetic
 from zoo.errors import ZooError
+from zoo.features.cache import FeatureCache
 from zoo.features.extraction import extract
 from zoo.registry.host import get_registry
 

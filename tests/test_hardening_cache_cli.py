@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import assert_user_error, run_zoo
-from zoo.features.cache import FeatureCache
 from zoo.cli.cache import parse_age, parse_size
 from zoo.data.sources import synthetic
+from zoo.features.cache import FeatureCache
 from zoo.features.extraction import extract
 from zoo.registry.host import get_registry
 

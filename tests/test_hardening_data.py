@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 import zoo.data.sources
-from zoo.data.sources import image_folder
-from zoo.data.resolve import open_dataset
 from zoo.data.dataset import to_rgb
+from zoo.data.resolve import open_dataset
+from zoo.data.sources import image_folder
 from zoo.errors import DataError
 
 RAMP = np.tile(np.linspace(0, 1, 64), (16, 1))  # a left-to-right grey ramp, 0..1

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from zoo.errors import ZooError
 from zoo.comparisons.plan import _encode, load_state
+from zoo.errors import ZooError
 from zoo.registry.host import get_registry
 
 

@@ -9,6 +9,7 @@ import types
 import numpy as np
 import pandas as pd
 import pytest
+
 import zoo
 import zoo.metrics
 from zoo.errors import UnknownNameError, ZooError

@@ -14,8 +14,7 @@ import pytest
 import torch
 
 from zoo.errors import ZooError
-from zoo.metrics.gram import (FLOAT32_MIN_SAMPLES, STRIP_ROWS, Gram, gram_inner_products,
-                              gram_tiles)
+from zoo.metrics.gram import FLOAT32_MIN_SAMPLES, STRIP_ROWS, Gram, gram_inner_products, gram_tiles
 
 EPS32 = float(np.finfo(np.float32).eps)
 

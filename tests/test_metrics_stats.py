@@ -8,8 +8,13 @@ import zoo.metrics as zm
 from zoo.errors import DataError, UnknownNameError, ZooError
 from zoo.metrics.base import MetricUndefined
 from zoo.metrics.smoothness import smoothness
-from zoo.metrics.stats import (confidence_interval, confidence_intervals, expected_cka_matrix,
-                               permutation_pvalues, permutation_test)
+from zoo.metrics.stats import (
+    confidence_interval,
+    confidence_intervals,
+    expected_cka_matrix,
+    permutation_pvalues,
+    permutation_test,
+)
 
 
 @pytest.fixture

@@ -6,12 +6,21 @@ import numpy as np
 import pytest
 
 from zoo.comparisons import plan as planmod
-from zoo.engine.allpairs import all_pairs
-from zoo.features.featureset import extract_set
+from zoo.comparisons.plan import (
+    STAGES,
+    assemble,
+    make_plan,
+    missing_units,
+    open_run,
+    parse_shard,
+    run_shard,
+    shard_from_env,
+    shard_units,
+)
 from zoo.data.resolve import open_dataset
+from zoo.engine.allpairs import all_pairs
 from zoo.errors import ZooError
-from zoo.comparisons.plan import (STAGES, assemble, make_plan, missing_units, open_run, parse_shard,
-                      run_shard, shard_from_env, shard_units)
+from zoo.features.featureset import extract_set
 from zoo.registry.host import get_registry
 
 MODELS = ("toy/cnn", "toy/vit")

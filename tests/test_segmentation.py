@@ -7,8 +7,13 @@ import pytest
 import torch
 
 from zoo.errors import ZooError
-from zoo.study.segmentation import (dice_loss, image_metrics, mean_metrics, segmentation_loss,
-                              split_indices)
+from zoo.study.segmentation import (
+    dice_loss,
+    image_metrics,
+    mean_metrics,
+    segmentation_loss,
+    split_indices,
+)
 
 
 def test_image_metrics_hand_case():

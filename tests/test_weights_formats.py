@@ -14,8 +14,8 @@ import torch
 from safetensors.torch import save_file
 
 from zoo.errors import WeightsError
-from zoo.registry.host import get_registry
 from zoo.model.weights import CachedWeights, resolve_weights
+from zoo.registry.host import get_registry
 
 COMMIT = "0" * 40
 

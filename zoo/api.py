@@ -25,11 +25,11 @@ from zoo.errors import ZooError
 if TYPE_CHECKING:
     from torch import nn
 
-    from zoo.features.cache import FeatureCache
     from zoo.comparisons.comparison import Comparison
-    from zoo.data.dataset import Dataset
-    from zoo.features.featureset import FeatureSet
     from zoo.comparisons.matrix import MatrixResult
+    from zoo.data.dataset import Dataset
+    from zoo.features.cache import FeatureCache
+    from zoo.features.featureset import FeatureSet
     from zoo.model.base import ZooModel
     from zoo.progress import Progress
     from zoo.registry.specs import InputConfig, ModelSpec

@@ -172,3 +172,10 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, np.bool_):
         return bool(obj)
     return obj
+
+
+def cache_root() -> Path:
+    """Where zoo keeps what it caches (features, checkpoints, file hashes): $ZOO_CACHE_DIR, else
+    ~/.cache/zoo."""
+    env = os.environ.get("ZOO_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "zoo"

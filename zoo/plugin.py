@@ -1,4 +1,5 @@
-"""The plugin kit: what a model family needs besides `zoo.hookimpl` and the records in zoo.registry.specs.
+"""The plugin kit: what a model family needs besides `zoo.hookimpl` and the records in
+zoo.registry.specs.
 
 A loader is `load(spec, weights=, random_init=, device=, **options)`. With this module it reads:
 
@@ -23,9 +24,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import UnknownNameError, ZooError
+from zoo.model.weights import (
+    CachedWeights,
+    WeightSource,
+    build_seeded,
+    load_into,
+    read_state_dict,
+    resolve_weights,
+    unwrap_checkpoint,
+)
 from zoo.registry.specs import InputConfig, LayerInfo, ModelSpec
-from zoo.model.weights import (CachedWeights, WeightSource, build_seeded, load_into, read_state_dict,
-                         resolve_weights, unwrap_checkpoint)
 
 if TYPE_CHECKING:
     from zoo.model.base import ZooModel
@@ -148,7 +156,8 @@ def segmentation_size(spec: ModelSpec, size: int) -> int:
 
 class Segmentation:
     """Mixin for a segmentation family's ZooModel subclass: the loss and trainable parameters of
-    zoo.study.train's Segmenter protocol; the subclass gives `segmentation_logits` and `frozen_part`,
+    zoo.study.train's Segmenter protocol; the subclass gives `segmentation_logits` and
+    `frozen_part`,
     the module path that --freeze-encoder freezes (a path, never a substring match)."""
 
     frozen_part: str

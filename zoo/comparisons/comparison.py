@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo.engine.allpairs import all_pairs
-from zoo.errors import ZooError
-from zoo.result import Result
-from zoo.features.layers import pair_by_ids
 from zoo.engine.results import P_ADJUST, adjust_pvalues, reason_counts, tidy_rows, value_scale
+from zoo.errors import ZooError
+from zoo.features.layers import pair_by_ids
+from zoo.result import Result
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from zoo.features.cache import FeatureCache
     from zoo.data.dataset import Dataset
+    from zoo.features.cache import FeatureCache
     from zoo.features.featureset import FeatureSet
     from zoo.model.base import ZooModel
     from zoo.progress import Progress
@@ -39,7 +39,8 @@ STATS = ("p_value", "p_adjusted", "ci_low", "ci_high", "baseline")  # per-pair s
 class MetricResult:
     """One metric's layer x layer matrix with NaN reasons and the statistics computed for it.
 
-    `stats` holds (layers A x layers B) arrays: p_value (permutation), p_adjusted (Benjamini-Hochberg over
+    `stats` holds (layers A x layers B) arrays: p_value (permutation), p_adjusted
+    (Benjamini-Hochberg over
     the layer pairs), ci_low/ci_high (grouped-jackknife 95% interval), baseline (expected
     value for unrelated data).
     `notes` are caveats for readers (e.g. why a statistic is missing).
@@ -308,7 +309,8 @@ def check_comparable(a: FeatureSet, b: FeatureSet) -> None:
 
 def add_statistics(c: Comparison, r: MetricResult, permutations: int, intervals: bool,
                    device: str, progress: Progress | None = None) -> None:
-    """Permutation p-values (raw and Benjamini-Hochberg-adjusted), 95% intervals, and the expected value for
+    """Permutation p-values (raw and Benjamini-Hochberg-adjusted), 95% intervals, and the expected
+    value for
     unrelated data (biased linear CKA) for one metric of comparison `c`; a missing interval
     says why in the result's notes."""
     from zoo.metrics.stats import confidence_intervals, expected_cka_matrix, permutation_pvalues

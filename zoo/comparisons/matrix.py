@@ -13,16 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from zoo.engine.results import reason_counts, tidy_rows, value_scale
 from zoo.errors import ZooError
 from zoo.result import Result
-from zoo.engine.results import reason_counts, tidy_rows, value_scale
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from zoo.data.dataset import Dataset
     from zoo.comparisons.plan import Plan
+    from zoo.data.dataset import Dataset
     from zoo.progress import Progress
     from zoo.registry.specs import LayerInfo
 
@@ -211,9 +211,9 @@ def matrix_plan(names: Sequence[str], dataset: Dataset, metric: Any, *,
 
 def default_run(plan: Plan) -> Path:
     """A run folder per plan in the cache, so an interrupted matrix resumes."""
-    from zoo.features.cache import default_root
+    from zoo.io import cache_root
 
-    return default_root() / "runs" / plan.key
+    return cache_root() / "runs" / plan.key
 
 
 def open_matrix(names: Sequence[str], dataset: Dataset, metric: str | Any, *,
@@ -223,8 +223,8 @@ def open_matrix(names: Sequence[str], dataset: Dataset, metric: str | Any, *,
                 samples_per_unit: int = 1024, block: int = 64, skip_broken: bool = False,
                 options: dict[str, Any] | None = None) -> tuple[Plan, Path]:
     """Start or reopen the run folder of this matrix (default: one per plan in the cache)."""
-    from zoo.metrics import get
     from zoo.comparisons.plan import open_run
+    from zoo.metrics import get
 
     if not names:
         raise ZooError("name at least one model")
@@ -325,8 +325,8 @@ def _worker(run: str, k: int, count: int, data: str, skip_bad: bool, device: str
 
 def load_matrix(run: str | Path) -> MatrixResult:
     """Assemble a finished run folder into a `MatrixResult` (what `zoo matrix merge` reads)."""
-    from zoo.metrics import get
     from zoo.comparisons.plan import assemble, open_run
+    from zoo.metrics import get
 
     run = Path(run)
     plan = open_run(run)

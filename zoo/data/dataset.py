@@ -12,6 +12,7 @@ import numpy as np
 
 from zoo.errors import DataError, ZooError
 
+
 class Dataset:
     """An ordered, fingerprinted set of images with optional binary masks.
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from zoo.data.dataset import Dataset
-from zoo.data.sources import SKIP_BAD, ISIC_SPLITS, image_folder, isic_folder
+from zoo.data.sources import ISIC_SPLITS, SKIP_BAD, image_folder, isic_folder
 from zoo.errors import DataError, UnknownNameError
+
 
 def open_dataset(data: str, skip_bad: bool = False) -> Dataset:
     """Resolve `--data`: a registered name (`samples`, `synthetic:64`, `isic:PATH`) or a folder.

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from zoo.errors import DataError, UnknownNameError, ZooError
-from zoo.data.dataset import Dataset, digest, to_rgb
+from zoo.data.dataset import Dataset, digest
+from zoo.errors import DataError, ZooError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".bmp", ".dib", ".tif",
                   ".tiff", ".webp", ".gif", ".pgm", ".ppm", ".pbm", ".pnm", ".tga", ".qoi",
@@ -54,9 +54,9 @@ def _content_hashes(paths: Sequence[Path], root: Path) -> list[list]:
     """[relative path, size, content hash] per file; hashes are remembered (per folder, in the
     cache root) under the file's size, mtime, ctime and inode, so a rerun reads only what
     changed. Any rewrite of a file changes its ctime, so the memo cannot go stale."""
-    from zoo.features.cache import default_root
+    from zoo.io import cache_root
 
-    memo_path = default_root() / "file-hashes" / f"{digest(str(root.resolve()))}.json"
+    memo_path = cache_root() / "file-hashes" / f"{digest(str(root.resolve()))}.json"
     try:
         memo = json.loads(memo_path.read_text())
     except (OSError, ValueError):
@@ -66,13 +66,10 @@ def _content_hashes(paths: Sequence[Path], root: Path) -> list[list]:
         rel, st = str(p.relative_to(root)), p.stat()
         stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
         known = memo.get(rel)
-        if known and known[0] == stamp:
-            digest = known[1]
-        else:
-            digest = _file_hash(p)
+        content = known[1] if known and known[0] == stamp else _file_hash(p)
         if not _racy(st):
-            fresh[rel] = [stamp, digest]
-        out.append([rel, st.st_size, digest])
+            fresh[rel] = [stamp, content]
+        out.append([rel, st.st_size, content])
     if fresh != memo:
         from zoo.io import write_json
 
@@ -147,7 +144,8 @@ def _open_mask(path: Path) -> Callable[[], np.ndarray]:
 
 
 def isic_folder(path: str | None) -> Dataset:
-    """The ISIC 2018 task-1 layout: `<split>_Input/ISIC_x.jpg` + `..._GroundTruth/ISIC_x_segmentation.png`.
+    """The ISIC 2018 task-1 layout: `<split>_Input/ISIC_x.jpg` +
+    `..._GroundTruth/ISIC_x_segmentation.png`.
 
     Sample ids are `split/ISIC_x`; every split present is included (see `split_of`).
     """

@@ -34,16 +34,10 @@ import numpy as np
 
 from zoo.errors import ZooError, environment_error
 from zoo.features.layers import LayerFeatures
-from zoo.io import to_jsonable
+from zoo.io import cache_root, to_jsonable
 
 FORMAT_VERSION = 3
 _BLOCK = 1 << 24  # bytes read at a time when verifying
-
-
-def default_root() -> Path:
-    """ZOO_CACHE_DIR, else ~/.cache/zoo."""
-    env = os.environ.get("ZOO_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "zoo"
 
 
 def cache_key(fields: dict[str, Any]) -> str:
@@ -380,7 +374,7 @@ class FeatureCache:
     """Feature entries under `root` (see the module docstring for the layout)."""
 
     def __init__(self, root: str | os.PathLike | None = None) -> None:
-        self.root = Path(root) if root is not None else default_root()
+        self.root = Path(root) if root is not None else cache_root()
         if self.root.exists() and not self.root.is_dir():
             raise ZooError(f"the feature cache {self.root} is a file, not a folder; point "
                            "ZOO_CACHE_DIR at a folder (or pass --no-cache)")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import math
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -11,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from zoo.errors import ZooError
 from zoo.features.cache import EntryWriter, FeatureCache, cache_key
-from zoo.errors import UnknownNameError, ZooError
 from zoo.features.layers import LayerFeatures, parse_reduction, reduce_array, row_ids
 from zoo.progress import Progress
 

@@ -16,8 +16,8 @@ from zoo.result import Result
 if TYPE_CHECKING:
     import pandas as pd
 
-    from zoo.features.cache import FeatureCache
     from zoo.data.dataset import Dataset
+    from zoo.features.cache import FeatureCache
     from zoo.model.base import ZooModel
     from zoo.progress import Progress
     from zoo.registry.specs import LayerInfo

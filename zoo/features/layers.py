@@ -85,7 +85,8 @@ def reduce_array(data: np.ndarray, layout: str, sample_ids: list[str], reduction
     """Reduce channels-last features to (rows, dims), pooling only spatial/token axes.
 
     gap: mean over space, patch tokens (prefix tokens excluded) or queries. cls: the first prefix
-    token (vectors, layout NC, pass through gap and cls unchanged). grid:K: adaptive average pool to KxK then flatten. positions:K: pool to KxK and make
+    token (vectors, layout NC, pass through gap and cls unchanged). grid:K: adaptive average pool
+    to KxK then flatten. positions:K: pool to KxK and make
     each position a row (id `sample#p`). flatten: everything after N. none: as stored.
     """
     name, k = parse_reduction(reduction)

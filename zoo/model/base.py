@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from zoo.errors import UnknownNameError, ZooError
-from zoo.registry.specs import InputConfig, LayerInfo, ModelSpec
 from zoo.model.weights import WeightSource
+from zoo.registry.specs import InputConfig, LayerInfo, ModelSpec
 
 
 class _StopForward(Exception):
@@ -139,7 +139,8 @@ class ZooModel:
 
 
 def preprocess_image(image: Any, cfg: InputConfig) -> np.ndarray:
-    """One PIL image -> normalised float32 (3, S, S) array following `cfg` (zoo.model.transforms)."""
+    """One PIL image -> normalised float32 (3, S, S) array following `cfg`
+    (zoo.model.transforms)."""
     from zoo.model.transforms import build_transform
 
     return build_transform(cfg)([image])[0].numpy()

@@ -23,8 +23,9 @@ from typing import Any
 
 import pluggy
 
-from zoo.registry import hookspecs
 from zoo.errors import UnknownNameError, ZooError, one_line
+from zoo.registry import hookspecs
+from zoo.registry.protocols import KINDS
 from zoo.registry.specs import DatasetSpec, ModelSpec
 
 ENTRY_POINT_GROUP = "zoo"
@@ -194,8 +195,6 @@ class Registry:
         self._add(self.models, "model", spec.id, spec, info)
 
     def _add_metric(self, info: PluginInfo, metric: Any) -> None:
-        from zoo.metrics.base import KINDS
-
         missing = [a for a in ("name", "kind", "prepare", "score") if not hasattr(metric, a)]
         if missing:
             raise TypeError(f"metric {metric!r} lacks {', '.join(missing)} (a metric needs "

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 from zoo.errors import ZooError
 
 if TYPE_CHECKING:
-    from zoo.model.weights import CachedWeights
     from zoo.data.dataset import Dataset
     from zoo.model.base import ZooModel
+    from zoo.model.weights import CachedWeights
 
 LAYOUTS = ("NCHW", "NLC", "NQC", "NC")
 ROLES = ("stem", "encoder", "decoder", "pixel_decoder", "query_decoder", "head", "embedding")
@@ -30,7 +30,8 @@ class InputConfig:
 
     `resize` "shortest": the short side to floor(size / crop_pct) (long side truncated), then a
     centre crop of size x size; "squash": both sides to that length, then the crop. `library`
-    runs the transform (zoo.model.transforms): timm, open_clip, torchvision, or transformers (the image
+    runs the transform (zoo.model.transforms): timm, open_clip, torchvision, or transformers (the
+    image
     processor of the folder `processor`). `override` records user overrides (`size=256`).
     """
 

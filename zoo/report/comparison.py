@@ -44,7 +44,7 @@ def write_comparison(c: Comparison, folder: str | Path, overwrite: bool = False)
             row["random_init_a"], row["random_init_b"] = c.a.random_init, c.b.random_init
         write_csv(tmp / "results.csv", rows)
         info = summary(c)
-        for name, r in c.results.items():
+        for name in c.results:
             save_png(c.heatmap(name), tmp / info["metrics"][name]["heatmap"])
         sections = _setup_sections(c) + list(c.sections)
         sections += [_metric_section(c, r, info["metrics"][name]["heatmap"])

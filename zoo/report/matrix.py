@@ -26,8 +26,15 @@ def matrix_summary(m: MatrixResult) -> dict[str, Any]:
 def write_matrix(m: MatrixResult, folder: str | Path, overwrite: bool = False) -> Path:
     """Write every output of `m` into `folder` as a unit (see `zoo.io.output_folder`)."""
     from zoo.io import output_folder, write_csv, write_json
-    from zoo.report.figures import (html_report, html_table, img_tag, plain, profile_figure,
-                            reasons_list, save_png)
+    from zoo.report.figures import (
+        html_report,
+        html_table,
+        img_tag,
+        plain,
+        profile_figure,
+        reasons_list,
+        save_png,
+    )
 
     with output_folder(folder, overwrite=overwrite) as tmp:
         write_csv(tmp / "matrix.csv", m.rows())

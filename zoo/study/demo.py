@@ -34,7 +34,7 @@ def run_demo(retrain: bool = False, permutations: int = 50, device: str = "cpu",
     from zoo.comparisons.comparison import compare_models
     from zoo.data.resolve import as_dataset
     from zoo.features.cache import FeatureCache
-    from zoo.features.cache import default_root
+    from zoo.io import cache_root
     from zoo.registry.host import get_registry, reset_registry
     from zoo.report.figures import html_table
     from zoo.study.segmentation import split_indices
@@ -54,7 +54,7 @@ def run_demo(retrain: bool = False, permutations: int = 50, device: str = "cpu",
     reset_registry()  # pick up the checkpoints just written
     registry = get_registry()
     za, zb = (registry.model(f"{base_id}.{TAG}").load(device=device) for base_id in MODELS)
-    train = {m.id: read_checkpoint_meta(checkpoint_dir(default_root(), m.id))["train"]
+    train = {m.id: read_checkpoint_meta(checkpoint_dir(cache_root(), m.id))["train"]
              for m in (za, zb)}
     rows = [{"model": mid, "split": split, **vals} for mid, meta in train.items()
             for split, vals in meta["metrics"].items()]

@@ -185,7 +185,7 @@ def train_and_save(model: str, data: str | Dataset, epochs: int = 10, batch_size
     """Load, fine-tune and save one segmentation model as `MODEL.TAG` in the cache; returns
     (model, result, checkpoint folder)."""
     from zoo.data.resolve import as_dataset
-    from zoo.features.cache import default_root
+    from zoo.io import cache_root
     from zoo.model.loading import load_model
     from zoo.registry.host import get_registry
 
@@ -197,6 +197,6 @@ def train_and_save(model: str, data: str | Dataset, epochs: int = 10, batch_size
     data = as_dataset(data, skip_bad=skip_bad)
     result = train_segmenter(zmodel, data, epochs, batch_size, lr, freeze_encoder, loss,
                              progress=progress)
-    folder = save_checkpoint(zmodel, spec.id, tag, options, result, default_root(), data.name,
+    folder = save_checkpoint(zmodel, spec.id, tag, options, result, cache_root(), data.name,
                              default=default)
     return zmodel, result, folder
