@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from zoo.data.sources import synthetic
-from zoo.errors import DataError
+from zoo.errors import DataError, ZooError
 from zoo.features.cache import FeatureCache
 from zoo.features.extraction import extract
 from zoo.registry.host import get_registry
@@ -86,13 +86,13 @@ def test_interrupted_extraction_resumes_only_unfinished_batches(toy):
     np.testing.assert_array_equal(out["stage1"].data, fresh["stage1"].data)
 
 
-def test_nan_features_are_refused(toy):
-    import torch
-
+def test_nan_features_are_refused_and_never_cached(toy):
     toy.module.stages[0][0].weight.data[:] = float("nan")
-    with pytest.raises(Exception, match="NaN"):
-        extract(toy, synthetic("2"), ["stage2"], "gap")
-    assert torch.isnan(toy.module.stages[0][0].weight).all()
+    cache = FeatureCache()
+    with pytest.raises(ZooError, match=r"toy/cnn:stage2 produced NaN/inf features for 2 "
+                                       r"samples \(e\.g\. \['shapes/00000'"):
+        extract(toy, synthetic("2"), ["stage2"], "gap", cache=cache)
+    assert cache.entries() == []
 
 
 def test_unreadable_image_names_the_file(toy, tmp_path):

@@ -69,8 +69,8 @@ def site(tmp_path):
     _fake_distribution(tmp_path, "zoo_badmodel", BAD_MODEL)
     _fake_distribution(tmp_path, "zoo_badmetric", BAD_METRIC)
     _fake_distribution(tmp_path, "zoo_fewargs", (
-        "import zoo\n@zoo.hookimpl\ndef register_commands():\n    pass\n"
-        "@zoo.hookimpl\ndef register_models():\n    pass\n"))
+        "import zoo\n@zoo.hookimpl\ndef register_commands():\n    print('fewargs: commands ran')\n"
+        "@zoo.hookimpl\ndef register_models():\n    print('fewargs: models ran')\n"))
     return {"PYTHONPATH": str(tmp_path)}
 
 
@@ -84,9 +84,11 @@ def test_exit_and_print_at_import_neither_stop_nor_pollute_json(site):
 
 
 def test_hooks_get_only_the_arguments_they_declare(site):
-    listing = json.loads(run_zoo("plugins", "--json", env=site).stdout)
-    fewargs = next(p for p in listing if p["name"] == "zoo_fewargs")
+    result = run_zoo("plugins", "--json", env=site)
+    fewargs = next(p for p in json.loads(result.stdout) if p["name"] == "zoo_fewargs")
     assert fewargs["error"] == ""
+    # both hooks were called (with none of the arguments they did not declare)
+    assert "fewargs: models ran" in result.stderr and "fewargs: commands ran" in result.stderr
 
 
 def test_a_metric_without_kind_is_rejected_at_registration(site):

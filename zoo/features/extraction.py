@@ -75,7 +75,7 @@ def _check_finite(array: np.ndarray, model: str, layer: str, ids: Sequence[str])
     bad = ~np.isfinite(array.reshape(len(ids), -1)).all(axis=1)  # rows are sample-major
     if bad.any():
         shown = [ids[i] for i in np.flatnonzero(bad)[:3]]
-        raise ZooError(f"{model} layer {layer} produced NaN/inf features for {int(bad.sum())} "
+        raise ZooError(f"{model}:{layer} produced NaN/inf features for {int(bad.sum())} "
                        f"samples (e.g. {shown}); check the weights and input normalisation")
 
 
