@@ -46,6 +46,10 @@ def load_blocks(models: Sequence[ZooModel], dataset: Dataset, layers: Sequence[s
     from zoo.model.selection import select_for
 
     by_id = {model.id: model for model in models}
+    if len(by_id) < len(models):
+        twice = next(m.id for m in models if sum(o.id == m.id for o in models) > 1)
+        raise ZooError(f"model {twice} is given twice; a cut takes each model once (pick "
+                       "several of its layers with --layers instead)")
     chosen = select_for({m.id: list(m.layers) for m in models}, layers,
                         keep=lambda m, n: by_id[m].layers[n].has_grid, what="spatial layer")
     maps, info = {}, []
