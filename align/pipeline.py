@@ -43,7 +43,7 @@ def load_blocks(models: Sequence[ZooModel], dataset: Dataset, layers: Sequence[s
     (`zoo.model.selection`'s rule: a pattern must match in some model, each model keeps one)."""
     from zoo.align.maps import map_key
     from zoo.features.extraction import extract
-    from zoo.model.selection import select_for
+    from zoo.model.selection import NO_GRID, select_for
 
     by_id = {model.id: model for model in models}
     if len(by_id) < len(models):
@@ -51,7 +51,8 @@ def load_blocks(models: Sequence[ZooModel], dataset: Dataset, layers: Sequence[s
         raise ZooError(f"model {twice} is given twice; a cut takes each model once (pick "
                        "several of its layers with --layers instead)")
     chosen = select_for({m.id: list(m.layers) for m in models}, layers,
-                        keep=lambda m, n: by_id[m].layers[n].has_grid, what="spatial layer")
+                        keep=lambda m, n: by_id[m].layers[n].has_grid, what="spatial layer",
+                        excluded=NO_GRID)
     maps, info = {}, []
     for model in models:
         names = chosen[model.id]

@@ -98,14 +98,15 @@ def dissect_model(model: str | ZooModel, concepts: str = "synthetic",
     from zoo.features.cache import FeatureCache, as_cache
     from zoo.features.extraction import extract
     from zoo.model.loading import load_model
-    from zoo.model.selection import select_for, split_names
+    from zoo.model.selection import NO_GRID, select_for, split_names
     from zoo.progress import tagged
 
     check_settings(quantile, iou_cutoff)
     zmodel = load_model(model, weights=weights, random_init=random_init, device=device)
     names = select_for({zmodel.id: list(zmodel.layers)}, split_names(layers),
                        keep=lambda _, n: zmodel.layers[n].has_grid,
-                       what="spatial layer")[zmodel.id]
+                       what="spatial layer",
+                       excluded=NO_GRID)[zmodel.id]
     concept_set = open_concepts(concepts)
     data = concept_set.dataset()
     out, stable = {}, {}

@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 from zoo.errors import UnknownNameError, ZooError
 
+NO_GRID = "has no pixel grid (a vector, or tokens without a patch stride)"
+
 
 def split_names(layers: str | Sequence[str] | None) -> list[str] | None:
     """`"a,b"` or `["a,b", "c"]` -> `["a", "b", "c"]`; None (or nothing) stays None."""
@@ -33,11 +35,12 @@ def layer_matches(available: Sequence[str], pattern: str) -> list[str]:
 
 
 def select_for(models: Mapping[str, Sequence[str]], patterns: Sequence[str] | None,
-               keep: Callable[[str, str], bool] | None = None,
-               what: str = "layer") -> dict[str, list[str]]:
+               keep: Callable[[str, str], bool] | None = None, what: str = "layer",
+               excluded: str = "is not selectable here") -> dict[str, list[str]]:
     """Each model's selected layers (model id -> layer names in model order) under the rule in
     the module docstring. `keep(model, layer)` narrows the candidates first (e.g. layers with a
-    pixel grid); `what` names them in errors."""
+    pixel grid); `what` names them in errors, `excluded` says why a layer `keep` refuses is out
+    ("has no pixel grid")."""
     candidates = {m: [n for n in names if keep is None or keep(m, n)]
                   for m, names in models.items()}
     chosen: dict[str, list[str]] = {}
@@ -49,6 +52,12 @@ def select_for(models: Mapping[str, Sequence[str]], patterns: Sequence[str] | No
         chosen[model] = [n for n in names if n in hits]
     for pattern in patterns or []:
         if not any(layer_matches(names, pattern) for names in candidates.values()):
+            refused = [(m, n) for m, names in models.items()
+                       for n in layer_matches(names, pattern)]
+            if refused:
+                shown = ", ".join(f"{m}:{n}" for m, n in refused[:5])
+                raise ZooError(f"{shown} {excluded}; pick from "
+                               f"{', '.join(sorted({n for c in candidates.values() for n in c}))}")
             model = next(iter(models)) if len(models) == 1 else " or ".join(models)
             pool = sorted({n for names in candidates.values() for n in names})
             raise UnknownNameError(f"{what} of {model}", pattern, pool,
