@@ -84,14 +84,14 @@ def lce_cmd(folders: Annotated[list[Path], typer.Argument(help="`zoo dissect` ou
             seed: Annotated[int, typer.Option("--seed", help="KMeans seed")] = 0,
             out: OutOpt = None, overwrite: OverwriteOpt = False, json_: JsonOpt = False) -> None:
     """Embed the concept profiles of dissected (model, layer) entries: PCA, KMeans, correlations."""
-    from zoo.concepts import embed, save_lce
+    from zoo.concepts import embed
 
     result = embed(folders, split_list(layers), performance=performance, max_k=max_k,
                    seed=seed)
     folder = out_folder(out, "lce", [f.name for f in folders][:4], {
         "folders": [str(f) for f in folders], "layers": split_list(layers), "seed": seed,
         "max_k": max_k, "performance": str(performance)}, overwrite)
-    save_lce(result, folder, overwrite)
+    result.save(folder, overwrite)
     if json_:
         print_json(result.to_dict() | {"out": str(folder)})
         return

@@ -10,7 +10,7 @@ from zoo.concepts.dissection import Dissection, dissect
 from zoo.concepts.embedding import LCEResult, ProfileEntry, lce, lce_matrix, pca
 from zoo.concepts.labels import Concept, ConceptSet, SampleLabels
 from zoo.concepts.matching import BuddyMatch, best_buddies
-from zoo.concepts.pipeline import DissectRun, dissect_model, embed, save_lce
+from zoo.concepts.pipeline import DissectRun, dissect_model, embed
 from zoo.concepts.sources import (
                                   ConceptSource,
                                   concept_sources,
@@ -22,7 +22,7 @@ from zoo.concepts.synthetic import synthetic_concepts
 
 __all__ = [
     "BuddyMatch", "Concept", "ConceptSet", "ConceptSource", "DissectRun", "Dissection",
-    "LCEResult", "dissect_model", "embed", "save_lce",
+    "LCEResult", "dissect_model", "embed",
     "ProfileEntry", "SampleLabels", "best_buddies", "colour_concepts", "concept_sources",
     "dissect", "label_stability", "lce", "lce_matrix", "name_colours", "open_concepts", "pca",
     "read_broden", "register_concept_source", "synthetic_concepts",

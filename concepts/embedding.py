@@ -94,9 +94,15 @@ class LCEResult(Result):
 
     def save(self, folder: str | Path, overwrite: bool = False) -> Path:
         """lce.csv, matrix.csv, axes.csv, correlations, lce.json and the 2-D/3-D plots."""
-        from zoo.concepts.pipeline import save_lce
+        from zoo.concepts.plot import plot_lce
+        from zoo.concepts.report import write_lce
+        from zoo.io import output_folder
 
-        return save_lce(self, folder, overwrite)
+        with output_folder(folder, overwrite=overwrite) as tmp:
+            write_lce(tmp, self)
+            plot_lce(self, tmp / "lce_2d.png", dims=2)
+            plot_lce(self, tmp / "lce_3d.png", dims=3)
+        return Path(folder)
 
 
 def lce_matrix(entries: list[ProfileEntry]) -> tuple[np.ndarray, list[Concept]]:

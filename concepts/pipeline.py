@@ -2,7 +2,7 @@
 
     run = zoo.concepts.dissect_model("resnet-ssl", "synthetic", random_init=True)
     run.table(); run.save("runs/dissect")
-    emb = zoo.concepts.embed(["runs/dissect"]); zoo.concepts.save_lce(emb, "runs/lce")
+    emb = zoo.concepts.embed(["runs/dissect"]); emb.save("runs/lce")
 
 Layers are extracted and dissected one at a time, each written to the feature cache batch by
 batch and read back as a memory map chunk by chunk, so memory holds about one batch of one
@@ -94,7 +94,9 @@ def dissect_model(model: str | ZooModel, concepts: str = "synthetic",
     import contextlib
     import tempfile
 
-    from zoo.concepts import dissect, label_stability, open_concepts
+    from zoo.concepts.dissection import dissect
+    from zoo.concepts.sources import open_concepts
+    from zoo.concepts.stability import label_stability
     from zoo.features.cache import FeatureCache, as_cache
     from zoo.features.extraction import extract
     from zoo.model.loading import load_model
@@ -144,17 +146,3 @@ def embed(folders: Sequence[str | Path], layers: str | Sequence[str] | None = No
 
     entries = read_profiles(folders, split_names(layers))
     return lce(entries, 3, max_k, seed, read_performance(performance) if performance else None)
-
-
-def save_lce(result: LCEResult, folder: str | Path, overwrite: bool = False) -> Path:
-    """lce.csv, matrix.csv, axes.csv, correlations, lce.json and the 2-D/3-D plots, as one
-    folder."""
-    from zoo.concepts.plot import plot_lce
-    from zoo.concepts.report import write_lce
-    from zoo.io import output_folder
-
-    with output_folder(folder, overwrite=overwrite) as tmp:
-        write_lce(tmp, result)
-        plot_lce(result, tmp / "lce_2d.png", dims=2)
-        plot_lce(result, tmp / "lce_3d.png", dims=3)
-    return Path(folder)
