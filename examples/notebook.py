@@ -22,7 +22,7 @@ vit = zoo.load("toy/vit", random_init=True)
 data = zoo.dataset("samples")
 a = zoo.extract(cnn, data, layers="stage*", reduction="gap")
 b = zoo.extract(vit, data, reduction="gap")
-print(a.summary())
+print(a.table())  # layer, role, depth, layout, shape
 
 # 3. Compare: every metric on every layer pair, rows paired by sample id
 result = zoo.compare(a, b, metrics="cka,cka-debiased,svcca", permutations=20)
@@ -31,6 +31,7 @@ print(table[["layer_a", "layer_b", "metric", "value", "p_adjusted"]].head())
 print(result.best_matches("cka-debiased"))
 figure = result.heatmap("cka")  # a matplotlib Figure: shown inline in a notebook
 result.save(f"{out}/compare", overwrite=True)  # exactly what `zoo compare` writes
+print(zoo.open(f"{out}/compare"))  # read back: the same tables, a short summary
 
 # 4. Your own network, no plugin: name the modules to hook
 net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),

@@ -369,8 +369,8 @@ def _encode(obj: Any, arrays: dict[str, np.ndarray], metric: str) -> Any:
 
 def _state_class(name: str) -> type | None:
     """The class a stored state names, if it is on the allowlist: `types.SimpleNamespace`, or a
-    namespace or dataclass defined in zoo.metrics or in a registered metric's own module, found
-    among the modules already loaded. A module named in a file is never imported."""
+    namespace or dataclass defined in zoo.metrics, the metric protocol or a registered metric's
+    own module, found among the modules already loaded. A module named in a file is never imported."""
     import sys
 
     from zoo.registry.host import get_registry
@@ -378,7 +378,8 @@ def _state_class(name: str) -> type | None:
     module, _, qualname = str(name).partition(":")
     metric_modules = {type(getattr(m, "metric", m)).__module__
                       for m in get_registry().metrics.values()}
-    if not (module in ("types", "zoo.metrics") or module.startswith("zoo.metrics.")
+    if not (module in ("types", "zoo.metrics", "zoo.registry.protocols")
+            or module.startswith("zoo.metrics.")
             or module in metric_modules):
         return None
     obj: Any = sys.modules.get(module)
