@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from zoo.cli.common import (BatchOpt, DeviceOpt, JsonOpt, LayersOpt, NoCacheOpt, OutOpt,
-                            OverwriteOpt, RandomInitOpt, WeightsOpt, out_folder, print_json,
+                            OverwriteOpt, RandomInitOpt, TrustWeightsOpt, WeightsOpt,
+                            load_options, out_folder, print_json,
                             print_table, progress_bar, split_list)
 
 ConceptsOpt = Annotated[str, typer.Option("--concepts", "-c", help="synthetic[:N], "
@@ -25,6 +26,7 @@ def dissect_cmd(model: Annotated[str, typer.Argument(help="model id or family")]
                 stability: Annotated[int, typer.Option("--stability", min=0, help="bootstrap "
                                      "resamples for each unit's label stability (0: none)")] = 0,
                 weights: WeightsOpt = None, random_init: RandomInitOpt = False,
+                trust_weights: TrustWeightsOpt = False,
                 device: DeviceOpt = "cpu", batch_size: BatchOpt = 16, out: OutOpt = None,
                 overwrite: OverwriteOpt = False, no_cache: NoCacheOpt = False,
                 json_: JsonOpt = False) -> None:
@@ -34,7 +36,8 @@ def dissect_cmd(model: Annotated[str, typer.Argument(help="model id or family")]
     from zoo.concepts.dissection import check_settings
 
     check_settings(quantile, iou_cutoff)
-    zmodel = load(model, weights=weights, random_init=random_init, device=device)
+    zmodel = load(model, weights=weights, random_init=random_init, device=device,
+                  **load_options(trust=trust_weights))
     folder = out_folder(out, "dissect", [zmodel.id], {
         "concepts": concepts, "layers": split_list(layers), "quantile": quantile,
         "iou_cutoff": iou_cutoff, "stability": stability, "weights": zmodel.fingerprint},

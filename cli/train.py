@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-from zoo.cli.common import (DataOpt, DeviceOpt, JsonOpt, RandomInitOpt, SkipBadOpt, WeightsOpt,
-                            load_data, print_json, print_metrics, progress_bar)
+from zoo.cli.common import (DataOpt, DeviceOpt, JsonOpt, RandomInitOpt, SkipBadOpt,
+                            TrustWeightsOpt, WeightsOpt, load_data, load_options, print_json,
+                            print_metrics, progress_bar)
 
 OptionsOpt = Annotated[list[str] | None, typer.Option("--option", help="model build option "
                        "KEY=VALUE passed to the family loader (e.g. small=true), repeatable")]
@@ -47,6 +48,7 @@ def train_cmd(model: Annotated[str, typer.Argument(help="unetpp or mask2former (
               tag: Annotated[str, typer.Option(help="tag of the saved checkpoint: it loads as "
                                                "MODEL.TAG")] = "finetuned",
               weights: WeightsOpt = None, random_init: RandomInitOpt = False,
+              trust_weights: TrustWeightsOpt = False,
               device: DeviceOpt = "cpu", option: OptionsOpt = None,
               out: Annotated[str | None, typer.Option("--out", "-o", help="also write "
                              "train_metrics.json here")] = None,
@@ -62,7 +64,8 @@ def train_cmd(model: Annotated[str, typer.Argument(help="unetpp or mask2former (
         zmodel, result, folder = train_and_save(
             model, load_data(data, skip_bad), epochs, batch_size, lr, freeze_encoder, loss,
             size=size, tag=tag, weights=weights, random_init=random_init, device=device,
-            options=parse_options(option), progress=progress)
+            options={**parse_options(option), **load_options(trust=trust_weights)},
+            progress=progress)
     summary = {"model": f"{zmodel.spec.id}", "checkpoint": str(folder),
                "loads_as": f"{zmodel.spec.id}.{tag}", **result.as_dict()}
     if out:
