@@ -21,7 +21,8 @@ def load_pretrained(load: Callable[..., T], folder: str | Path | None, *, trust:
                     what: str = "", **kwargs: Any) -> T:
     """`load(folder, local_files_only=True, **kwargs)` (a from_pretrained; `folder` None with a
     `state_dict` in kwargs), quietly; a folder's pickled weights are read by zoo (`trust`: full
-    unpickling) and passed as `state_dict`. Any failure is one WeightsError line naming `what`
+    unpickling) and passed as `state_dict` with the folder's config (transformers takes a
+    state dict only without a folder). Any failure is one WeightsError line naming `what`
     (default: the folder)."""
     from zoo.plugin import quiet_transformers
     from zoo.weights import brief, read_state_dict
@@ -36,10 +37,18 @@ def load_pretrained(load: Callable[..., T], folder: str | Path | None, *, trust:
             if not isinstance(part, dict):
                 raise WeightsError(f"{file} holds a {type(part).__name__}, not a state dict")
             state.update(part)
-        kwargs["state_dict"] = state
     try:
         with quiet_transformers():
-            return load(folder, local_files_only=True, **kwargs)
+            if not pickled:
+                return load(folder, local_files_only=True, **kwargs)
+            from transformers import AutoConfig
+
+            config, kwargs = AutoConfig.from_pretrained(folder, local_files_only=True,
+                                                        return_unused_kwargs=True, **kwargs)
+            auto = getattr(getattr(load, "__self__", None), "_model_mapping", None)
+            if auto is not None:  # an Auto class needs a folder: the config's own class
+                load = auto[type(config)].from_pretrained
+            return load(None, config=config, state_dict=state, local_files_only=True, **kwargs)
     except Exception as exc:  # noqa: BLE001 - unreadable, partial or foreign folder
         raise WeightsError(f"cannot load {what}: {brief(exc)}") from None
 
