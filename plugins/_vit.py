@@ -3,8 +3,10 @@
 One network (timm's ViT, built at the checkpoint's native grid with run-time position embeddings)
 reads three published formats, each with its own upstream preprocessing:
 - timm weights (HF cache `timm/...`, a timm folder or file): timm's data config;
-- the original release files (facebookresearch `*_pretrain.pth`, MAE training checkpoints): the
-  original evaluation transform (Resize 256 / CenterCrop 224, bicubic);
+- the original release files (facebookresearch DINOv2 `*_pretrain.pth`; MAE's `{'model': ...}`
+  files: `mae_pretrain_vit_base.pth`, training checkpoints; by layout and keys, else by the
+  torch hub name they were found under): the original evaluation transform (Resize 256 /
+  CenterCrop 224, bicubic);
 - transformers folders (`facebook/dinov2-base`, `facebook/vit-mae-base`, ...), read by
   transformers itself and converted key by key: the folder's image processor.
 Token features are (N, tokens, C) with the class (and register) tokens first; block outputs are

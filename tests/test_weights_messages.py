@@ -7,7 +7,7 @@ README states how zoo's image decoding differs from `Image.open(...).convert("RG
 
 from __future__ import annotations
 
-import math
+import json
 import os
 import pickle
 import shutil
@@ -162,7 +162,7 @@ def test_info_shows_the_transform_of_the_transformers_folder_that_loads(name, re
     assert all(c.found is None for c in others) and others[0].input == spec.input
     result = run_zoo("info", name, "--json")
     assert result.returncode == 0, result.stderr
-    info = __import__("json").loads(result.stdout)
+    info = json.loads(result.stdout)
     assert info["input"] == loaded.input.key() and info["loads"] == plan.chosen.found
     assert [s["chosen"] for s in info["sources"]] == [c.chosen for c in plan.candidates]
 
@@ -455,3 +455,30 @@ def test_readme_states_how_decoding_differs_from_pillow_convert_and_it_does(tmp_
         assert to_rgb(im).size == (4, 6)
     with Image.open(tmp_path / "rotated.jpg") as im:
         assert im.convert("RGB").size == (6, 4)
+
+
+@pytest.mark.slow
+def test_mask2former_folder_with_pickled_weights_is_refused_then_trusted_and_relabelled(
+        hook: Path, tmp_path: Path):
+    from transformers import Mask2FormerForUniversalSegmentation
+
+    from zoo.plugins.mask2former import SWIN_BASE
+
+    reference = trained(Mask2FormerForUniversalSegmentation(SWIN_BASE.tiny().config()))
+    marker = tmp_path / "ran"
+    reference.save_pretrained(tmp_path / "folder")
+    (tmp_path / "folder" / "model.safetensors").unlink()
+    torch.save(with_hook(reference.state_dict(), marker),
+               tmp_path / "folder" / "pytorch_model.bin")
+    spec = get_registry().model("mask2former")
+    with pytest.raises(WeightsError, match=r"pytorch_model.bin pickles Python objects .*"
+                                           r"\(marker_hook.rebuild\).*--trust-weights"):
+        spec.load(weights=str(tmp_path / "folder"), tiny=True)
+    assert not marker.exists()
+    kept = spec.load(weights=str(tmp_path / "folder"), tiny=True, trust_weights=True)
+    assert marker.exists()
+    for key, value in reference.state_dict().items():
+        assert torch.equal(kept.module.state_dict()[key], value), key
+    relabelled = spec.load(weights=str(tmp_path / "folder"), tiny=True, trust_weights=True,
+                           labels=4)  # a config change passes through the folder's config
+    assert relabelled.module.class_predictor.out_features == 5

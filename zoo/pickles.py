@@ -43,8 +43,8 @@ def _globals_in_one(stream: BinaryIO) -> set[str]:
         if name == "GLOBAL":
             module, _, attr = str(arg).partition(" ")
             found.add(f"{module}.{attr}")
-        elif name == "STACK_GLOBAL" and len(stack) >= 2:
-            found.add(f"{stack[-2]}.{stack[-1]}")
+        elif name == "STACK_GLOBAL" and len(stack) >= 2:  # names not traced: shown as "?"
+            found.add(f"{stack[-2] or '?'}.{stack[-1] or '?'}")
         if name in _STRINGS:
             stack.append(arg)
         elif name == "MEMOIZE":
