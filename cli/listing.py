@@ -61,17 +61,18 @@ def info_cmd(model: Annotated[str, typer.Argument(help="model id or family")],
     plan = weights_plan(spec, size, crop_pct, weights_source)
     sources = [c.as_dict() for c in plan.candidates]
     chosen = plan.chosen
+    transform = plan.input.describe() if plan.input else chosen.note
     if json_:
         print_json({"id": spec.id, "weights": spec.weights, "description": spec.description,
                     "loads": chosen.found if chosen else None,
-                    "input": plan.input.key(), "transform": plan.input.describe(),
+                    "input": plan.input.key() if plan.input else None, "transform": transform,
                     "sources": sources, "layers": [i.as_dict() for i in layers]})
         return
     loads = (f"{chosen.found} ({chosen.entry}){f' [{chosen.format}]' if chosen.format else ''}"
              if chosen else "no cached weights found (pass --weights PATH, or --random-init, "
              "which runs the input below)")
     print(f"{spec.id}: {spec.description}\nweights: {spec.weights}\nloads now: {loads}\n"
-          f"input: {plan.input.describe()}")
+          f"input: {transform}")
     for s in sources:
         fmt = f" [{s['format']}]" if s["format"] else ""
         print(f"  source {s['entry']}{fmt}: {s['found'] or 'not found'}"

@@ -42,11 +42,12 @@ class Candidate:
 @dataclass(frozen=True)
 class WeightsPlan:
     """The weights a load of `spec` uses now (`chosen`: None when none is found) and the
-    transform it runs (`input`: the chosen source's, else the family's random-init one)."""
+    transform it runs (`input`: the chosen source's, else the family's random-init one; None
+    when the chosen source's cannot be told, as its `note` says)."""
 
     spec: ModelSpec
     candidates: list[Candidate]
-    input: InputConfig
+    input: InputConfig | None
 
     @property
     def chosen(self) -> Candidate | None:
@@ -66,7 +67,7 @@ def weights_plan(spec: ModelSpec, size: int | None = None, crop_pct: float | Non
     candidates = [_candidate(spec, entry, picked, size, crop_pct) for entry in spec.sources]
     chosen = next((c for c in candidates if c.chosen), None)
     default = spec.input.with_overrides(size, crop_pct)
-    return WeightsPlan(spec, candidates, chosen.input if chosen and chosen.input else default)
+    return WeightsPlan(spec, candidates, chosen.input if chosen else default)
 
 
 def _candidate(spec: ModelSpec, entry: CachedWeights, picked: Path | None, size: int | None,
