@@ -161,10 +161,12 @@ def cut(models: Sequence[str | ZooModel], data: str | Dataset,
         landmarks: int = DEFAULT_LANDMARKS, sigma: float | None = None, affinity: str = "rbf",
         dim: int = AlignConfig().dim, maps: str | Path | None = None, seed: int = 0,
         weights: dict[str, str] | None = None, random_init: bool = False, device: str = "cpu",
-        batch_size: int = 16, cache: bool = True, progress: Progress | None = None) -> CutRun:
+        batch_size: int = 16, cache: bool = True, progress: Progress | None = None,
+        options: dict[str, Any] | None = None) -> CutRun:
     """One normalized cut over the pixels of `models`' spatial layers: aligned colours,
     eigenvectors, segmentation by layer (datasets with masks) and positional bias. Layers go
-    into a shared space by `maps` (from `align`) or PCA + Procrustes onto the first layer."""
+    into a shared space by `maps` (from `align`) or PCA + Procrustes onto the first layer.
+    `options` are load options for every model (e.g. trust_weights=True)."""
     from zoo.align.affinity import check_affinity
     from zoo.align.aligned import aligned_cut
     from zoo.align.maps import load_maps
@@ -172,7 +174,7 @@ def cut(models: Sequence[str | ZooModel], data: str | Dataset,
     check_affinity(affinity)
     learned = load_maps(maps) if maps else None
     blocks = _blocks(models, data, layers, weights, random_init, device, batch_size, cache,
-                     progress)
+                     progress, options)
     result = aligned_cut(blocks.maps, learned, dim, n_eig, landmarks, sigma, affinity, seed,
                          device, mask_labels_of(blocks), progress=progress)
     return CutRun(result, blocks, {"n_eig": n_eig, "affinity": affinity, "seed": seed,
@@ -183,14 +185,15 @@ def cut(models: Sequence[str | ZooModel], data: str | Dataset,
 def _blocks(models: Sequence[str | ZooModel], data: str | Dataset,
             layers: str | Sequence[str] | None, weights: dict[str, str] | None,
             random_init: bool, device: str, batch_size: int, cache: bool,
-            progress: Progress | None) -> Blocks:
+            progress: Progress | None, options: dict[str, Any] | None) -> Blocks:
     from zoo.data.resolve import as_dataset
     from zoo.features.cache import as_cache
     from zoo.model.loading import load_model
     from zoo.model.selection import split_names
 
     loaded = [load_model(m, weights=(weights or {}).get(m) if isinstance(m, str) else None,
-                         random_init=random_init, device=device) for m in models]
+                         random_init=random_init, device=device, **(options or {}))
+              for m in models]
     return load_blocks(loaded, as_dataset(data), split_names(layers), batch_size,
                        as_cache(cache), progress)
 
@@ -231,10 +234,10 @@ def align(models: Sequence[str | ZooModel], data: str | Dataset,
           method: str = "learned", config: AlignConfig | None = None, seed: int = 0,
           weights: dict[str, str] | None = None, random_init: bool = False,
           device: str = "cpu", batch_size: int = 16, cache: bool = True,
-          progress: Progress | None = None) -> AlignRun:
+          progress: Progress | None = None, options: dict[str, Any] | None = None) -> AlignRun:
     """Learn one linear map per layer into a shared space that predicts `target` (a .csv/.npy
     keyed by sample id, or MODEL:LAYER), or (`method` cca|procrustes|ridge) align two layers in
-    closed form with a held-out score."""
+    closed form with a held-out score. `options` are load options for every model."""
     from zoo.align.learned import train_alignment
     from zoo.align.pairwise import METHODS
 
@@ -244,7 +247,7 @@ def align(models: Sequence[str | ZooModel], data: str | Dataset,
         raise ZooError("method learned needs --target (target=): a .csv/.npy file or MODEL:LAYER")
     config = config or AlignConfig(seed=seed)
     blocks = _blocks(models, data, layers, weights, random_init, device, batch_size, cache,
-                     progress)
+                     progress, options)
     if method != "learned":
         fit, keys = _pairwise(blocks.maps, method, seed)
         return AlignRun(method, {"method": fit.method, "x": keys[0], "y": keys[1],
@@ -252,7 +255,7 @@ def align(models: Sequence[str | ZooModel], data: str | Dataset,
                                  "train_score": fit.train_score, "n_train": fit.n_train,
                                  "n_test": fit.n_test, "data": blocks.dataset.name}, fit=fit)
     values = _target_values(target, blocks.dataset, random_init, device, batch_size, cache,
-                            progress)
+                            progress, options)
     tokens = {k: b.reshape(len(b), -1, b.shape[-1]) for k, b in blocks.maps.items()}
     run = train_alignment(tokens, values, config, device, progress)
     summary = {"method": "learned", "target": target, "data": blocks.dataset.name,
@@ -264,7 +267,8 @@ def align(models: Sequence[str | ZooModel], data: str | Dataset,
 
 
 def _target_values(target: str, dataset: Dataset, random_init: bool, device: str,
-                   batch_size: int, cache: bool, progress: Progress | None) -> np.ndarray:
+                   batch_size: int, cache: bool, progress: Progress | None,
+                   options: dict[str, Any] | None) -> np.ndarray:
     """The target as rows for the dataset's images: a .csv/.npy table keyed by sample id, or a
     reference MODEL:LAYER's image-pooled features."""
     from zoo.align.target import load_target, target_rows
@@ -280,7 +284,7 @@ def _target_values(target: str, dataset: Dataset, random_init: bool, device: str
     from zoo.features.extraction import extract
     from zoo.model.loading import load_model
 
-    zmodel = load_model(model, random_init=random_init, device=device)
+    zmodel = load_model(model, random_init=random_init, device=device, **(options or {}))
     zmodel.layer(layer)
     feats = extract(zmodel, dataset, [layer], "gap", batch_size, as_cache(cache), progress)
     return feats[layer].data.astype(np.float64)

@@ -23,7 +23,9 @@ from zoo.cli.common import (
     RandomInitOpt,
     SeedOpt,
     SkipBadOpt,
+    TrustWeightsOpt,
     load_data,
+    load_options,
     model_weights,
     out_folder,
     print_json,
@@ -54,8 +56,9 @@ def align_cmd(models: ModelsArg, data: DataOpt = "samples", layers: LayersOpt = 
                                   "improvement before stopping")] = TRAINING.patience,
               lr: Annotated[float, typer.Option(help="Adam learning rate")] = TRAINING.lr,
               seed: SeedOpt = 0, weights: ModelWeightsOpt = None,
-              random_init: RandomInitOpt = False, device: DeviceOpt = "cpu",
-              batch_size: BatchOpt = 16, out: OutOpt = None, overwrite: OverwriteOpt = False,
+              random_init: RandomInitOpt = False, trust_weights: TrustWeightsOpt = False,
+              device: DeviceOpt = "cpu", batch_size: BatchOpt = 16, out: OutOpt = None,
+              overwrite: OverwriteOpt = False,
               skip_bad: SkipBadOpt = False, no_cache: NoCacheOpt = False,
               json_: JsonOpt = False) -> None:
     """Learn one linear map per layer of MODELS into a shared space that predicts --target, or
@@ -73,7 +76,8 @@ def align_cmd(models: ModelsArg, data: DataOpt = "samples", layers: LayersOpt = 
         run = align(models, dataset, split_list(layers), target=target, method=method,
                     config=config, seed=seed, weights=model_weights(weights, models),
                     random_init=random_init, device=device, batch_size=batch_size,
-                    cache=not no_cache, progress=progress)
+                    cache=not no_cache, progress=progress,
+                    options=load_options(trust=trust_weights))
     run.save(folder, overwrite)
     if json_:
         print_json({**run.scores, "out": str(folder)})

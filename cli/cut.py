@@ -24,7 +24,9 @@ from zoo.cli.common import (
     RandomInitOpt,
     SeedOpt,
     SkipBadOpt,
+    TrustWeightsOpt,
     load_data,
+    load_options,
     model_weights,
     out_folder,
     print_json,
@@ -50,8 +52,9 @@ def cut_cmd(models: ModelsArg, data: DataOpt = "samples", layers: LayersOpt = No
             images: Annotated[int, typer.Option("--images", min=1, help="images shown in the "
                               "colour figure")] = 8,
             seed: SeedOpt = 0, weights: ModelWeightsOpt = None,
-            random_init: RandomInitOpt = False, device: DeviceOpt = "cpu",
-            batch_size: BatchOpt = 16, out: OutOpt = None, overwrite: OverwriteOpt = False,
+            random_init: RandomInitOpt = False, trust_weights: TrustWeightsOpt = False,
+            device: DeviceOpt = "cpu", batch_size: BatchOpt = 16, out: OutOpt = None,
+            overwrite: OverwriteOpt = False,
             skip_bad: SkipBadOpt = False, no_cache: NoCacheOpt = False,
             json_: JsonOpt = False) -> None:
     """One normalized cut over the pixels of MODELS' layers: aligned colours, eigenvectors,
@@ -66,7 +69,8 @@ def cut_cmd(models: ModelsArg, data: DataOpt = "samples", layers: LayersOpt = No
                                             "layers": split_list(layers), **options}, overwrite)
     with progress_bar() as progress:
         run = cut(models, dataset, split_list(layers), device=device, batch_size=batch_size,
-                  cache=not no_cache, progress=progress, **options)
+                  cache=not no_cache, progress=progress,
+                  options=load_options(trust=trust_weights), **options)
     run.save(folder, overwrite, images)
     if json_:
         print_json({**run.to_dict(), "out": str(folder)})

@@ -17,7 +17,9 @@ from zoo.cli.common import (
     OutOpt,
     OverwriteOpt,
     RandomInitOpt,
+    TrustWeightsOpt,
     WeightsOpt,
+    load_options,
     out_folder,
     print_json,
     print_table,
@@ -38,6 +40,7 @@ def dissect_cmd(model: Annotated[str, typer.Argument(help="model id or family")]
                 stability: Annotated[int, typer.Option("--stability", min=0, help="bootstrap "
                                      "resamples for each unit's label stability (0: none)")] = 0,
                 weights: WeightsOpt = None, random_init: RandomInitOpt = False,
+                trust_weights: TrustWeightsOpt = False,
                 device: DeviceOpt = "cpu", batch_size: BatchOpt = 16, out: OutOpt = None,
                 overwrite: OverwriteOpt = False, no_cache: NoCacheOpt = False,
                 json_: JsonOpt = False) -> None:
@@ -47,7 +50,8 @@ def dissect_cmd(model: Annotated[str, typer.Argument(help="model id or family")]
     from zoo.concepts.dissection import check_settings
 
     check_settings(quantile, iou_cutoff)
-    zmodel = load(model, weights=weights, random_init=random_init, device=device)
+    zmodel = load(model, weights=weights, random_init=random_init, device=device,
+                  **load_options(trust=trust_weights))
     folder = out_folder(out, "dissect", [zmodel.id], {
         "concepts": concepts, "layers": split_list(layers), "quantile": quantile,
         "iou_cutoff": iou_cutoff, "stability": stability, "weights": zmodel.fingerprint},

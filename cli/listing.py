@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from zoo.cli.common import CropPctOpt, JsonOpt, SizeOpt, print_json, print_table
+from zoo.cli.common import CropPctOpt, JsonOpt, SizeOpt, WeightsSourceOpt, print_json, print_table
 from zoo.errors import UnknownNameError
 
 KINDS = ("models", "metrics", "datasets")
@@ -47,25 +47,39 @@ def list_cmd(kind: Annotated[str, typer.Argument(help="models, metrics or datase
 
 
 def info_cmd(model: Annotated[str, typer.Argument(help="model id or family")],
-             size: SizeOpt = None, crop_pct: CropPctOpt = None, json_: JsonOpt = False) -> None:
-    """Show a model's layers, its resolved input transform and where its weights would come
-    from (every cache looked up, found or not), without loading weights."""
+             size: SizeOpt = None, crop_pct: CropPctOpt = None,
+             weights_source: WeightsSourceOpt = None, json_: JsonOpt = False) -> None:
+    """Show a model's layers, where its weights would come from (every cache looked up, found or
+    not, with its format and transform) and the input transform a load runs now, without
+    loading weights."""
+    from zoo.model.candidates import weights_plan
     from zoo.registry.host import get_registry
 
     spec = get_registry().model(model)
     layers = spec.layers()
-    transform = spec.input.with_overrides(size, crop_pct)
-    sources = [{"entry": c.describe(), "found": str(hit) if (hit := c.find()) else None}
-               for c in spec.sources]
+    plan = weights_plan(spec, size, crop_pct, weights_source)
+    sources = [c.as_dict() for c in plan.candidates]
+    chosen = plan.chosen
+    transform = plan.input.describe() if plan.input else chosen.note
     if json_:
         print_json({"id": spec.id, "weights": spec.weights, "description": spec.description,
-                    "input": transform.key(), "transform": transform.describe(),
+                    "loads": chosen.found if chosen else None,
+                    "input": plan.input.key() if plan.input else None, "transform": transform,
                     "sources": sources, "layers": [i.as_dict() for i in layers]})
         return
-    print(f"{spec.id}: {spec.description}\nweights: {spec.weights}\ninput: "
-          f"{transform.describe()}")
+    loads = (f"{chosen.found} ({chosen.entry}){f' [{chosen.format}]' if chosen.format else ''}"
+             if chosen else "no cached weights found (pass --weights PATH, or --random-init, "
+             "which runs the input below)")
+    print(f"{spec.id}: {spec.description}\nweights: {spec.weights}\nloads now: {loads}\n"
+          f"input: {transform}")
     for s in sources:
-        print(f"  source {s['entry']}: {s['found'] or 'not found'}")
+        fmt = f" [{s['format']}]" if s["format"] else ""
+        print(f"  source {s['entry']}{fmt}: {s['found'] or 'not found'}"
+              f"{' (loads now)' if s['chosen'] else ''}; input: {s['transform']}")
+    if any(s["format"] for s in sources):
+        print("  (a cache entry's format is the layout published under its name; a file whose "
+              "own layout says otherwise is read as that, and --weights files by their layout "
+              "and keys)")
     print_table(f"{len(layers)} layers", ["layer", "role", "layout", "channels", "stride",
                                           "depth", "module"],
                 [[i.name, i.role, i.layout + (f"+{i.prefix_tokens}" if i.prefix_tokens else ""),

@@ -23,6 +23,7 @@ from zoo.cli.common import (
     ReduceOpt,
     SizeOpt,
     SkipBadOpt,
+    TrustWeightsOpt,
     load_data,
     load_options,
     model_weights,
@@ -42,8 +43,8 @@ def matrix_cmd(models: Annotated[list[str] | None, typer.Argument(
                data: DataOpt = "samples", layers: LayersOpt = None,
                metric: Annotated[str, typer.Option("--metric", "-m", help="metric name")] = "cka",
                reduction: ReduceOpt = "gap", weights: ModelWeightsOpt = None,
-               random_init: RandomInitOpt = False, device: DeviceOpt = "cpu",
-               batch_size: BatchOpt = 16,
+               random_init: RandomInitOpt = False, trust_weights: TrustWeightsOpt = False,
+               device: DeviceOpt = "cpu", batch_size: BatchOpt = 16,
                out: Annotated[str | None, typer.Option("--out", "-o", help="output folder "
                               "(default: a new runs/matrix-MODELS-<hash>; also for merge)")]
                = None,
@@ -91,7 +92,7 @@ def matrix_cmd(models: Annotated[list[str] | None, typer.Argument(
                                    random_init=random_init, weights=model_weights(weights, names),
                                    batch_size=batch_size, samples_per_unit=samples_per_unit,
                                    block=block, run=run, cache=not no_cache,
-                                   options=load_options(size, crop_pct),
+                                   options=load_options(size, crop_pct, None, trust_weights),
                                    skip_broken=all_)
     folder = out_folder(out, "matrix", names, {"data": dataset.fingerprint, "metric": metric,
                                               **{k: v for k, v in options.items()

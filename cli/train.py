@@ -13,8 +13,10 @@ from zoo.cli.common import (
     JsonOpt,
     RandomInitOpt,
     SkipBadOpt,
+    TrustWeightsOpt,
     WeightsOpt,
     load_data,
+    load_options,
     print_json,
     print_metrics,
     progress_bar,
@@ -57,6 +59,7 @@ def train_cmd(model: Annotated[str, typer.Argument(help="unetpp or mask2former (
               tag: Annotated[str, typer.Option(help="tag of the saved checkpoint: it loads as "
                                                "MODEL.TAG")] = "finetuned",
               weights: WeightsOpt = None, random_init: RandomInitOpt = False,
+              trust_weights: TrustWeightsOpt = False,
               device: DeviceOpt = "cpu", option: OptionsOpt = None,
               out: Annotated[str | None, typer.Option("--out", "-o", help="also write "
                              "train_metrics.json here")] = None,
@@ -72,7 +75,8 @@ def train_cmd(model: Annotated[str, typer.Argument(help="unetpp or mask2former (
         zmodel, result, folder = train_and_save(
             model, load_data(data, skip_bad), epochs, batch_size, lr, freeze_encoder, loss,
             size=size, tag=tag, weights=weights, random_init=random_init, device=device,
-            options=parse_options(option), progress=progress)
+            options={**parse_options(option), **load_options(trust=trust_weights)},
+            progress=progress)
     summary = {"model": f"{zmodel.spec.id}", "checkpoint": str(folder),
                "loads_as": f"{zmodel.spec.id}.{tag}", **result.as_dict()}
     if out:

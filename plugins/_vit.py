@@ -3,8 +3,10 @@
 One network (timm's ViT, built at the checkpoint's native grid with run-time position embeddings)
 reads three published formats, each with its own upstream preprocessing:
 - timm weights (HF cache `timm/...`, a timm folder or file): timm's data config;
-- the original release files (facebookresearch `*_pretrain.pth`, MAE training checkpoints): the
-  original evaluation transform (Resize 256 / CenterCrop 224, bicubic);
+- the original release files (facebookresearch DINOv2 `*_pretrain.pth`; MAE's `{'model': ...}`
+  files: `mae_pretrain_vit_base.pth`, training checkpoints; by layout and keys, else by the
+  torch hub name they were found under): the original evaluation transform (Resize 256 /
+  CenterCrop 224, bicubic);
 - transformers folders (`facebook/dinov2-base`, `facebook/vit-mae-base`, ...), read by
   transformers itself and converted key by key: the folder's image processor.
 Token features are (N, tokens, C) with the class (and register) tokens first; block outputs are
@@ -23,14 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from zoo.plugin import (
-    CachedWeights,
-    find_weights,
-    in_order,
-    load_options,
-    quiet_transformers,
-    wrap_model,
-)
+from zoo.plugin import CachedWeights, find_weights, in_order, load_options, wrap_model
 from zoo.registry.specs import InputConfig, LayerInfo, ModelSpec
 
 TIMM, ORIGINAL, TRANSFORMERS = "timm", "original release", "transformers"
@@ -67,15 +62,25 @@ class ViTArch:
 
 @dataclass(frozen=True)
 class ViTFamily:
-    """What differs between DINOv2 and MAE checkpoints: preprocessing per format, the position
-    interpolation of original/timm weights (None: timm's own, antialiased), transformers types."""
+    """What differs between DINOv2 and MAE checkpoints: preprocessing and run-time position
+    interpolation per format (None: timm's own, antialiased), transformers model types."""
 
     timm_input: InputConfig
     original_input: InputConfig
     transformers_types: tuple[str, ...]
     pos: PosInterp | None = None
+    original_pos: PosInterp | None = None
     transformers_pos: PosInterp | None = None
     drop_prefixes: tuple[str, ...] = ()
+
+    def input_for(self, fmt: str, path: Path | None = None) -> InputConfig:
+        """The upstream transform of weights in format `fmt` (a transformers folder's
+        processor, read from `path`)."""
+        from zoo.model.transforms import processor_input
+
+        if fmt == TRANSFORMERS:
+            return processor_input(path)
+        return self.original_input if fmt == ORIGINAL else self.timm_input
 
 
 def vit_layers(arch: ViTArch) -> list[LayerInfo]:
@@ -95,7 +100,8 @@ def vit_spec(family: str, arch_name: str, tag: str, arch: ViTArch, kind: ViTFami
     loader = functools.partial(load_vit, arch=arch, kind=kind, cached=tuple(cached))
     return ModelSpec(family, arch_name, loader, functools.partial(vit_layers, arch), tag=tag,
                      input=kind.timm_input, weights="; ".join(c.describe() for c in cached),
-                     description=description, default=default, sources=tuple(cached))
+                     description=description, default=default, sources=tuple(cached),
+                     input_for=kind.input_for)
 
 
 def load_vit(spec: ModelSpec, *, arch: ViTArch, kind: ViTFamily, cached: tuple[CachedWeights, ...],
@@ -118,7 +124,7 @@ def load_vit(spec: ModelSpec, *, arch: ViTArch, kind: ViTFamily, cached: tuple[C
 
         raise ZooError(f"{spec.id}: size={input.size} must be a multiple of the patch size "
                        f"{arch.patch}")
-    pos = {TIMM: kind.pos, ORIGINAL: kind.pos, TRANSFORMERS: kind.transformers_pos}[fmt]
+    pos = {TIMM: kind.pos, ORIGINAL: kind.original_pos, TRANSFORMERS: kind.transformers_pos}[fmt]
     module = _build(arch, eps, pos)
     if state is not None:
         _load_state(module, state, kind.drop_prefixes, str(source.path))
@@ -165,9 +171,9 @@ def _pos_embed(self: Any, x: Any, interp: PosInterp) -> Any:
 
 def _read(source: Any, kind: ViTFamily) -> tuple[str, dict[str, Any], float, InputConfig]:
     """(format, state dict in the original layout, LayerNorm eps, input transform) of a file or
-    folder: transformers folders through transformers, others by their keys."""
+    folder: transformers folders through transformers; files by their layout and keys, else
+    (keys as timm's) by the format of the cache entry they were found under."""
     from zoo.errors import WeightsError
-    from zoo.model.transforms import processor_input
     from zoo.model.weights import unwrap_checkpoint
 
     path = Path(source.path)
@@ -176,16 +182,23 @@ def _read(source: Any, kind: ViTFamily) -> tuple[str, dict[str, Any], float, Inp
         if config["model_type"] not in kind.transformers_types:
             raise WeightsError(f"{path} is a transformers {config['model_type']} folder; this "
                                f"family reads {', '.join(kind.transformers_types)}")
-        state, eps = _from_transformers(path)
-        return TRANSFORMERS, state, eps, processor_input(path)
-    state = unwrap_checkpoint(source.read(), str(path))
+        state, eps = _from_transformers(path, source.trust)
+        return TRANSFORMERS, state, eps, kind.input_for(TRANSFORMERS, path)
+    checkpoint = source.read()
+    state = unwrap_checkpoint(checkpoint, str(path))
     if any(k.startswith("embeddings.") for k in state):
         raise WeightsError(f"{path} holds transformers keys (embeddings.*): pass the "
                            "save_pretrained folder with its config.json")
-    original = any(k in state for k in ("mask_token", "register_tokens")) or any(
-        k.startswith("decoder") for k in state)
-    return ((ORIGINAL, state, 1e-6, kind.original_input) if original
-            else (TIMM, state, 1e-6, kind.timm_input))
+    fmt = ORIGINAL if _is_original(checkpoint, state) or source.declared == ORIGINAL else TIMM
+    return fmt, state, 1e-6, kind.input_for(fmt)
+
+
+def _is_original(checkpoint: Any, state: dict[str, Any]) -> bool:
+    """The facebookresearch layouts: `{'model': ...}` (MAE's release and training files),
+    a mask token, registers or MAE's decoder; timm's files are bare or under `state_dict`."""
+    return (isinstance(checkpoint.get("model"), dict)
+            or any(k in state for k in ("mask_token", "register_tokens"))
+            or any(k.startswith("decoder") for k in state))
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -195,20 +208,17 @@ def _json(path: Path) -> dict[str, Any]:
         return {}
 
 
-def _from_transformers(folder: Path) -> tuple[dict[str, Any], float]:
+def _from_transformers(folder: Path, trust: bool) -> tuple[dict[str, Any], float]:
     """Read a Dinov2Model / Dinov2WithRegistersModel / ViTMAEModel folder with transformers
-    (offline) and rename its weights to the original layout (q, k, v joined into qkv)."""
+    (offline; pickled weights read by zoo, `trust`: fully) and rename its weights to the
+    original layout (q, k, v joined into qkv)."""
     import torch
     from transformers import AutoModel
 
     from zoo.errors import WeightsError
+    from zoo.model.pretrained import load_pretrained
 
-    try:
-        with quiet_transformers():
-            model = AutoModel.from_pretrained(folder, local_files_only=True)
-    except Exception as exc:  # noqa: BLE001 - unreadable or partial folder
-        raise WeightsError(f"cannot load transformers folder {folder}: "
-                           f"{' '.join(str(exc).split())[:300]}") from None
+    model = load_pretrained(AutoModel.from_pretrained, folder, trust=trust)
     out: dict[str, Any] = {}
     qkv: dict[str, dict[str, Any]] = {}
     for key, value in model.state_dict().items():

@@ -2,7 +2,10 @@
 
 ViT layers are token sequences (N, 1 + grid, C) with the class token first (open_clip's resblocks
 are batch-first since 2.26); the final embedding is the projected image vector CLIP compares with
-text. OpenAI weights use QuickGELU, LAION weights plain GELU: the tag decides.
+text. OpenAI weights use QuickGELU, LAION weights plain GELU: the tag decides. At another input
+size, position embeddings are resized once at load as each upstream does: open_clip's
+`resize_pos_embed` (bicubic, antialiased) for open_clip and OpenAI files, transformers' CLIP
+`interpolate_pos_encoding` (bicubic, no antialias) for transformers folders.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from zoo.plugin import (
     in_order,
     load_into,
     load_options,
-    quiet_transformers,
     resnet_stage_rows,
     wrap_model,
 )
@@ -36,7 +38,7 @@ INPUT = InputConfig(size=224, mean=(0.48145466, 0.4578275, 0.40821073),
                     std=(0.26862954, 0.26130258, 0.27577711), interpolation="bicubic",
                     library="open_clip")
 OPEN_CLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
-TRANSFORMERS = "transformers"
+OPEN_CLIP, TORCHSCRIPT, TRANSFORMERS = "open_clip", "OpenAI TorchScript", "transformers"
 # constants a TorchScript CLIP keeps in its state dict, not weights (open_clip drops them too)
 SCRIPT_CONSTANTS = ("input_resolution", "context_length", "vocab_size", "attn_mask")
 ACCEPTS = ("an open_clip state dict (.pt/.bin/.safetensors) or a folder holding one, an OpenAI "
@@ -85,11 +87,20 @@ OPENAI_CACHE = {VIT_B16: "~/.cache/clip/ViT-B-16.pt", RN50: "~/.cache/clip/RN50.
 def cached_for(arch: ClipArch, tag: str) -> list[CachedWeights]:
     """Where the weights may already be: open_clip's HF repo; for OpenAI weights also
     transformers' HF repo and OpenAI's own TorchScript cache."""
-    cached = [CachedWeights(VARIANTS[(arch, tag)][0], OPEN_CLIP_FILES)]
+    cached = [CachedWeights(VARIANTS[(arch, tag)][0], OPEN_CLIP_FILES, format=OPEN_CLIP)]
     if tag == "openai":
-        cached += [CachedWeights(HF_REPOS[arch], folder=True)] if arch in HF_REPOS else []
-        cached.append(CachedWeights(path=OPENAI_CACHE[arch]))
+        cached += ([CachedWeights(HF_REPOS[arch], folder=True, format=TRANSFORMERS)]
+                   if arch in HF_REPOS else [])
+        cached.append(CachedWeights(path=OPENAI_CACHE[arch], format=TORCHSCRIPT))
     return cached
+
+
+def input_for(fmt: str, path: Path | None = None) -> InputConfig:
+    """The upstream transform of weights in format `fmt`: a transformers folder's processor
+    (read from `path`), else open_clip's preprocess."""
+    from zoo.model.transforms import processor_input
+
+    return processor_input(path) if fmt == TRANSFORMERS else INPUT
 
 
 def layers_for(arch: ClipArch) -> list[LayerInfo]:
@@ -122,7 +133,7 @@ def _load(spec: ModelSpec, weights: str | None, random_init: bool, device: str, 
     quick_gelu = VARIANTS[(arch, spec.tag)][1]
     source = find_weights(spec, weights, random_init, opts, cached_for(arch, spec.tag), ACCEPTS)
     built = arch.tiny() if opts.tiny else arch
-    fmt, state, input = "open_clip", None, INPUT
+    fmt, state, input = OPEN_CLIP, None, INPUT
     if source.path is not None:
         fmt, state, input = _read(source, spec)
     if opts.tiny and fmt != TRANSFORMERS:  # a processor folder brings its own size
@@ -134,7 +145,7 @@ def _load(spec: ModelSpec, weights: str | None, random_init: bool, device: str, 
     model = build_seeded(lambda: open_clip.CLIP(**{**config, "quick_gelu": quick_gelu}))
     layers = layers_for(built)
     if state is not None:
-        resize_pos_embed(state, model)
+        resize_pos_embed(state, model, antialias=fmt != TRANSFORMERS)
         if fmt == TRANSFORMERS:
             if "visual.proj" not in state:  # CLIPVisionModel: the pooled, unprojected output
                 model.visual.proj = None
@@ -149,15 +160,15 @@ def _load(spec: ModelSpec, weights: str | None, random_init: bool, device: str, 
 
 def _read(source: WeightSource, spec: ModelSpec) -> tuple[str, dict[str, Any], InputConfig]:
     """(format, open_clip-keyed state dict, input transform) of a file or folder."""
-    from zoo.model.transforms import processor_input
     from zoo.model.weights import is_torchscript
 
     path = Path(source.path)
     if path.is_dir() and (path / "config.json").is_file() and not any(
             (path / f).is_file() for f in OPEN_CLIP_FILES):
-        return TRANSFORMERS, _from_transformers(path, spec), processor_input(path)
+        return TRANSFORMERS, _from_transformers(path, spec, source.trust), input_for(
+            TRANSFORMERS, path)
     file = source.file(OPEN_CLIP_FILES)
-    fmt = "OpenAI TorchScript" if is_torchscript(file) else "open_clip"
+    fmt = TORCHSCRIPT if is_torchscript(file) else OPEN_CLIP
     state = source.read(OPEN_CLIP_FILES)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]  # open_clip training checkpoints
@@ -176,23 +187,24 @@ HF_BLOCK = (("self_attn.out_proj.", "attn.out_proj."), ("layer_norm1.", "ln_1.")
             ("layer_norm2.", "ln_2."), ("mlp.fc1.", "mlp.c_fc."), ("mlp.fc2.", "mlp.c_proj."))
 
 
-def _from_transformers(folder: Path, spec: ModelSpec) -> dict[str, Any]:
+def _from_transformers(folder: Path, spec: ModelSpec, trust: bool) -> dict[str, Any]:
     """Read a CLIPModel (as on the hub) or CLIPVisionModel(WithProjection) folder with
-    transformers (offline) and rename its image tower to open_clip's keys (q, k, v joined into
-    in_proj)."""
+    transformers (offline; pickled weights read by zoo, `trust`: fully) and rename its image
+    tower to open_clip's keys (q, k, v joined into in_proj)."""
     import torch
     import transformers
 
-    config = json.loads((folder / "config.json").read_text())
+    from zoo.model.pretrained import load_pretrained
+
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"{folder}: config.json is not readable JSON ({exc})") from None
     name = ("CLIPModel" if config.get("model_type") == "clip" else "CLIPVisionModel"
             if config.get("architectures") == ["CLIPVisionModel"]
             else "CLIPVisionModelWithProjection")
-    try:
-        with quiet_transformers():
-            model = getattr(transformers, name).from_pretrained(folder, local_files_only=True)
-    except Exception as exc:  # noqa: BLE001 - unreadable or partial folder
-        raise WeightsError(f"cannot load {folder} as {name}: "
-                           f"{' '.join(str(exc).split())[:300]}") from None
+    model = load_pretrained(getattr(transformers, name).from_pretrained, folder, trust=trust,
+                            what=f"{folder} as {name}")
     act = getattr(model.config, "vision_config", model.config).hidden_act
     if act != "quick_gelu" and spec.tag == "openai":
         raise WeightsError(f"{folder} uses {act}; {spec.id} is QuickGELU")
@@ -230,7 +242,7 @@ def register_models(register: Callable[[ModelSpec], None]) -> None:
             "clip", arch.name, functools.partial(_load, arch=arch),
             functools.partial(layers_for, arch), tag=tag, input=INPUT,
             weights="; ".join(c.describe() for c in cached_for(arch, tag)),
-            sources=tuple(cached_for(arch, tag)),
+            sources=tuple(cached_for(arch, tag)), input_for=input_for,
             default=(arch, tag) == (VIT_B16, "openai"),
             description=f"CLIP {arch.name} image tower, {tag} weights"
                         f"{' (QuickGELU)' if quick_gelu else ''}, 224 px"))

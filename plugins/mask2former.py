@@ -26,7 +26,6 @@ from zoo.plugin import (
     find_weights,
     in_order,
     load_options,
-    quiet_transformers,
     segmentation_size,
     unwrap_checkpoint,
     wrap_model,
@@ -36,7 +35,7 @@ from zoo.plugin import (
 # ImageNet mean/std; a transformers folder: its image processor's scale, filter and mean/std
 INPUT = InputConfig(size=128)
 CACHED = CachedWeights("facebook/mask2former-swin-base-IN21k-ade-semantic", ("config.json",),
-                       folder=True)
+                       folder=True, format="transformers folder")
 ACCEPTS = ("a Mask2FormerForUniversalSegmentation folder from save_pretrained, or its state dict "
            "(.safetensors/.bin/.pth)")
 
@@ -231,6 +230,12 @@ def processor_scale(folder: Path, study: InputConfig) -> InputConfig:
                    interpolation=PIL_FILTERS.get(raw.get("resample", 2), "bilinear"))
 
 
+def input_for(fmt: str, path: Path | None = None) -> InputConfig:
+    """The transform weights at `path` get: a folder's image-processor scale, else the study's."""
+    return processor_scale(Path(path), INPUT) if path is not None and Path(path).is_dir() \
+        else INPUT
+
+
 def _pretrained_args(source: WeightSource, arch: M2FArch, labels: int | None
                      ) -> tuple[dict, bool]:
     """from_pretrained arguments for a folder (its config, checked) or a state-dict file (our
@@ -247,7 +252,7 @@ def _pretrained_args(source: WeightSource, arch: M2FArch, labels: int | None
             raise WeightsError(f"{path} is not a Mask2Former folder: {exc}") from None
         _check_config(config, arch, path)
         relabel = labels not in (None, config.num_labels)
-        args: dict[str, Any] = dict(pretrained_model_name_or_path=path, local_files_only=True)
+        args: dict[str, Any] = dict(pretrained_model_name_or_path=path)
         if relabel:
             args.update(num_labels=labels, ignore_mismatched_sizes=True)
         return args, relabel
@@ -259,7 +264,7 @@ def _pretrained_args(source: WeightSource, arch: M2FArch, labels: int | None
     relabel = labels not in (None, found)
     if relabel:
         state = {k: v for k, v in state.items() if not k.startswith(CLASS_HEAD)}
-    return dict(pretrained_model_name_or_path=None, state_dict=state, local_files_only=True,
+    return dict(pretrained_model_name_or_path=None, state_dict=state,
                 config=replace(arch, num_labels=labels or found).config()), relabel
 
 
@@ -269,15 +274,15 @@ def _from_checkpoint(source: WeightSource, arch: M2FArch, labels: int | None) ->
     from transformers import Mask2FormerForUniversalSegmentation as M2F
 
     from zoo.errors import WeightsError
+    from zoo.model.pretrained import load_pretrained
 
     path = source.path
     args, relabel = _pretrained_args(source, arch, labels)
-    try:
-        with quiet_transformers():
-            module, info = build_seeded(lambda: M2F.from_pretrained(**args,
-                                                                    output_loading_info=True))
-    except Exception as exc:  # noqa: BLE001 - unreadable or mis-shaped weights
-        raise WeightsError(f"cannot load {path}: {' '.join(str(exc).split())[:400]}") from None
+    folder = args.pop("pretrained_model_name_or_path")
+    module, info = load_pretrained(  # a folder, or None with the file's state dict
+        lambda *a, **kw: build_seeded(lambda: M2F.from_pretrained(*a, **kw)), folder,
+        trust=source.trust, what=f"Mask2Former {'folder' if folder else 'state dict'} {path}",
+        output_loading_info=True, **args)
     # not features: the backbone's unused final norm, the loss buffer, a replaced class head
     skip = CLASS_HEAD if relabel else ("criterion.",)
     problems = {
@@ -321,6 +326,6 @@ def _load(spec: ModelSpec, weights: str | None, random_init: bool, device: str,
 def register_models(register: Callable[[ModelSpec], None]) -> None:
     register(ModelSpec("mask2former", "swin-base", _load, lambda: layers_for(SWIN_BASE),
                        tag="ade-semantic", input=INPUT, default=True, weights=CACHED.describe(),
-                       sources=(CACHED,),
+                       sources=(CACHED,), input_for=input_for,
                        description="Mask2Former, Swin-B (IN21k) backbone, ADE20k semantic config, "
                                    "100 queries, 2 labels at random init, 128 px"))

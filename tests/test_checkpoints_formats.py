@@ -289,8 +289,9 @@ def test_mae_training_checkpoint_with_args_and_numpy_scalars_loads(tmp_path: Pat
                                              tiny=True)
     for key, value in state.state_dict().items():
         assert torch.equal(zmodel.module.state_dict()[key], value), key
-    prov = zmodel.provenance()
-    assert prov["weights_format"] == "timm" and not prov["random_init"]
+    prov = zmodel.provenance()  # MAE's own {'model': ...} layout: MAE's evaluation transform
+    assert prov["weights_format"] == "original release" and not prov["random_init"]
+    assert prov["preprocessing"]["crop_pct"] == 0.875
     import hashlib
 
     assert prov["weights_sha256"] == hashlib.sha256(

@@ -18,12 +18,12 @@ without torch, so registering specs stays cheap.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import UnknownNameError, ZooError
+from zoo.model.pretrained import quiet_transformers
 from zoo.model.weights import (
     CachedWeights,
     WeightSource,
@@ -124,23 +124,6 @@ def wrap_model(spec: ModelSpec, module: Any, layers: list[LayerInfo], source: We
                              fingerprint=source.fingerprint("tiny" if tiny else ""),
                              random_init=source.random_init, device=device, input=input,
                              source=source)
-
-
-@contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' progress bars and load reports while reading a checkpoint (library
-    code prints nothing)."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 # --- segmentation families ----------------------------------------------------------------------

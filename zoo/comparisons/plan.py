@@ -370,7 +370,8 @@ def _encode(obj: Any, arrays: dict[str, np.ndarray], metric: str) -> Any:
 def _state_class(name: str) -> type | None:
     """The class a stored state names, if it is on the allowlist: `types.SimpleNamespace`, or a
     namespace or dataclass defined in zoo.metrics, the metric protocol or a registered metric's
-    own module, found among the modules already loaded. A module named in a file is never imported."""
+    own module, found among the modules already loaded. A module named in a file is never
+    imported."""
     import sys
 
     from zoo.registry.host import get_registry

@@ -83,7 +83,8 @@ def is_torchscript(path: str | os.PathLike) -> bool:
 
 def read_state_dict(path: str | os.PathLike, trust: bool = False) -> Any:
     """Load a checkpoint: .safetensors, a TorchScript archive (its state dict), or a torch.save
-    file with torch's weights-only unpickler plus `_safe_globals` (`trust`: full unpickling).
+    file with torch's weights-only unpickler plus `_safe_globals` (`trust`: full unpickling, also
+    of a plain `pickle.dump` file).
 
     A file that needs more than that is refused with one line naming its unsafe globals and the
     opt-in (--trust-weights / trust_weights=True); its pickled code is never run by default.
@@ -101,37 +102,93 @@ def read_state_dict(path: str | os.PathLike, trust: bool = False) -> Any:
         if is_torchscript(p):  # TorchScript's own loader: runs no pickled Python
             return dict(torch.jit.load(str(p), map_location="cpu").state_dict())
         if trust:
-            return torch.load(p, map_location="cpu", weights_only=False)
+            return _unpickle(p)
         with torch.serialization.safe_globals(_safe_globals()):
             try:
                 return torch.load(p, map_location="cpu", weights_only=True)
             except pickle.UnpicklingError as exc:
-                unsafe = _unsafe_globals(p, exc)
+                unsafe = unsafe_globals(p, exc)
                 if not unsafe:
                     raise
-        raise WeightsError(
-            f"{p} pickles Python objects that weights-only loading refuses ({', '.join(unsafe)}); "
-            "loading it would run code from the file, so zoo did not: if you trust its source, "
-            "pass --trust-weights (Python: trust_weights=True)")
+        raise refusal(p, unsafe)
     except WeightsError:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure means an unusable file
-        detail = " ".join(_ANSI.sub("", str(exc)).split())
-        detail = detail[:200] + ("..." if len(detail) > 200 else "")
         raise WeightsError(f"cannot read weights {path}: not a torch.save, TorchScript or "
                            f"safetensors checkpoint ({type(exc).__name__}"
-                           f"{': ' + detail if detail else ''})") from None
+                           f"{': ' + brief(exc) if brief(exc) else ''})") from None
 
 
-def _unsafe_globals(path: Path, exc: Exception) -> list[str]:
-    """The pickle globals of a torch.save file that the allowlist does not cover: listed from
-    the archive, or (legacy non-zip files) the one named by torch's refusal."""
+def _unpickle(p: Path) -> Any:
+    """Full unpickling (--trust-weights): torch.load, or pickle.load for a plain pickle; code
+    the file needs but this Python lacks is a WeightsError naming it."""
+    import torch
+
+    from zoo.model.pickles import is_plain_pickle
+
+    plain = not _is_zip(p) and is_plain_pickle(p)
+    try:
+        if plain:
+            with open(p, "rb") as stream:
+                return pickle.load(stream)  # noqa: S301 - the user trusts this file
+        return torch.load(p, map_location="cpu", weights_only=False)
+    except (ImportError, AttributeError) as exc:
+        what = "a plain pickle" if plain else "a torch.save checkpoint"
+        module = getattr(exc, "name", None)
+        need = (f"the module {module!r}, which is not installed here" if module
+                else f"Python code this environment lacks ({brief(exc)})")
+        raise WeightsError(f"{p} is {what} whose pickled objects need {need}: install the "
+                           "package that provides it and rerun, or re-save the file as a plain "
+                           "state dict (or .safetensors) where it loads") from None
+
+
+def _is_zip(path: Path) -> bool:
+    """Whether `path` is a zip archive (torch.save's default format, TorchScript)."""
+    import zipfile
+
+    return zipfile.is_zipfile(path)
+
+
+def refusal(path: Path, unsafe: Sequence[str]) -> WeightsError:
+    """The one-line refusal of a file whose unpickling would import or call `unsafe`."""
+    return WeightsError(
+        f"{path} pickles Python objects that weights-only loading refuses ({', '.join(unsafe)}); "
+        "loading it would run code from the file, so zoo did not: if you trust its source, "
+        "pass --trust-weights (Python: trust_weights=True)")
+
+
+def unsafe_globals(path: Path, exc: Exception | None = None) -> list[str]:
+    """The pickle globals of a torch.save or pickle file that the allowlist (torch's and
+    `_safe_globals`, when active) does not cover, listed statically: every one, not only the
+    first that torch's refusal (`exc`) names."""
     import torch
 
     try:
         return sorted(set(torch.serialization.get_unsafe_globals_in_checkpoint(path)))
-    except Exception:  # noqa: BLE001 - a legacy (non-zip) file cannot be listed statically
-        return sorted(set(re.findall(r"GLOBAL ([\w.]+)", str(exc))))
+    except Exception:  # noqa: BLE001 - a legacy or plain pickle: zoo's own listing
+        from zoo.model.pickles import pickle_globals
+
+        allowed: set[str] = set()
+        try:
+            from torch import _weights_only_unpickler as wo
+
+            allowed = set(wo._get_allowed_globals()) | set(wo._get_user_allowed_globals())
+        except Exception:  # noqa: BLE001 - a torch without these helpers: list them all
+            pass
+        found = [g for g in pickle_globals(path) if g not in allowed]
+        named = re.findall(r"GLOBAL ([\w.]+)", str(exc)) if exc is not None else []
+        return sorted(set(found) | set(named))
+
+
+def brief(exc: BaseException | str, limit: int = 300) -> str:
+    """An error's text as one line for a message: ANSI codes dropped, whitespace collapsed, cut
+    after its last whole sentence (else word) within `limit` characters."""
+    text = " ".join(_ANSI.sub("", str(exc)).split())
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    end = max(head.rfind(". "), head.rfind("; "))
+    return head[:end + 1] if end > limit // 3 else head.rsplit(" ", 1)[0] + " ..."
 
 
 # Resolving weights: an explicit path, a library's local cache, or fixed-seed random init. -------
@@ -159,12 +216,15 @@ class CachedWeights:
     / HF_HOME; `folder`: return its snapshot folder instead, as transformers' from_pretrained
     wants). With `path`: that file (`~` expanded), e.g. OpenAI's ~/.cache/clip/ViT-B-16.pt.
     Otherwise: the first of `files` in torch hub's checkpoints folder (torch.hub downloads).
+    `format` names the layout the files published under this name have (e.g. "original
+    release"): the family's reading where keys alone cannot tell, and `zoo info`'s transform.
     """
 
     repo: str = ""
     files: tuple[str, ...] = HF_WEIGHT_FILES
     folder: bool = False
     path: str = ""
+    format: str = ""
 
     def find(self) -> Path | None:
         """The cached file or folder, or None."""
@@ -208,7 +268,8 @@ class WeightSource:
 
     `where` says how it was found (the path given, or the cache entry), `format` the layout the
     family detected, `candidates` the other sources that were found, `trust` whether full
-    unpickling was allowed (--trust-weights).
+    unpickling was allowed (--trust-weights), `declared` the format of the cache entry it was
+    found under ("" for a path given).
     """
 
     path: Path | None
@@ -216,6 +277,7 @@ class WeightSource:
     format: str = ""
     candidates: tuple[str, ...] = ()
     trust: bool = False
+    declared: str = ""
 
     @property
     def random_init(self) -> bool:
@@ -269,16 +331,17 @@ def resolve_weights(model_id: str, weights: str | os.PathLike | None, random_ini
         return WeightSource(path, str(path), trust=trust)
     if random_init:
         return WeightSource(None, f"random init (seed {RANDOM_INIT_SEED})")
-    hits = [(hit, f"{hit} ({entry.describe()})") for entry in cached
+    hits = [(hit, f"{hit} ({entry.describe()})", entry) for entry in cached
             if (hit := entry.find()) is not None]
     if hits:
         chosen = [h for h in hits if source in h[1]] if source else hits[:1]
         if len(chosen) != 1:
             raise WeightsError(f"{model_id}: --weights-source {source!r} matches "
                                f"{len(chosen)} of the sources found: "
-                               f"{'; '.join(w for _, w in hits)}")
-        others = tuple(w for _, w in hits if w != chosen[0][1])
-        return WeightSource(chosen[0][0], chosen[0][1], candidates=others, trust=trust)
+                               f"{'; '.join(w for _, w, _ in hits)}")
+        path, where, entry = chosen[0]
+        others = tuple(w for _, w, _ in hits if w != where)
+        return WeightSource(path, where, candidates=others, trust=trust, declared=entry.format)
     roots = sorted({e.root() for e in cached})
     looked = (f"looked for {'; '.join(e.describe() for e in cached)} in {', '.join(roots)}"
               if cached else "no published weights to look for in a cache")

@@ -138,7 +138,9 @@ class ModelSpec:
 
     `loader(spec, weights=, random_init=, device=, **options)` builds the `ZooModel` (heavy
     imports happen there); `layers()` lists the layers without loading weights. `input` is the
-    transform of the family's first weights format; `sources` the caches looked up, in order.
+    transform of the family's first weights format (and of random init); `sources` the caches
+    looked up, in order; `input_for(format, path)`, when the transform depends on the weights,
+    gives it for weights of that format at that path cheaply (configs only, as the loader does).
     Built-in families accept the options of zoo.plugin.COMMON_OPTIONS (`tiny=True`: a reduced
     config of the same architecture for tests).
     """
@@ -153,6 +155,8 @@ class ModelSpec:
     description: str = ""
     default: bool = False
     sources: tuple[CachedWeights, ...] = ()
+    input_for: Callable[[str, Any], InputConfig] | None = field(default=None, repr=False,
+                                                                 compare=False)
 
     @property
     def id(self) -> str:

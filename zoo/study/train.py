@@ -197,6 +197,7 @@ def train_and_save(model: str, data: str | Dataset, epochs: int = 10, batch_size
     data = as_dataset(data, skip_bad=skip_bad)
     result = train_segmenter(zmodel, data, epochs, batch_size, lr, freeze_encoder, loss,
                              progress=progress)
-    folder = save_checkpoint(zmodel, spec.id, tag, options, result, cache_root(), data.name,
+    build = {k: v for k, v in options.items() if k != "trust_weights"}  # the saved file is safe
+    folder = save_checkpoint(zmodel, spec.id, tag, build, result, cache_root(), data.name,
                              default=default)
     return zmodel, result, folder
