@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zoo.result import NotSaved, reading
+from zoo.result import NotSaved, number, numbers, reading
 
 if TYPE_CHECKING:
     from zoo.align.aligned import CutResult
@@ -35,16 +35,6 @@ def block_scores(result: CutResult, key: str) -> dict[str, Any]:
     if seg is not None:
         out["segmentation"] = asdict(seg)
     return out
-
-
-def number(value: Any) -> Any:
-    """A JSON null read back as the NaN it was written for."""
-    return float("nan") if value is None else value
-
-
-def numbers(record: dict[str, Any]) -> dict[str, Any]:
-    """Every top-level null of a JSON record back to NaN."""
-    return {k: number(v) for k, v in record.items()}
 
 
 def read_cut(folder: str | Path) -> CutRun:

@@ -72,12 +72,11 @@ class DissectRun(Result):
         """What dissect.json says about the run."""
         return {"model": self.model, "random_init": self.random_init,
                 "concepts": self.concepts.name, "images": len(self.concepts), **self.settings,
-                "concepts_fingerprint": self.concepts.fingerprint,
-                "sample_ids": self.concepts.ids}
+                "concepts_fingerprint": self.concepts.fingerprint}
 
     def save(self, folder: str | Path, overwrite: bool = False) -> Path:
         """Per layer units/profile/abstracted CSV, iou.npy and profile.png; then concepts.csv
-        and dissect.json, as one folder."""
+        and dissect.json (with the sample ids), as one folder."""
         from zoo.concepts.plot import plot_profile
         from zoo.concepts.report import layer_folder, write_layer, write_summary
         from zoo.io import output_folder
@@ -87,7 +86,8 @@ class DissectRun(Result):
             for name, d in self.layers.items():
                 entries.append(write_layer(tmp, name, d, self.stability.get(name)))
                 plot_profile(d, f"{self.label} {name}", layer_folder(tmp, name) / "profile.png")
-            write_summary(tmp, self.to_dict(), self.concepts.concepts, entries)
+            write_summary(tmp, {**self.to_dict(), "sample_ids": self.concepts.ids},
+                          self.concepts.concepts, entries)
         return Path(folder)
 
     @classmethod

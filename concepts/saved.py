@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from zoo.result import NotSaved, reading
+from zoo.result import NotSaved, number, reading
 
 if TYPE_CHECKING:
     from zoo.concepts.embedding import Correlation, LCEResult
@@ -73,9 +73,8 @@ def read_dissect(folder: str | Path) -> DissectRun:
 def _correlations(rows: list[dict], key: str) -> list[Correlation]:
     from zoo.concepts.embedding import Correlation
 
-    return [Correlation(int(r["axis"].removeprefix("pc")) - 1, r[key],
-                        np.nan if r["r"] is None else r["r"],
-                        np.nan if r["p"] is None else r["p"], r["n"], r["note"]) for r in rows]
+    return [Correlation(int(r["axis"].removeprefix("pc")) - 1, r[key], number(r["r"]),
+                        number(r["p"]), r["n"], r["note"]) for r in rows]
 
 
 def read_lce(folder: str | Path) -> LCEResult:

@@ -156,14 +156,16 @@ def test_a_loaded_embedding_is_the_same_embedding(runs, tmp_path):
         assert (again / name).read_bytes() == (folder / name).read_bytes(), name
 
 
-@pytest.mark.parametrize("kind, remove", [("cut", "eigvecs.npy"), ("learned", "history.csv"),
-                                          ("pairwise", "x_mean.npy"),
-                                          ("dissect", "stage2/units.csv"), ("lce", "axes.csv")])
-def test_an_incomplete_folder_is_one_clear_error(runs, tmp_path, kind, remove):
+@pytest.mark.parametrize("kind, name, damage", [
+    ("cut", "eigvecs.npy", "delete"), ("cut", "cut.json", "truncate"),
+    ("learned", "maps.json", "truncate"), ("pairwise", "x_mean.npy", "delete"),
+    ("dissect", "stage2/units.csv", "truncate"), ("lce", "axes.csv", "truncate")])
+def test_an_incomplete_or_damaged_folder_is_one_clear_error(runs, tmp_path, kind, name, damage):
     copy = tmp_path / kind
     shutil.copytree(runs[kind][1], copy)
-    (copy / remove).unlink()
-    if remove == "history.csv":  # the history is read from maps.json: damage that instead
-        (copy / "maps.json").write_text("{")
+    if damage == "delete":
+        (copy / name).unlink()
+    else:
+        (copy / name).write_text("{")
     with pytest.raises(DataError, match=f"cannot read the result saved in {copy}.*rerun"):
         zoo.open(copy)

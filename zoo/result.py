@@ -39,11 +39,8 @@ class Result:
 
     @classmethod
     def load(cls, folder: str | Path) -> Result:
-        """The result saved in `folder`; types that cannot be read back yet say so."""
-        from zoo.errors import ZooError
-
-        raise ZooError(f"reading a saved {cls.__name__} back is not supported yet; its tables "
-                       f"are the CSV/JSON files in {folder}")
+        """The result that `save` wrote in `folder` (`zoo.open` finds it by `marker`)."""
+        raise NotImplementedError
 
     def __repr__(self) -> str:
         fields = [f"  {k}: {_short(v)}" for k, v in self.to_dict().items()
@@ -89,6 +86,16 @@ def reading(folder: str | Path, rerun: str) -> Iterator[None]:
         raise DataError(f"cannot read the result saved in {folder} ({type(exc).__name__}: "
                         f"{exc}): it is incomplete, damaged or written by an older zoo; "
                         f"rerun {rerun}") from None
+
+
+def number(value: Any) -> Any:
+    """A JSON null read back as the NaN it was written for (`zoo.io.to_jsonable`)."""
+    return float("nan") if value is None else value
+
+
+def numbers(record: dict[str, Any]) -> dict[str, Any]:
+    """Every top-level null of a JSON record back to NaN."""
+    return {k: number(v) for k, v in record.items()}
 
 
 def _short(value: Any, limit: int = 70) -> str:
