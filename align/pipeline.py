@@ -138,10 +138,10 @@ class CutRun(Result):
 
     def to_dict(self) -> dict[str, Any]:
         """What cut.json holds."""
-        r, offsets = self.result, self.result.layout.offsets
-        data = self.blocks.dataset
         from zoo.align.saved import block_scores
 
+        r, offsets = self.result, self.result.layout.offsets
+        data = self.blocks.dataset
         return {"models": list(dict.fromkeys(row["model"] for row in self.blocks.info)),
                 "random_init": self.random_init, "data": data.name, "images": len(data),
                 "sample_ids": data.ids, "data_fingerprint": data.fingerprint, **self.settings,
