@@ -90,7 +90,13 @@ def display_images(dataset: Dataset, count: int, size: int = 128) -> list[np.nda
 
 @dataclass(repr=False)
 class CutRun(Result):
-    """An AlignedCut over several models' layers: the cut, colours, per-layer scores."""
+    """An AlignedCut over several models' layers: the cut, colours, per-layer scores.
+
+    A run read back by `load` (`zoo.open`) has the cut, colours, trajectory and every score,
+    but neither the layers' features (`blocks.maps`) nor the images (`blocks.dataset` keeps
+    their ids and fingerprint): using them, or saving the run again (it draws the images), is
+    a ZooError.
+    """
 
     result: CutResult = field(repr=False)
     blocks: Blocks = field(repr=False)
@@ -137,15 +143,18 @@ class CutRun(Result):
 
     def to_dict(self) -> dict[str, Any]:
         """What cut.json holds."""
+        from zoo.align.saved import block_scores
+
         r, offsets = self.result, self.result.layout.offsets
         data = self.blocks.dataset
         return {"models": list(dict.fromkeys(row["model"] for row in self.blocks.info)),
                 "random_init": self.random_init, "data": data.name, "images": len(data),
-                "sample_ids": data.ids, **self.settings, "landmarks": len(r.cut.landmarks),
-                "landmark_directions": r.cut.directions, "sigma": r.cut.sigma,
-                "eigvals": r.cut.eigvals,
+                "sample_ids": data.ids, "data_fingerprint": data.fingerprint, **self.settings,
+                "landmarks": len(r.cut.landmarks), "landmark_directions": r.cut.directions,
+                "sigma": r.cut.sigma, "eigvals": r.cut.eigvals,
                 "blocks": [{**row, "nodes": [int(offsets[i]), int(offsets[i + 1])],
-                            "shape": list(r.layout.shapes[i])}
+                            "shape": list(r.layout.shapes[i]),
+                            "scores": block_scores(r, row["key"])}
                            for i, row in enumerate(self.blocks.info)],
                 "layers": self.rows()}
 
@@ -154,6 +163,13 @@ class CutRun(Result):
         from zoo.align.report import write_cut
 
         return write_cut(self, folder, overwrite, images)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> CutRun:
+        """A cut saved by `save` (see the class doc for what it lacks)."""
+        from zoo.align.saved import read_cut
+
+        return read_cut(folder)
 
 
 def cut(models: Sequence[str | ZooModel], data: str | Dataset,
@@ -200,7 +216,8 @@ def _blocks(models: Sequence[str | ZooModel], data: str | Dataset,
 
 @dataclass(repr=False)
 class AlignRun(Result):
-    """A learned alignment (`maps`, training history) or a closed-form pairwise one (`fit`)."""
+    """A learned alignment (`maps`, training history) or a closed-form pairwise one (`fit`).
+    A run read back by `load` (`zoo.open`) holds all of these; it never held the features."""
 
     method: str
     scores: dict[str, Any]
@@ -209,6 +226,8 @@ class AlignRun(Result):
     fit: Any = field(default=None, repr=False)
     meta: dict[str, Any] = field(default_factory=dict, repr=False)
 
+    marker = "maps.json"  # learned; a pairwise run writes pairwise.json
+
     def table(self) -> pd.DataFrame:
         """The training history (learned) or the held-out score (pairwise)."""
         import pandas as pd
@@ -216,7 +235,7 @@ class AlignRun(Result):
         return pd.DataFrame(self.history or [self.scores])
 
     def to_dict(self) -> dict[str, Any]:
-        """The method and its held-out scores (what alignment.json / pairwise.json hold)."""
+        """The method and its held-out scores (what maps.json / pairwise.json hold)."""
         return {"method": self.method, **self.scores}
 
     def headline(self) -> str:
@@ -227,6 +246,13 @@ class AlignRun(Result):
         from zoo.align.report import write_align
 
         return write_align(self, folder, overwrite)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> AlignRun:
+        """An alignment saved by `save`: learned maps with their history, or a pairwise fit."""
+        from zoo.align.saved import read_align
+
+        return read_align(folder)
 
 
 def align(models: Sequence[str | ZooModel], data: str | Dataset,

@@ -63,17 +63,20 @@ def write_cut(run: CutRun, folder: str | Path, overwrite: bool = False,
 
 
 def write_align(run: AlignRun, folder: str | Path, overwrite: bool = False) -> Path:
-    """Learned: history.csv, one map per layer and maps.json; pairwise: x_map.npy, y_map.npy
-    and pairwise.json."""
+    """Learned: history.csv, one map per layer and maps.json (with the scores and history, for
+    `AlignRun.load`); pairwise: x_map, y_map, x_mean, y_mean .npy and pairwise.json."""
     from zoo.align.maps import save_maps
     from zoo.io import output_folder, write_csv, write_json, write_npy
 
     with output_folder(folder, overwrite=overwrite) as tmp:
         if run.method == "learned":
             write_csv(tmp / "history.csv", run.history)
-            save_maps(tmp, run.maps, run.meta)
+            save_maps(tmp, run.maps, {**run.meta, "scores": run.scores,
+                                      "history": run.history})
         else:
-            for side, matrix in (("x", run.fit.x_map), ("y", run.fit.y_map)):
-                write_npy(tmp / f"{side}_map.npy", matrix)
+            fit = run.fit
+            for name, array in (("x_map", fit.x_map), ("y_map", fit.y_map),
+                                ("x_mean", fit.x_mean), ("y_mean", fit.y_mean)):
+                write_npy(tmp / f"{name}.npy", array)
             write_json(tmp / "pairwise.json", run.scores)
     return Path(folder)

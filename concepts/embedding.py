@@ -60,7 +60,9 @@ class Correlation:
 
 @dataclass(repr=False)
 class LCEResult(Result):
-    """The embedding of the entries and what explains its axes."""
+    """The embedding of the entries and what explains its axes. Read back by `load`
+    (`zoo.open`) it is whole, except that each entry's `categories` covers only the concepts
+    it counts (the rest of its concept set is not saved)."""
 
     entries: list[ProfileEntry]
     columns: list[Concept]
@@ -103,6 +105,13 @@ class LCEResult(Result):
             plot_lce(self, tmp / "lce_2d.png", dims=2)
             plot_lce(self, tmp / "lce_3d.png", dims=3)
         return Path(folder)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> LCEResult:
+        """An embedding saved by `save` (`zoo.concepts.save_lce`, `zoo lce`)."""
+        from zoo.concepts.saved import read_lce
+
+        return read_lce(folder)
 
 
 def lce_matrix(entries: list[ProfileEntry]) -> tuple[np.ndarray, list[Concept]]:

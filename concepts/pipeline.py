@@ -33,7 +33,12 @@ if TYPE_CHECKING:
 @dataclass(repr=False)
 class DissectRun(Result):
     """A model's layers dissected on one concept set: per layer a `Dissection` (and label
-    stability when resampled), with the settings used."""
+    stability when resampled), with the settings used.
+
+    A run read back by `load` (`zoo.open`) has every layer's IoU, thresholds, labels and
+    profile; its `concepts` is the concept set's concepts, sample ids and fingerprint without
+    the images and labels (reading an image, a label or its dataset is a ZooError).
+    """
 
     model: str
     random_init: bool
@@ -66,11 +71,12 @@ class DissectRun(Result):
     def to_dict(self) -> dict[str, Any]:
         """What dissect.json says about the run."""
         return {"model": self.model, "random_init": self.random_init,
-                "concepts": self.concepts.name, "images": len(self.concepts), **self.settings}
+                "concepts": self.concepts.name, "images": len(self.concepts), **self.settings,
+                "concepts_fingerprint": self.concepts.fingerprint}
 
     def save(self, folder: str | Path, overwrite: bool = False) -> Path:
         """Per layer units/profile/abstracted CSV, iou.npy and profile.png; then concepts.csv
-        and dissect.json, as one folder."""
+        and dissect.json (with the sample ids), as one folder."""
         from zoo.concepts.plot import plot_profile
         from zoo.concepts.report import layer_folder, write_layer, write_summary
         from zoo.io import output_folder
@@ -80,8 +86,16 @@ class DissectRun(Result):
             for name, d in self.layers.items():
                 entries.append(write_layer(tmp, name, d, self.stability.get(name)))
                 plot_profile(d, f"{self.label} {name}", layer_folder(tmp, name) / "profile.png")
-            write_summary(tmp, self.to_dict(), self.concepts.concepts, entries)
+            write_summary(tmp, {**self.to_dict(), "sample_ids": self.concepts.ids},
+                          self.concepts.concepts, entries)
         return Path(folder)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> DissectRun:
+        """A dissection saved by `save` (see the class doc for what its concepts lack)."""
+        from zoo.concepts.saved import read_dissect
+
+        return read_dissect(folder)
 
 
 def dissect_model(model: str | ZooModel, concepts: str = "synthetic",

@@ -127,4 +127,8 @@ def write_lce(folder: Path, result: LCEResult) -> None:
         "entries": [e.name for e in result.entries], "concepts": names,
         "categories": [c.category for c in result.columns],
         "explained_variance": result.explained, "k": result.k, "inertias": result.inertias,
-        "clusters": result.clusters, "axis_categories": cat_rows, "performance": perf_rows})
+        "clusters": result.clusters, "axis_categories": cat_rows, "performance": perf_rows,
+        "profiles": [{"model": e.model, "layer": e.layer, "random_init": e.random_init,
+                      "counts": e.counts,
+                      "categories": {c: e.categories[c] for c in e.counts}}
+                     for e in result.entries]})

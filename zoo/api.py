@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 OPENERS = {"results.json": "zoo.comparisons.comparison:Comparison",
            "matrix.json": "zoo.comparisons.matrix:MatrixResult",
            "ids.json": "zoo.features.featureset:FeatureSet",
-           "cut.json": "zoo.align.pipeline:CutRun", "alignment.json": "zoo.align.pipeline:AlignRun",
+           "cut.json": "zoo.align.pipeline:CutRun", "maps.json": "zoo.align.pipeline:AlignRun",
            "pairwise.json": "zoo.align.pipeline:AlignRun",
            "dissect.json": "zoo.concepts.pipeline:DissectRun",
            "lce.json": "zoo.concepts.embedding:LCEResult"}
