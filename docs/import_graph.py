@@ -4,7 +4,7 @@
 
 The tree is copied into a temporary folder laid out as the installed package (align/ ->
 zoo/align, ...), as tests/test_architecture.py does, and read with grimp (import-linter's
-graph); imports under TYPE_CHECKING are left out. Dashed edges are lazy imports inside save().
+graph); imports under TYPE_CHECKING are left out. Dashed edges are lazy imports inside save() and load().
 """
 
 from __future__ import annotations
@@ -18,8 +18,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 MAPPED = ("align", "metrics", "concepts", "cli", "plugins")
 LAZY_SAVE = {("zoo.align.pipeline", "zoo.align.report"),
+             ("zoo.align.pipeline", "zoo.align.saved"),
              ("zoo.concepts.embedding", "zoo.concepts.report"),
-             ("zoo.concepts.embedding", "zoo.concepts.plot")}
+             ("zoo.concepts.embedding", "zoo.concepts.plot"),
+             ("zoo.concepts.embedding", "zoo.concepts.saved"),
+             ("zoo.concepts.pipeline", "zoo.concepts.saved")}
 
 
 def group(module: str) -> str:

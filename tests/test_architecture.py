@@ -11,10 +11,14 @@ REPO = Path(__file__).resolve().parents[1]
 MAPPED = ("align", "metrics", "concepts", "cli", "plugins")
 
 
-# Lazy imports inside save() (a result writing its own folder) are the only cycles allowed.
+# Lazy imports inside save() and load() (a result writing or reading its own folder) are the
+# only cycles allowed.
 LAZY_SAVE = {("zoo.align.pipeline", "zoo.align.report"),
+             ("zoo.align.pipeline", "zoo.align.saved"),
              ("zoo.concepts.embedding", "zoo.concepts.report"),
-             ("zoo.concepts.embedding", "zoo.concepts.plot")}
+             ("zoo.concepts.embedding", "zoo.concepts.plot"),
+             ("zoo.concepts.embedding", "zoo.concepts.saved"),
+             ("zoo.concepts.pipeline", "zoo.concepts.saved")}
 
 
 def package_copy(root: Path) -> Path:
