@@ -26,12 +26,41 @@ def isolated_zoo(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     reset_registry()
 
 
-def run_zoo(*args: str, env: dict[str, str] | None = None,
-            cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run `python -m zoo ARGS` in a subprocess, as a user would, and capture its output."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True,
-                          env=full_env, cwd=cwd or REPO, timeout=600)
+def run_zoo(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            process: bool = False) -> subprocess.CompletedProcess:
+    """Run the zoo CLI with ARGS and capture its exit code and output. In this process by
+    default (fast: torch and the plugins are loaded once); in a `python -m zoo` subprocess, as
+    a user would, when `process` is set or `env` is given (a separate environment, plugins on
+    another PYTHONPATH, start-up imports, signals: where the process is the point)."""
+    if process or env is not None:
+        full_env = {**os.environ, **(env or {})}
+        return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True,
+                              text=True, env=full_env, cwd=cwd or REPO, timeout=600)
+    return _run_in_process(list(args), cwd or REPO)
+
+
+def _run_in_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    import contextlib
+    import io
+
+    from zoo.cli.app import main
+    from zoo.registry.host import reset_registry
+
+    out, err = io.StringIO(), io.StringIO()
+    previous = Path.cwd()
+    code = 0
+    reset_registry()
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(args)
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        os.chdir(previous)
+        reset_registry()
+    return subprocess.CompletedProcess(["zoo", *args], code, out.getvalue(), err.getvalue())
 
 
 def assert_user_error(result: subprocess.CompletedProcess, *needles: str) -> None:
