@@ -4,7 +4,8 @@
 
 The tree is copied into a temporary folder laid out as the installed package (align/ ->
 zoo/align, ...), as tests/test_architecture.py does, and read with grimp (import-linter's
-graph); imports under TYPE_CHECKING are left out. Dashed edges are lazy imports inside save() and load().
+graph); imports under TYPE_CHECKING are left out. Dashed edges are lazy imports inside save()
+and load().
 """
 
 from __future__ import annotations

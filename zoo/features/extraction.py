@@ -48,10 +48,10 @@ def check_declarations(model: ZooModel, layers: Sequence[str]) -> None:
     for name in layers:
         info = model.layer(name)
         if info.role not in ROLES:
-            raise ZooError(f"{model.id} layer {name}: role {info.role!r} is not a known role "
+            raise ZooError(f"{model.id}:{name}: role {info.role!r} is not a known role "
                            f"({', '.join(ROLES)}); fix the plugin's LayerInfo")
         if info.module not in modules:
-            raise ZooError(f"{model.id} layer {name}: module {info.module!r} is not in the "
+            raise ZooError(f"{model.id}:{name}: module {info.module!r} is not in the "
                            "network; fix the plugin's LayerInfo (see the module names with "
                            "`print(model.module)`)")
 
@@ -61,7 +61,7 @@ def check_shape(model: ZooModel, info: LayerInfo, shape: tuple[int, ...]) -> Non
     ndim = _NDIM[info.layout]
     if len(shape) != ndim or shape[-1] != info.channels or (
             info.layout == "NLC" and shape[1] <= info.prefix_tokens):
-        raise ZooError(f"{model.id} layer {info.name}: declared {info.layout} with "
+        raise ZooError(f"{model.id}:{info.name}: declared {info.layout} with "
                        f"{info.channels} channels ({ndim}-d channels-last), but the module "
                        f"yields shape {tuple(shape)}; fix the plugin's LayerInfo (layout, "
                        "channels, prefix_tokens)")
@@ -317,7 +317,8 @@ class _Run:
         """Reduce on the device, then move every layer off it in one copy."""
         import torch
 
-        reduced = [reduce_tensor(feats[nm].float(), self.model.layer(nm), self.reduction)
+        reduced = [reduce_tensor(feats[nm].float(), self.model.layer(nm), self.reduction,
+                                 self.model.id)
                    for nm in layers]
         flat = torch.cat([r.reshape(-1) for r in reduced])
         host = torch.empty(flat.shape, dtype=flat.dtype, pin_memory=True)
@@ -385,7 +386,8 @@ def _autocast(device_type: str, precision: str) -> contextlib.AbstractContextMan
     return torch.autocast(device_type, dtype=dtype)
 
 
-def reduce_tensor(t: torch.Tensor, info: LayerInfo, reduction: str) -> torch.Tensor:
+def reduce_tensor(t: torch.Tensor, info: LayerInfo, reduction: str,
+                  model: str = "") -> torch.Tensor:
     """`reduce_array` on a channels-last tensor where it lives (the device), contiguous: the
     same reductions and row order, float32 sums in the device's order."""
     import torch.nn.functional as F
@@ -412,7 +414,9 @@ def reduce_tensor(t: torch.Tensor, info: LayerInfo, reduction: str) -> torch.Ten
         patches = t[:, info.prefix_tokens:]
         side = math.isqrt(patches.shape[1])
         if side * side != patches.shape[1]:
-            raise ZooError(f"{patches.shape[1]} patch tokens do not form a square grid")
+            raise ZooError(f"{model}:{info.name}: {patches.shape[1]} tokens after "
+                           f"{info.prefix_tokens} prefix tokens do not form a square grid; "
+                           f"declare the layer's prefix tokens, or use --reduce gap")
         maps = patches.reshape(n, side, side, t.shape[-1])
     pooled = F.adaptive_avg_pool2d(maps.permute(0, 3, 1, 2).double(), k).permute(0, 2, 3, 1)
     pooled = pooled.to(t.dtype)

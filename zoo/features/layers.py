@@ -46,7 +46,10 @@ class LayerFeatures:
             patches = self.data[:, self.prefix_tokens:]
             side = math.isqrt(patches.shape[1])
             if side * side != patches.shape[1]:
-                raise ZooError(f"{patches.shape[1]} patch tokens do not form a square grid")
+                where = f"{self.meta.get('model', '?')}:{self.meta.get('layer', '?')}"
+                raise ZooError(f"{where}: {patches.shape[1]} tokens after {self.prefix_tokens} "
+                               "prefix tokens do not form a square grid; pick layers with a "
+                               "pixel grid (see `zoo info`)")
             return patches.reshape(patches.shape[0], side, side, patches.shape[2])
         raise ZooError(f"layout {self.layout} has no spatial grid")
 
