@@ -66,7 +66,7 @@ def extract_cmd(model: Annotated[str, typer.Argument(help="model id or family")]
                         workers=loader_workers, precision=precision)
     if out:
         feats.save(out, overwrite)
-    summary = {**feats.manifest(), "cached": not no_cache, "out": out}
+    summary = {**feats.to_dict(), "cached": not no_cache, "out": out}
     if json_:
         print_json(summary)
         return

@@ -116,11 +116,10 @@ def matrix_cmd(models: Annotated[list[str] | None, typer.Argument(
 
 
 def _write(result: Any, folder: str, overwrite: bool, json_: bool) -> None:
-    from zoo.report.matrix import matrix_summary
 
     result.save(folder, overwrite=overwrite)
     if json_:
-        print_json(matrix_summary(result) | {"out": folder})
+        print_json(result.to_dict() | {"out": folder})
         return
     print(f"{result.metric.name} across {', '.join(result.models)}{result.note} on "
           f"{result.data}: n={result.n}, {result.reduction}, {len(result.labels)} layers")
