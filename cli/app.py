@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
+import threading
 from collections.abc import Iterator
 
 import typer
@@ -66,7 +68,32 @@ def user_errors() -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; user and environment errors end as one line and exit 2, never a traceback;
-    Ctrl-C ends with the "interrupted" line and exit 130."""
+    Ctrl-C ends with the "interrupted" line and exit 130. A thread a plugin left running never
+    keeps zoo from exiting."""
+    try:
+        _run(argv)
+    except SystemExit as exc:
+        _leave(exc)
+
+
+def _leave(exc: SystemExit) -> None:
+    """Exit as `exc` says; if non-daemon threads (started by plugin code) are still running,
+    name them and exit at once instead of waiting for them forever."""
+    stray = [t.name for t in threading.enumerate()
+             if t is not threading.main_thread() and t.is_alive() and not t.daemon]
+    if not stray:
+        raise exc
+    code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    if exc.code is not None and not isinstance(exc.code, int):
+        print(exc.code, file=sys.stderr)
+    print(f"zoo: warning: not waiting for {len(stray)} thread(s) left running by plugin code: "
+          f"{', '.join(stray)}", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _run(argv: list[str] | None) -> None:
     with user_errors():
         try:
             command = typer.main.get_command(build_app())

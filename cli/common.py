@@ -86,17 +86,27 @@ def per_model(values: list[str] | None, models: list[str],
 
 
 def model_weights(values: list[str] | None, models: list[str]) -> dict[str, str]:
-    """`--weights MODEL=PATH` items as {model: path}; a bare path needs exactly one model."""
-    out = {}
+    """`--weights MODEL=PATH` items as {model: path}; a bare path needs exactly one model. An
+    empty item, model or path, or one model given two paths, is an error (never dropped)."""
+    out: dict[str, str] = {}
     for item in values or []:
         model, sep, path = item.partition("=")
+        if not item.strip():
+            raise ZooError("--weights '': empty; write MODEL=PATH")
         if not sep:
             if len(models) != 1:
                 raise ZooError(f"--weights {item!r}: write MODEL=PATH when several models "
                                "are given")
             model, path = models[0], item
+        if not model:
+            raise ZooError(f"--weights {item!r}: names no model; write MODEL=PATH")
+        if not path:
+            raise ZooError(f"--weights {item!r}: empty path; write MODEL=PATH")
         if model not in models:
             raise ZooError(f"--weights {item!r}: {model!r} is not one of {', '.join(models)}")
+        if out.get(model, path) != path:
+            raise ZooError(f"--weights: {model} given twice ({out[model]!r} and {path!r}); "
+                           "pass one path per model")
         out[model] = path
     return out
 

@@ -35,11 +35,11 @@ def extract_cmd(model: Annotated[str, typer.Argument(help="model id or family")]
     from zoo.model import provenance_text
 
     parse_reduction(reduction)
+    dataset = load_data(data, skip_bad)
     if out:
         check_output_folder(out, overwrite)
     zmodel = load(model, weights=weights, random_init=random_init, device=device,
                   **load_options(size, crop_pct, weights_source, trust_weights))
-    dataset = load_data(data, skip_bad)
     with progress_bar() as progress:
         feats = extract(zmodel, dataset, split_list(layers), reduction, batch_size=batch_size,
                         cache=not no_cache, dtype=dtype, progress=progress,

@@ -14,6 +14,7 @@ from zoo.cli.common import (BatchOpt, CropPctOpt, DataOpt, DeviceOpt, JsonOpt, L
                             SizeOpt, SkipBadOpt, load_data, load_options, model_weights,
                             out_folder, print_json, print_table, progress_bar, split_list)
 from zoo.errors import ZooError
+from zoo.io import protect_input
 
 
 def matrix_cmd(models: Annotated[list[str] | None, typer.Argument(
@@ -68,6 +69,8 @@ def matrix_cmd(models: Annotated[list[str] | None, typer.Argument(
                                    block=block, run=run, cache=not no_cache,
                                    options=load_options(size, crop_pct),
                                    skip_broken=all_)
+    if run:
+        protect_input(run, "matrix run")
     folder = out_folder(out, "matrix", names, {"data": dataset.fingerprint, "metric": metric,
                                               **{k: v for k, v in options.items()
                                                  if k not in ("run", "cache", "skip_broken")}},

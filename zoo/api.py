@@ -59,12 +59,13 @@ def load(model: str | ModelSpec, *, weights: str | None = None, random_init: boo
     """Load a registered model (`family`, `family/arch` or `family/arch.tag`) with its real
     weights (`weights` path, else the local caches) or, when asked, fixed-seed random weights."""
     from zoo.registry import get_registry
+    from zoo.specs import ModelSpec
 
     if weights and random_init:
         raise ZooError("weights and random init exclude each other; pass one")
     if weights and not Path(weights).expanduser().exists():
         raise ZooError(f"weights {weights!r} do not exist; pass an existing file or folder")
-    spec = model if not isinstance(model, str) else get_registry().model(
+    spec = model if isinstance(model, ModelSpec) else get_registry().model(
         model, prefer_trained=not (weights or random_init))
     return spec.load(weights=weights, random_init=random_init, device=check_device(device),
                      **options)
@@ -85,10 +86,13 @@ def dataset(spec: str | Dataset, *, skip_bad: bool = False) -> Dataset:
     """Open a data source: `samples`, `synthetic:N`, `lesions:N`, `isic:PATH` or an image
     folder. With `skip_bad`, unreadable images and folders are dropped and listed in
     `.skipped`."""
-    from zoo.data import open_dataset
+    from zoo.data import Dataset, open_dataset
 
-    if not isinstance(spec, str):
+    if isinstance(spec, Dataset):
         return spec
+    if not isinstance(spec, str):
+        raise ZooError(f"data=: expected a dataset name, an image folder or zoo.dataset(...), "
+                       f"got {type(spec).__name__}")
     data = open_dataset(spec, skip_bad=skip_bad)
     if not len(data):
         raise ZooError(f"no readable images in {spec}")
@@ -133,7 +137,10 @@ def split_names(layers: str | Sequence[str] | None) -> list[str] | None:
     """`"a,b"` or `["a,b", "c"]` -> `["a", "b", "c"]`; None (or nothing) stays None."""
     if layers is None:
         return None
-    items = [layers] if isinstance(layers, str) else list(layers)
+    items = [layers] if isinstance(layers, str) else layers
+    if not isinstance(items, (list, tuple)) or not all(isinstance(x, str) for x in items):
+        raise ZooError(f"layers=: expected names or globs (a string or a list of strings), "
+                       f"got {layers!r}")
     return [p.strip() for item in items for p in item.split(",") if p.strip()] or None
 
 

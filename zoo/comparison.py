@@ -15,7 +15,7 @@ import numpy as np
 
 from zoo.engine import all_pairs
 from zoo.errors import ZooError
-from zoo.features import pair_by_ids
+from zoo.features import check_same_data, pair_by_ids
 from zoo.results import P_ADJUST, adjust_pvalues, reason_counts, tidy_rows, value_scale
 
 if TYPE_CHECKING:
@@ -229,6 +229,7 @@ def compare(a: FeatureSet, b: FeatureSet, metrics: Sequence[str | Any] | str | N
     jackknife, for the metrics whose coverage is tested) if asked."""
     from zoo.progress import tagged
 
+    check_same_data(a.data, a.data_fingerprint, b.data, b.data_fingerprint)
     ia, ib = pair_by_ids(a.sample_ids, b.sample_ids)
     c = Comparison(a, b, len(ia), [x[ia] for x in a.arrays()], [x[ib] for x in b.arrays()])
     for metric in resolve_metrics(metrics):

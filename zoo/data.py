@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import hashlib
+import io
 import json
 import os
 import time
@@ -18,6 +19,7 @@ import numpy as np
 
 from zoo.errors import DataError, UnknownNameError, ZooError
 from zoo.hookspecs import hookimpl
+from zoo.io import protect_input
 from zoo.specs import DatasetSpec
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".bmp", ".dib", ".tif",
@@ -27,6 +29,10 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".bmp", ".d
 # While set (by `open_dataset(..., skip_bad=True)`), folders that cannot be listed are recorded
 # on the dataset instead of stopping the scan.
 _SKIP_BAD: contextvars.ContextVar[bool] = contextvars.ContextVar("zoo_skip_bad", default=False)
+
+
+class DataChanged(DataError):
+    """An image's bytes differ from those the dataset was fingerprinted with."""
 
 
 class Dataset:
@@ -59,6 +65,8 @@ class Dataset:
         """Sample i as an RGB PIL image; an unreadable file is a `DataError` naming it."""
         try:
             return to_rgb(self._loaders[i]())
+        except DataChanged:
+            raise
         except DataError as exc:
             raise DataError(f"image {self._origin[i]}: {exc}; fix or remove it, or pass "
                             "--skip-bad to skip unreadable images") from None
@@ -142,11 +150,20 @@ def to_rgb(image: Any) -> Any:
     return image.convert("RGB")
 
 
-def _open_image(path: Path) -> Callable[[], Any]:
+def _open_image(path: Path, digest: str | None = None) -> Callable[[], Any]:
+    """A loader of the image at `path`; with `digest` (the content hash the dataset was
+    fingerprinted with) the bytes decoded are checked against it, so a file rewritten after the
+    scan never yields features under the old content's key."""
     def load() -> Any:
         from PIL import Image
 
-        return Image.open(path)
+        if digest is None:
+            return Image.open(path)
+        data = path.read_bytes()
+        if _bytes_hash(data) != digest:
+            raise DataChanged(f"image {printable(path)} changed since zoo scanned the data (it was rewritten "
+                           "during this run); rerun once the files stop changing")
+        return Image.open(io.BytesIO(data))
 
     return load
 
@@ -157,6 +174,11 @@ def _file_hash(path: Path) -> str:
         for chunk in iter(lambda: stream.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _bytes_hash(data: bytes) -> str:
+    """`_file_hash` of bytes already read."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def _racy(stat: os.stat_result) -> bool:
@@ -196,27 +218,49 @@ def _content_hashes(paths: Sequence[Path], root: Path) -> list[list]:
 
 
 def _list_images(root: Path) -> tuple[list[Path], list[str]]:
-    """Every image file under `root` (following links, each real folder once) and the folders
-    that could not be listed; those stop the scan unless --skip-bad is in effect."""
+    """Every image file under `root` (following links that stay inside it, each real folder
+    once) and the folders that could not be listed or that a link leads out of `root` to;
+    those stop the scan unless --skip-bad is in effect."""
     unlisted: list[str] = []
+
+    def refuse(where: str, message: str) -> None:
+        if not _SKIP_BAD.get():
+            raise DataError(message)
+        unlisted.append(where)
 
     def failed(exc: OSError) -> None:
         where = exc.filename or str(root)
-        if not _SKIP_BAD.get():
-            raise DataError(f"cannot read folder {where}: {exc.strerror or exc}; fix its "
-                            "permissions, or pass --skip-bad to skip it (it is counted)")
-        unlisted.append(str(where))
+        refuse(str(where), f"cannot read folder {where}: {exc.strerror or exc}; fix its "
+               "permissions, or pass --skip-bad to skip it (it is counted)")
 
+    top = os.path.realpath(root)
     files, seen = [], set()
     for folder, subfolders, names in os.walk(root, onerror=failed, followlinks=True):
         real = os.path.realpath(folder)
-        if real in seen:  # a link back up the tree
+        if real in seen:  # a link back into the tree: each real folder once
             subfolders[:] = []
+            continue
+        if os.path.commonpath([top, real]) != top:  # a link out of --data (its parent, ...)
+            subfolders[:] = []
+            refuse(folder, f"folder link {folder} leads outside {root} (to {real}); zoo scans "
+                   "only inside the folder you name: pass that folder as --data, copy it in, "
+                   "or pass --skip-bad to skip the link (it is counted)")
             continue
         seen.add(real)
         subfolders.sort()
         files += [Path(folder) / n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES]
     return sorted(p for p in files if p.is_file()), unlisted
+
+
+def printable(path: str | os.PathLike) -> str:
+    """A path as text every writer (JSON, HTML, figures) can show: bytes of a name that are not
+    valid UTF-8 (legal on Linux) are written as `\\xff`."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def sample_id(path: Path, root: Path) -> str:
+    """A file's sample id: its path relative to `root`, printable."""
+    return printable(path.relative_to(root))
 
 
 def image_folder(path: str | None) -> Dataset:
@@ -229,13 +273,18 @@ def image_folder(path: str | None) -> Dataset:
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DataError(f"image folder {path!r} does not exist or is not a folder")
+    protect_input(root, "data folder")
     files, unlisted = _list_images(root)
     if not files:
         raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found under {path}")
-    ids = [str(p.relative_to(root)) for p in files]
-    fp = _digest({"folder": _content_hashes(files, root), "unlisted": unlisted, "v": 2})
-    dataset = Dataset(f"folder:{root}", ids, [_open_image(p) for p in files], fp,
-                      origin=[str(p) for p in files])
+    ids = [sample_id(p, root) for p in files]
+    if len(set(ids)) != len(ids):
+        raise DataError(f"two file names under {path} give the same sample id once written "
+                        "as UTF-8; rename one of them")
+    hashes = _content_hashes(files, root)
+    fp = _digest({"folder": hashes, "unlisted": unlisted, "v": 2})
+    dataset = Dataset(f"folder:{root}", ids, [_open_image(p, h[2]) for p, h in zip(files, hashes)],
+                      fp, origin=[printable(p) for p in files])
     dataset.unlisted = unlisted
     return dataset
 
@@ -270,7 +319,8 @@ def isic_folder(path: str | None) -> Dataset:
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DataError(f"ISIC folder {path!r} does not exist or is not a folder")
-    ids, loaders, masks, origin, files = [], [], [], [], []
+    protect_input(root, "data folder")
+    ids, masks, origin, files = [], [], [], []
     for split, (inp, gt) in ISIC_SPLITS.items():
         if not (root / inp).is_dir():
             continue
@@ -279,14 +329,15 @@ def isic_folder(path: str | None) -> Dataset:
             if not mask.is_file():
                 raise DataError(f"ISIC image {img} has no ground-truth mask {mask}")
             ids.append(f"{split}/{img.stem}")
-            loaders.append(_open_image(img))
             masks.append(_open_mask(mask))
             origin.append(str(img))
             files += [img, mask]
     if not ids:
         raise DataError(f"{path} has no ISIC 2018 task-1 images; expected folders "
                         f"{', '.join(v[0] for v in ISIC_SPLITS.values())}")
-    fp = _digest({"isic": _content_hashes(files, root), "v": 2})
+    hashes = _content_hashes(files, root)
+    loaders = [_open_image(img, h[2]) for img, h in zip(files[::2], hashes[::2])]
+    fp = _digest({"isic": hashes, "v": 2})
     return Dataset(f"isic:{root}", ids, loaders, fp, masks, origin)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from zoo.cache import EntryWriter, FeatureCache, cache_key
 from zoo.errors import UnknownNameError, ZooError
-from zoo.features import LayerFeatures, parse_reduction, reduce_array, row_ids
+from zoo.features import LayerFeatures, check_grid, parse_reduction, reduce_array, row_ids
 from zoo.progress import Progress
 
 if TYPE_CHECKING:
@@ -99,6 +99,41 @@ def _check_finite(array: np.ndarray, model: str, layer: str, ids: Sequence[str])
                        f"samples (e.g. {shown}); check the weights and input normalisation")
 
 
+def _check_storable(array: np.ndarray, dtype: str, model: str, layer: str) -> None:
+    """Features beyond the storage dtype's range are an error, never stored as inf."""
+    top = float(np.finfo(dtype).max)
+    if array.size and float(np.abs(array).max()) > top:
+        raise ZooError(f"{model} layer {layer}: features reach {float(np.abs(array).max()):.4g}, "
+                       f"beyond {dtype}'s range (+-{top:.6g}); store them as float32 "
+                       "(--dtype float32, dtype='float32')")
+
+
+def check_arguments(model: Any, dataset: Any, layers: Any, reduction: Any, batch_size: Any,
+                    cache: Any) -> None:
+    """The types of `extract`'s arguments, each wrong one a ZooError naming what to pass
+    (a notebook passes anything; a TypeError deep inside names nothing)."""
+    from zoo.data import Dataset
+    from zoo.model import ZooModel
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise ZooError(message)
+
+    need(isinstance(model, ZooModel), "model: expected a model id, zoo.load(...) or "
+         f"zoo.wrap(...), got {type(model).__name__}")
+    need(isinstance(dataset, Dataset), "data=: expected a dataset name, an image folder or "
+         f"zoo.dataset(...), got {type(dataset).__name__}")
+    need(isinstance(layers, (list, tuple)) and all(isinstance(x, str) for x in layers),
+         f"layers=: expected names or globs (a string or a list of strings), got {layers!r}")
+    need(isinstance(reduction, str), "reduction=: expected gap, cls, grid:K, positions:K, "
+         f"flatten or none, got {reduction!r}")
+    parse_reduction(reduction)
+    need(isinstance(batch_size, int) and not isinstance(batch_size, bool),
+         f"batch_size=: expected a whole number of images, got {batch_size!r}")
+    need(cache is None or isinstance(cache, FeatureCache), "cache=: expected True, False or "
+         f"zoo.cache.FeatureCache(folder), got {type(cache).__name__} {cache!r}")
+
+
 def extract(model: ZooModel, dataset: Dataset, layers: Sequence[str], reduction: str = "none",
             batch_size: int = 16, cache: FeatureCache | None = None,
             progress: Progress | None = None, dtype: str = "float32", workers: int = 0,
@@ -130,8 +165,10 @@ def extract(model: ZooModel, dataset: Dataset, layers: Sequence[str], reduction:
     keys = {n: cache_key(f) for n, f in fields.items()}
     results: dict[str, LayerFeatures] = {}
     if cache is not None:
-        for name in layers:
-            hit = cache.get(keys[name], mmap=mmap)
+        stored = [n for n in layers if cache.has(keys[n])]
+        ids = row_ids(dataset.ids, reduction) if stored else None
+        for name in stored:
+            hit = cache.get(keys[name], mmap=mmap, ids=ids)
             if hit is not None:
                 hit.meta = dict(fields[name])
                 results[name] = _as_float32(hit)
@@ -218,7 +255,7 @@ class _Sink:
         self.writer.seal(layout, ids, prefix)
         if self.keep:
             return self.array
-        hit = cache.get(key, mmap=True)
+        hit = cache.get(key, mmap=True, ids=ids)
         if hit is None:
             raise ZooError(f"the feature cache entry {key} vanished while it was read; rerun")
         return hit.data
@@ -362,6 +399,7 @@ class _Run:
                 array, _ = reduce_array(array, info.layout, ids, self.reduction,
                                         info.prefix_tokens)
             _check_finite(array, self.model.id, nm, ids)
+            _check_storable(array, sinks[nm].dtype, self.model.id, nm)
             sinks[nm].write(start, stop, array)
 
 
@@ -434,6 +472,7 @@ def reduce_tensor(t: torch.Tensor, info: LayerInfo, reduction: str) -> torch.Ten
         if side * side != patches.shape[1]:
             raise ZooError(f"{patches.shape[1]} patch tokens do not form a square grid")
         maps = patches.reshape(n, side, side, t.shape[-1])
+    check_grid(reduction, k, maps.shape[1], maps.shape[2])
     pooled = F.adaptive_avg_pool2d(maps.permute(0, 3, 1, 2).double(), k).permute(0, 2, 3, 1)
     pooled = pooled.to(t.dtype)
     return pooled.reshape(n, -1) if name == "grid" else pooled.reshape(n * k * k, -1)

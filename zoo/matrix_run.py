@@ -296,7 +296,10 @@ def load_matrix(run: str | Path) -> MatrixResult:
     from zoo.metrics import get
     from zoo.plan import assemble, open_run
 
+    from zoo.io import protect_input
+
     run = Path(run)
+    protect_input(run, "matrix run")
     plan = open_run(run)
     values, reasons, n = assemble(plan, run)
     cfg = plan.config

@@ -266,6 +266,9 @@ def resolve_weights(model_id: str, weights: str | os.PathLike | None, random_ini
         path = Path(weights).expanduser().absolute()
         if not path.exists():
             raise WeightsError(f"{model_id}: weights path {str(weights)!r} does not exist")
+        from zoo.io import protect_input
+
+        protect_input(path, "weights")
         return WeightSource(path, str(path), trust=trust)
     if random_init:
         return WeightSource(None, f"random init (seed {RANDOM_INIT_SEED})")
