@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import typer
 
-from zoo.errors import ZooError, environment_error
+from zoo.errors import ZooError, cli_wording, environment_error
 
 INTERRUPTED = "interrupted; finished work is cached and a rerun resumes"
 
@@ -53,9 +53,11 @@ def fail(message: str, code: int = 2) -> None:
 def user_errors() -> Iterator[None]:
     """Turn what a user or the environment can cause into one `zoo: error:` line: exit 2
     (ZooError, permissions, full disk, a file where a folder should be, out of memory), or 130
-    with the "interrupted" line on Ctrl-C. Worker processes wrap their body in it too."""
+    with the "interrupted" line on Ctrl-C. Worker processes wrap their body in it too. Errors
+    raised inside are worded for the command line (`--random-init`, not `random_init=True`)."""
     try:
-        yield
+        with cli_wording():
+            yield
     except ZooError as exc:
         fail(str(exc))
     except (typer.Abort, KeyboardInterrupt):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from zoo.api import split_names as split_list
+from zoo.cli.tables import print_table
 from zoo.errors import ZooError
 
 if TYPE_CHECKING:
@@ -155,25 +156,6 @@ def print_json(obj: Any) -> None:
     print(json.dumps(to_jsonable(obj), indent=2))
 
 
-def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
-    """A table on stdout under its title (one line, never wrapped into the table's width)
-    that wraps long cells (ids are never cut) to the terminal's width; nothing in it is read
-    as markup."""
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    if title:
-        print(title)
-    table = Table(show_lines=False)
-    for column in columns:
-        table.add_column(escape(column), overflow="fold")
-    for row in rows:
-        table.add_row(*[escape(_fmt(v)) for v in row])
-    console = Console() if sys.stdout.isatty() else Console(width=200)
-    console.print(table)
-
-
 def print_comparison(c: Any) -> None:
     """Provenance, role summaries for every metric and best matches for the first."""
     print(f"{c.a.label} vs {c.b.label} on {c.data}: n={c.n}, {c.reduction}, "
@@ -212,14 +194,6 @@ def print_metrics(metrics: dict[str, dict[str, dict[str, float]]]) -> None:
             for name, splits in metrics.items() for split, m in splits.items()]
     print_table("segmentation metrics (per-image means; best epoch chosen on validation)",
                 ["model", "split", "images", "IoU", "Dice", "pixel acc"], rows)
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "n/a"
-    if isinstance(v, float):
-        return "n/a" if v != v else f"{v:.4f}"
-    return str(v)
 
 
 @contextlib.contextmanager

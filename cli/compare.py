@@ -40,10 +40,11 @@ def compare_cmd(model_a: Annotated[str, typer.Argument(help="first model (rows)"
                 trust_weights: TrustWeightsOpt = False, loader_workers: LoaderWorkersOpt = 0,
                 precision: PrecisionOpt = "fp32", json_: JsonOpt = False) -> None:
     """Compare two models layer by layer on the same images (rows paired by sample id)."""
-    from zoo.api import check_device, compare, load
+    from zoo.api import check_device, compare
     from zoo.comparison import resolve_metrics
     from zoo.comparison_report import summary
     from zoo.features import parse_reduction
+    from zoo.loading import load_models
 
     parse_reduction(reduction)
     metrics = resolve_metrics(",".join(split_list(metric) or [DEFAULT_METRICS]))
@@ -52,10 +53,8 @@ def compare_cmd(model_a: Annotated[str, typer.Argument(help="first model (rows)"
     device = check_device(device)
     dataset = load_data(data, skip_bad)
     options = load_options(size, crop_pct, None, trust_weights)
-    za = load(model_a, weights=paths.get(model_a), random_init=random_init, device=device,
-              **options)
-    zb = za if model_b == model_a else load(model_b, weights=paths.get(model_b),
-                                            random_init=random_init, device=device, **options)
+    za, zb = load_models([model_a, model_b], paths, random_init=random_init, device=device,
+                         **options)
     folder = out_folder(out, "compare", [za.id, "vs", zb.id], {
         "data": dataset.fingerprint, "layers": chosen, "metrics": [m.name for m in metrics],
         "reduction": reduction, "permutations": permutations, "intervals": intervals,
