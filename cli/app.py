@@ -55,17 +55,17 @@ def user_errors() -> Iterator[None]:
     (ZooError, permissions, full disk, a file where a folder should be, out of memory), or 130
     with the "interrupted" line on Ctrl-C. Worker processes wrap their body in it too. Errors
     raised inside are worded for the command line (`--random-init`, not `random_init=True`)."""
-    try:
-        with cli_wording():
+    with cli_wording():
+        try:
             yield
-    except ZooError as exc:
-        fail(str(exc))
-    except (typer.Abort, KeyboardInterrupt):
-        fail(INTERRUPTED, 130)
-    except OSError as exc:
-        fail(str(environment_error(exc)))
-    except MemoryError:
-        fail("out of memory; pass a smaller --batch-size (or fewer layers or images)")
+        except ZooError as exc:
+            fail(str(exc))
+        except (typer.Abort, KeyboardInterrupt):
+            fail(INTERRUPTED, 130)
+        except OSError as exc:
+            fail(str(environment_error(exc)))
+        except MemoryError:
+            fail("out of memory; pass a smaller --batch-size (or fewer layers or images)")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -45,7 +45,7 @@ def test_the_catalogue_is_not_empty():
 
 @pytest.mark.parametrize("where, text", _message_strings())
 def test_every_cli_option_in_a_message_has_python_wording(where, text):
-    wording = ZooError(text).args[0]
+    wording = str(ZooError(text))
     assert not CLI_OPTION.search(_outside_backticks(wording)), (where, wording)
 
 

@@ -51,6 +51,7 @@ class Dataset:
         self._masks = list(mask_loaders) if mask_loaders is not None else None
         self._origin = list(origin) if origin is not None else list(ids)
         self.fingerprint = fingerprint
+        self.origin_fingerprint = fingerprint  # the whole set's, kept by subsets (pairing)
         self.skipped: list[str] = []
         self.unlisted: list[str] = []  # folders that could not be read (only under --skip-bad)
 
@@ -87,8 +88,10 @@ class Dataset:
         idx = list(indices)
         fp = _digest({"parent": self.fingerprint, "ids": [self.ids[i] for i in idx]})
         masks = [self._masks[i] for i in idx] if self._masks is not None else None
-        return Dataset(name or self.name, [self.ids[i] for i in idx],
-                       [self._loaders[i] for i in idx], fp, masks, [self._origin[i] for i in idx])
+        out = Dataset(name or self.name, [self.ids[i] for i in idx],
+                      [self._loaders[i] for i in idx], fp, masks, [self._origin[i] for i in idx])
+        out.origin_fingerprint = self.origin_fingerprint
+        return out
 
     def without_unreadable(self) -> Dataset:
         """A copy without the images that fail to decode; `.skipped` lists their ids and the
@@ -388,7 +391,9 @@ def _parse_count(arg: str | None, default: int, name: str) -> int:
     try:
         n = int(arg)
     except ValueError:
-        raise ZooError(f"dataset '{name}' takes a sample count, e.g. {name}:{default}") from None
+        hint = f" or a split, {name}:test" if name == "lesions" else ""
+        raise ZooError(f"dataset '{name}' takes a sample count, e.g. {name}:{default}{hint}"
+                       ) from None
     if n < 1:
         raise ZooError(f"dataset '{name}': sample count must be >= 1")
     return n
@@ -474,9 +479,27 @@ def synthetic(arg: str | None = None) -> Dataset:
     return synthetic_dataset("shapes", n, name=f"synthetic:{n}")
 
 
+LESIONS = 240  # images in `lesions`: the set `zoo demo` trains and tests on
+SPLITS = ("train", "validation", "test")
+
+
 def lesions(arg: str | None = None) -> Dataset:
-    """Lesion-like blobs on skin-like texture with exact masks (`lesions:N`, default 400)."""
-    return synthetic_dataset("lesions", _parse_count(arg, 400, "lesions"))
+    """Lesion-like blobs on skin-like texture with exact masks: `lesions[:N][:SPLIT]`, N
+    images (default 240, the demo's set), or only their train / validation / test split as
+    `zoo train` and `zoo demo` cut it (`lesions:test`: the demo's held-out images)."""
+    parts = arg.split(":") if arg else []
+    split = parts.pop() if parts and parts[-1] in SPLITS else None
+    if len(parts) > 1:
+        raise ZooError(f"dataset 'lesions:{arg}': write lesions:N, lesions:SPLIT or "
+                       f"lesions:N:SPLIT (SPLIT: {', '.join(SPLITS)})")
+    n = _parse_count(parts[0] if parts else None, LESIONS, "lesions")
+    data = synthetic_dataset("lesions", n)
+    if split is None:
+        return data
+    from zoo.segmentation import split_indices
+
+    name = f"lesions:{split}" if n == LESIONS else f"lesions:{n}:{split}"
+    return data.subset(split_indices(data.ids)[split], name=name)
 
 
 def open_dataset(data: str, skip_bad: bool = False) -> Dataset:
@@ -524,7 +547,8 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
     register(DatasetSpec("synthetic", synthetic, "deterministic coloured blobs on textured "
                          "backgrounds with exact masks; synthetic:N for N images"))
     register(DatasetSpec("lesions", lesions, "synthetic binary segmentation set (ISIC stand-in): "
-                         "lesion-like blobs on skin texture, exact masks; lesions:N"))
+                         "lesion-like blobs on skin texture, exact masks; lesions:N (default "
+                         f"{LESIONS}), lesions:test (the demo's held-out split)"))
     register(DatasetSpec("folder", image_folder, "every image under a folder, recursively; "
                          "folder:PATH or just PATH", needs_path=True))
     register(DatasetSpec("isic", isic_folder, "ISIC 2018 task-1 layout with ground-truth masks; "

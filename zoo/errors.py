@@ -25,7 +25,7 @@ _OPTION = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)(?:[ =](?!(?:to|or|and|for|w
 
 @contextlib.contextmanager
 def cli_wording() -> Iterator[None]:
-    """Word every error raised inside the block for the command line (`zoo.cli.app.main`)."""
+    """Word every error shown inside the block for the command line (`zoo.cli.app`)."""
     token = _CLI_WORDING.set(True)
     try:
         yield
@@ -51,12 +51,12 @@ def python_wording(message: str) -> str:
 
 class ZooError(Exception):
     """A problem with the user's input or environment, with the way out in its message: CLI
-    options in it are worded as Python arguments unless raised under `cli_wording`."""
+    options in it read as Python arguments unless shown under `cli_wording` (decided when the
+    message is shown, so an error raised on a worker thread reads right wherever it lands)."""
 
-    def __init__(self, *args: object) -> None:
-        if args and isinstance(args[0], str) and not _CLI_WORDING.get():
-            args = (python_wording(args[0]), *args[1:])
-        super().__init__(*args)
+    def __str__(self) -> str:
+        text = super().__str__()
+        return text if _CLI_WORDING.get() else python_wording(text)
 
 
 class UnknownNameError(ZooError):

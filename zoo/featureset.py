@@ -34,7 +34,7 @@ class FeatureSet:
     reduction: str
     data: str
     provenance: dict[str, Any] = field(default_factory=dict)
-    data_fingerprint: str = ""
+    data_fingerprint: str = ""  # the whole dataset's (a subset's parent): what ids refer to
 
     def __post_init__(self) -> None:
         """Every layer's rows in the first layer's order, paired by sample id (a layer that
@@ -123,7 +123,7 @@ def extract_set(model: ZooModel, dataset: Dataset, layers: Sequence[str] | None 
     feats = extract(model, dataset, [i.name for i in infos], reduction, batch_size, cache,
                     progress, dtype, workers=workers, precision=precision)
     return FeatureSet(model.id, model.random_init, infos, feats, reduction, dataset.name,
-                      provenance_of(model), dataset.fingerprint)
+                      provenance_of(model), dataset.origin_fingerprint)
 
 
 def provenance_of(model: ZooModel) -> dict[str, Any]:

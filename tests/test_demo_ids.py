@@ -1,0 +1,65 @@
+"""The demo's models carry ids that say what they are, and its held-out split is a dataset the
+CLI can name (`--data lesions:test`), the very images (and fingerprint) the demo compares on."""
+
+from __future__ import annotations
+
+import pytest
+
+from zoo.errors import ZooError
+
+
+def test_lesions_test_is_the_demos_held_out_split():
+    from zoo.data import open_dataset
+    from zoo.demo import DATA, TEST
+    from zoo.segmentation import split_indices
+
+    whole = open_dataset(DATA)
+    assert len(whole) == 240 and whole.name == "lesions:240"
+    test = open_dataset(TEST)
+    assert test.name == "lesions:test"
+    assert test.ids == [whole.ids[i] for i in split_indices(whole.ids)["test"]]
+    again = open_dataset("lesions:240:test")
+    assert again.fingerprint == test.fingerprint and again.ids == test.ids
+    assert len(open_dataset("lesions:40:train")) + len(open_dataset("lesions:40:validation")) \
+        + len(open_dataset("lesions:40:test")) == 40
+
+
+@pytest.mark.parametrize("bad", ["lesions:test:40", "lesions:x", "lesions:1:2:test"])
+def test_bad_lesions_arguments_are_one_error(bad):
+    from zoo.data import open_dataset
+
+    with pytest.raises(ZooError, match="lesions"):
+        open_dataset(bad)
+
+
+def test_demo_ids_name_the_architecture_actually_built():
+    from zoo.demo import MODELS, demo_id
+    from zoo.registry import get_registry
+
+    ids = {demo_id(b) for b in MODELS}
+    assert ids == {"unetpp/resnet18-tiny.demo", "mask2former/swin-w16.demo"}
+    unet = get_registry().model("unetpp/resnet34").load(random_init=True,
+                                                        **MODELS["unetpp/resnet34"]["options"])
+    encoder = unet.module.encoder
+    assert [len(getattr(encoder, f"layer{i}")) for i in range(1, 5)] == [2, 2, 2, 2]  # ResNet-18
+    base = "mask2former/swin-base.ade-semantic"
+    m2f = get_registry().model(base).load(random_init=True, **MODELS[base]["options"])
+    assert m2f.module.config.backbone_config.embed_dim == 16
+
+
+def test_a_checkpoint_saved_under_another_arch_registers_under_it(tmp_path, monkeypatch):
+    from zoo.registry import get_registry, reset_registry
+    from zoo.train import TrainResult, save_checkpoint
+
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path))
+    model = get_registry().model("unetpp/resnet34").load(random_init=True, tiny=True, size=64)
+    result = TrainResult(history=[], best_epoch=0, metrics={}, splits={})
+    save_checkpoint(model, "unetpp/resnet34", "mine", {"tiny": True, "size": 64}, result,
+                    tmp_path, "lesions:240", default=True, arch="resnet18-tiny",
+                    description="UNet++, ResNet-18 encoder")
+    reset_registry()
+    spec = get_registry().model("unetpp")
+    assert spec.id == "unetpp/resnet18-tiny.mine"
+    assert spec.description.startswith("UNet++, ResNet-18 encoder fine-tuned on lesions:240")
+    loaded = spec.load()
+    assert loaded.id == "unetpp/resnet18-tiny.mine" and len(loaded.layers) == len(model.layers)
