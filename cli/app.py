@@ -96,6 +96,10 @@ def _leave(exc: SystemExit) -> None:
 
 
 def _run(argv: list[str] | None) -> None:
+    from zoo.cli.matrix import merge_help
+
+    if merge_help(list(sys.argv[1:] if argv is None else argv)):
+        raise SystemExit(0)
     with user_errors():
         try:
             command = typer.main.get_command(build_app())

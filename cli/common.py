@@ -176,8 +176,8 @@ def print_comparison(c: Any) -> None:
                   m["value"]] + ([m.get("p_adjusted")] if with_p else []) for m in matches])
     for name, r in c.results.items():
         reasons = list(r.reason_counts().items())
-        for why, count in reasons[:REASONS_SHOWN]:
-            print(f"  {name}: {count} undefined: {why}")
+        for why, count in reasons[:REASONS_SHOWN]:  # reasons may name the metric already
+            print(f"  {name}: {count} undefined: {why.removeprefix(f'{name}: ')}")
         if len(reasons) > REASONS_SHOWN:
             rest = sum(count for _, count in reasons[REASONS_SHOWN:])
             print(f"  {name}: {rest} more undefined, for {len(reasons) - REASONS_SHOWN} other "
@@ -198,8 +198,9 @@ def print_metrics(metrics: dict[str, dict[str, dict[str, float]]]) -> None:
 
 @contextlib.contextmanager
 def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
-    """A `progress(task, done, total)` callback: rich bars on a terminal, else one stderr line
-    per task when it starts and ends (and at most every 10 s in between)."""
+    """A `progress(task, done, total)` callback: rich bars on a terminal (each removed when
+    its task finishes), else one stderr line per task when it starts and ends (and at most
+    every 10 s in between)."""
     if not sys.stderr.isatty():
         yield _line_progress()
         return
@@ -210,11 +211,13 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
 
     tasks: dict[str, Any] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=False) as bar:
-        def update(task: str, done: int, total: int) -> None:
+                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+        def update(task: str, done: int, total: int) -> None:  # a finished bar is removed
             if task not in tasks:
                 tasks[task] = bar.add_task(escape(task), total=total)
             bar.update(tasks[task], completed=done, total=total)
+            if done >= total:
+                bar.remove_task(tasks.pop(task))
 
         yield update
 

@@ -17,6 +17,27 @@ from zoo.errors import ZooError
 from zoo.io import protect_input
 
 
+MERGE_HELP = """Usage: zoo matrix merge RUN [--out DIR] [--overwrite] [--json]
+
+  Assemble a finished (sharded) matrix run folder RUN into one result: results.csv/json,
+  the heatmap and report.html in --out (default: a new runs/matrix-MODELS-<hash>). Every
+  shard must have finished its units (`zoo matrix ... --shard K/N --run RUN`).
+
+Options:
+  --out, -o DIR  output folder (never RUN itself, nor a folder holding it)
+  --overwrite    replace an existing --out folder
+  --json         print JSON instead of tables
+  --help         Show this message and exit."""
+
+
+def merge_help(argv: list[str]) -> bool:
+    """`zoo matrix merge --help`: print the merge help (typer would show `zoo matrix`'s)."""
+    if argv[:2] == ["matrix", "merge"] and ("--help" in argv or "-h" in argv):
+        print(MERGE_HELP)
+        return True
+    return False
+
+
 def matrix_cmd(models: Annotated[list[str] | None, typer.Argument(
                    help="model ids or families; or `merge RUN` to assemble a sharded run")] = None,
                all_: Annotated[bool, typer.Option("--all", help="every registered family "

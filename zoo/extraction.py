@@ -170,7 +170,7 @@ def extract(model: ZooModel, dataset: Dataset, layers: Sequence[str], reduction:
         for name in stored:
             hit = cache.get(keys[name], mmap=mmap, ids=ids)
             if hit is not None:
-                hit.meta = dict(fields[name])
+                hit.meta = dict(fields[name]) | {"cache": "hit"}
                 results[name] = _as_float32(hit)
     todo = [n for n in layers if n not in results]
     if todo:
@@ -304,7 +304,8 @@ class _Run:
                                   else ("NC", 0))
                 data = sinks[nm].finish(layout, ids, prefix, self.cache, self.keys[nm])
                 feats = LayerFeatures(data, layout, list(ids), prefix)
-                feats.meta = dict(self.fields[nm])
+                feats.meta = dict(self.fields[nm]) | {
+                    "cache": "stored" if self.cache is not None else "off"}
                 results[nm] = _as_float32(feats)
         finally:
             for sink in sinks.values():
