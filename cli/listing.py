@@ -87,9 +87,9 @@ def resolved_note(name: str, spec: ModelSpec) -> list[str]:
     own = get_registry().model(name, prefer_trained=False)
     if own.id == spec.id:
         return []
-    return [f"note: {name} resolves to the trained checkpoint {spec.id} ({len(spec.layers())} "
-            f"layers); the family's own default is {own.id} ({len(own.layers())} layers): "
-            f"`zoo info {own.id}`"]
+    return [(f"note: {name} resolves to the trained checkpoint {spec.id} ({len(spec.layers())} "
+             f"layers); the family's own default is {own.id} ({len(own.layers())} layers): "
+             f"`zoo info {own.id}`")]
 
 
 def plugins_cmd(json_: JsonOpt = False) -> None:

@@ -4,6 +4,7 @@ leading columns that fit, aligned, and each remaining column on its own indented
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import sys
@@ -109,5 +110,5 @@ def _fmt(v: Any) -> str:
     if v is None:
         return "n/a"
     if isinstance(v, float):
-        return "n/a" if v != v else f"{v:.4f}"
+        return "n/a" if math.isnan(v) else f"{v:.4f}"
     return str(v)

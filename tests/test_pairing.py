@@ -60,7 +60,7 @@ def _shuffled_set():
 def test_each_layer_pairs_by_its_own_ids():
     from zoo.comparison import compare
 
-    fs, x = _shuffled_set()
+    fs, _ = _shuffled_set()
     result = compare(fs, fs, "cka")
     np.testing.assert_allclose(result.values("cka").to_numpy(), np.ones((2, 2)),
                                atol=1e-12)  # the same rows, each layer paired by its ids

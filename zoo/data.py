@@ -164,8 +164,9 @@ def _open_image(path: Path, digest: str | None = None) -> Callable[[], Any]:
             return Image.open(path)
         data = path.read_bytes()
         if _bytes_hash(data) != digest:
-            raise DataChanged(f"image {printable(path)} changed since zoo scanned the data (it was rewritten "
-                           "during this run); rerun once the files stop changing")
+            raise DataChanged(f"image {printable(path)} changed since zoo scanned the data "
+                              "(it was rewritten during this run); rerun once the files stop "
+                              "changing")
         return Image.open(io.BytesIO(data))
 
     return load

@@ -293,10 +293,9 @@ def _worker(run: str, k: int, count: int, data: str, skip_bad: bool, device: str
 
 def load_matrix(run: str | Path) -> MatrixResult:
     """Assemble a finished run folder into a `MatrixResult` (what `zoo matrix merge` reads)."""
+    from zoo.io import protect_input
     from zoo.metrics import get
     from zoo.plan import assemble, open_run
-
-    from zoo.io import protect_input
 
     run = Path(run)
     protect_input(run, "matrix run")

@@ -139,7 +139,7 @@ class ZooModel:
             raise MemoryError from None  # the CLI says: a smaller --batch-size
         except (ZooError, MemoryError):
             raise
-        except Exception as exc:  # noqa: BLE001 - a model's bug, pinned on the model
+        except Exception as exc:
             raise ZooError(f"{self.id}: the forward pass failed: {one_line(exc)}") from exc
         finally:
             for h in handles:

@@ -115,7 +115,7 @@ def wrap_model(spec: ModelSpec, module: Any, layers: list[LayerInfo], source: We
 
     fingerprint = source.fingerprint("tiny" if tiny else "")
     if source.random_init:  # keyed by the weights as built: a plugin may change torch's
-        from zoo.wrapped import state_fingerprint  # default dtype or init functions at import
+        from zoo.wrapped import state_fingerprint  # default dtype or init at import
 
         fingerprint += f":{state_fingerprint(module)[:16]}"
     return (cls or ZooModel)(spec, module, layers, fingerprint=fingerprint,

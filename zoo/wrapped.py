@@ -131,7 +131,7 @@ def _probe(module: nn.Module, paths: Mapping[str, str], size: int,
         def hook(_m: Any, _i: Any, out: Any, layer: str = layer) -> None:
             out = out[0] if isinstance(out, (tuple, list)) and out else out
             if not isinstance(out, torch.Tensor):
-                raise ZooError(f"wrap: layer {layer!r} (module {paths[layer]!r}) returns a "
+                raise ZooError(f"wrap: layer {layer!r} (module {path!r}) returns a "
                                f"{type(out).__name__}, not a tensor; name a submodule whose "
                                "output is a tensor")
             if layer not in shapes:
