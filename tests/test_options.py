@@ -81,3 +81,13 @@ def test_a_wrapped_layer_returning_a_dict_is_a_zoo_error():
     with pytest.raises(ZooError, match="dict"):
         zoo.wrap(net, ["body"])
     assert torch.is_tensor(net.body.conv(torch.zeros(1, 3, 4, 4)))
+
+
+def test_the_matrix_of_a_wrapped_model_is_one_zoo_error():
+    import torch
+
+    import zoo
+
+    mine = zoo.wrap(torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1)), ["0"])
+    with pytest.raises(ZooError, match="model ids"):
+        zoo.matrix([mine, "toy/cnn"], "synthetic:2")

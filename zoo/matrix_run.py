@@ -215,6 +215,11 @@ def run_matrix(names: Sequence[str], dataset: Dataset, metric: str | Any, *,
 
     from zoo.plan import missing_units, run_shard
 
+    odd = [n for n in names if not isinstance(n, str)]
+    if odd:  # the plan's workers load models by id, in other processes
+        raise ZooError(f"the matrix takes model ids (see `zoo list`), got a "
+                       f"{type(odd[0]).__name__}; compare a zoo.wrap(...) model with "
+                       "zoo.compare(zoo.extract(model, data), ...)")
     scratch = None if cache or options.get("run") else tempfile.mkdtemp(prefix="zoo-run-")
     plan, folder = open_matrix(names, dataset, metric, **{**options, "run": options.get("run")
                                                             or scratch})
