@@ -63,3 +63,51 @@ def test_a_checkpoint_saved_under_another_arch_registers_under_it(tmp_path, monk
     assert spec.description.startswith("UNet++, ResNet-18 encoder fine-tuned on lesions:240")
     loaded = spec.load()
     assert loaded.id == "unetpp/resnet18-tiny.mine" and len(loaded.layers) == len(model.layers)
+
+
+def test_info_says_when_a_family_resolves_to_a_trained_checkpoint(tmp_path):
+    import json
+
+    from tests.conftest import run_zoo
+    from zoo.plugins.toy import cnn_layers
+
+    folder = tmp_path / "checkpoints" / "toy__small.mine"
+    folder.mkdir(parents=True)
+    (folder / "zoo.json").write_text(json.dumps({
+        "id": "toy/small.mine", "base": "toy/cnn", "tag": "mine", "options": {}, "data": "x",
+        "default": True, "input": {"size": 32, "mean": [0.5] * 3, "std": [0.25] * 3,
+                                   "interpolation": "bilinear"},
+        "layers": [i.as_dict() for i in cnn_layers()[:2]], "train": {}}))
+    result = run_zoo("info", "toy", env={"ZOO_CACHE_DIR": str(tmp_path), "COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    assert ("note: toy resolves to the trained checkpoint toy/small.mine (2 layers); the "
+            "family's own default is toy/cnn (5 layers)") in result.stdout
+
+
+@pytest.mark.slow
+def test_the_cli_on_lesions_test_reproduces_the_demos_values(tmp_path, monkeypatch):
+    """`zoo demo` (training cut to 1 epoch on 40 images), then `zoo compare unetpp
+    mask2former --data lesions:test` in another process: the same values, bit for bit."""
+    import json
+
+    import numpy as np
+
+    import zoo.demo
+    from tests.conftest import run_zoo
+
+    monkeypatch.setattr(zoo.demo, "DATA", "lesions:40")
+    for cfg in zoo.demo.MODELS.values():
+        monkeypatch.setitem(cfg, "epochs", 1)
+    comparison, _ = zoo.demo.run_demo(permutations=0)
+    assert {comparison.a.model, comparison.b.model} == {
+        "unetpp/resnet18-tiny.demo", "mask2former/swin-w16.demo"}
+    result = run_zoo("compare", "unetpp", "mask2former", "--data", "lesions:test", "--images",
+                     "0", "--out", str(tmp_path / "cli"))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "cli" / "results.json").read_text())["rows"]
+    for metric in comparison.metrics:
+        cli = {(r["layer_a"], r["layer_b"]): r["value"] for r in rows if r["metric"] == metric}
+        demo = comparison.values(metric)
+        got = np.array([[cli[(a, b)] if cli[(a, b)] is not None else np.nan
+                         for b in demo.columns] for a in demo.index])
+        np.testing.assert_array_equal(got, demo.to_numpy())
