@@ -102,10 +102,13 @@ def _check_finite(array: np.ndarray, model: str, layer: str, ids: Sequence[str])
 def _check_storable(array: np.ndarray, dtype: str, model: str, layer: str) -> None:
     """Features beyond the storage dtype's range are an error, never stored as inf."""
     top = float(np.finfo(dtype).max)
-    if array.size and float(np.abs(array).max()) > top:
-        raise ZooError(f"{model} layer {layer}: features reach {float(np.abs(array).max()):.4g}, "
+    if not array.size or top >= float(np.finfo(array.dtype).max):
+        return  # storing does not narrow the range
+    reach = max(-float(array.min()), float(array.max()))  # no full-size temporary
+    if reach > top:
+        raise ZooError(f"{model} layer {layer}: features reach {reach:.4g}, "
                        f"beyond {dtype}'s range (+-{top:.6g}); store them as float32 "
-                       "(--dtype float32, dtype='float32')")
+                       "(--dtype float32)")
 
 
 def check_arguments(model: Any, dataset: Any, layers: Any, reduction: Any, batch_size: Any,
