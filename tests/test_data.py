@@ -35,7 +35,7 @@ def test_corrupt_image_is_named_or_skipped(tmp_path):
     _png(tmp_path / "good.png")
     (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
     ds = image_folder(str(tmp_path))
-    with pytest.raises(DataError, match="bad.jpg.*--skip-bad"):
+    with pytest.raises(DataError, match="bad.jpg.*skip_bad=True"):
         ds.image(ds.ids.index("bad.jpg"))
     clean = ds.without_unreadable()
     assert clean.ids == ["good.png"] and clean.skipped == ["bad.jpg"]

@@ -96,7 +96,7 @@ def _deny(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
 def test_unreadable_subfolder_is_an_error_not_a_silent_drop(tmp_path, monkeypatch):
     _tree(tmp_path)
     _deny(monkeypatch, tmp_path / "b")
-    with pytest.raises(DataError, match=r"cannot read folder .*b: Permission denied.*--skip-bad"):
+    with pytest.raises(DataError, match=r"cannot read folder .*b: Permission denied.*skip_bad=True"):
         open_dataset(str(tmp_path))
     kept = open_dataset(str(tmp_path), skip_bad=True)
     assert kept.ids == ["a/1.png", "a/2.png"]

@@ -28,7 +28,7 @@ def test_overwrite_refuses_the_data_folder_and_its_parents(tmp_path):
     for out in (data, tmp_path / "proj"):
         result = run_zoo("extract", "toy/cnn", "--data", str(data), "--layers", "stage1",
                          "--out", str(out), "--overwrite")
-        assert_user_error(result, "--overwrite would delete")
+        assert_user_error(result, "replacing it would delete")
         assert sorted(p.name for p in data.iterdir()) == ["0.png", "1.png", "2.png"]
 
 
@@ -45,7 +45,7 @@ def test_overwrite_refuses_in_the_library_too(tmp_path):
 
     data = _images(tmp_path / "d")
     fs = zoo.extract(zoo.load("toy/cnn"), str(data), "stage1")
-    with pytest.raises(ZooError, match="--overwrite would delete|overwrite=True would delete"):
+    with pytest.raises(ZooError, match="replacing it would delete"):
         fs.save(tmp_path, overwrite=True)
     assert len(list(data.iterdir())) == 3
 
@@ -56,7 +56,7 @@ def test_merge_refuses_to_overwrite_the_run_it_merges(tmp_path):
                     "--run", str(run), "--out", str(tmp_path / "m"))
     assert first.returncode == 0, first.stderr
     result = run_zoo("matrix", "merge", str(run), "--out", str(run), "--overwrite")
-    assert_user_error(result, "--overwrite would delete")
+    assert_user_error(result, "replacing it would delete")
     assert (run / "plan.json").exists() or any(run.iterdir())
 
 

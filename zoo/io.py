@@ -108,8 +108,7 @@ def check_output_folder(path: str | os.PathLike, overwrite: bool = False) -> Pat
         held = _held_input(p)
         if held:
             raise ZooError(f"--out {str(path)!r} holds {held[0]} ({held[1]} of this run): "
-                           "--overwrite would delete it (overwrite=True in Python); choose "
-                           "another folder")
+                           "replacing it would delete that; choose another folder")
     base = _existing_ancestor(p.absolute().parent)
     if not base.is_dir():
         raise ZooError(f"--out {str(path)!r}: {base} is a file, not a folder; choose another "

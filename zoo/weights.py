@@ -112,7 +112,7 @@ def read_state_dict(path: str | os.PathLike, trust: bool = False) -> Any:
         raise WeightsError(
             f"{p} pickles Python objects that weights-only loading refuses ({', '.join(unsafe)}); "
             "loading it would run code from the file, so zoo did not: if you trust its source, "
-            "pass --trust-weights (Python: trust_weights=True)")
+            "pass --trust-weights")
     except WeightsError:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure means an unusable file
