@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
+import threading
 from collections.abc import Iterator
 
 import typer
 
-from zoo.errors import ZooError, environment_error
+from zoo.errors import ZooError, cli_wording, environment_error
 
 INTERRUPTED = "interrupted; finished work is cached and a rerun resumes"
 
@@ -61,22 +63,53 @@ def fail(message: str, code: int = 2) -> None:
 def user_errors() -> Iterator[None]:
     """Turn what a user or the environment can cause into one `zoo: error:` line: exit 2
     (ZooError, permissions, full disk, a file where a folder should be, out of memory), or 130
-    with the "interrupted" line on Ctrl-C. Worker processes wrap their body in it too."""
-    try:
-        yield
-    except ZooError as exc:
-        fail(str(exc))
-    except (typer.Abort, KeyboardInterrupt):
-        fail(INTERRUPTED, 130)
-    except OSError as exc:
-        fail(str(environment_error(exc)))
-    except MemoryError:
-        fail("out of memory; pass a smaller --batch-size (or fewer layers or images)")
+    with the "interrupted" line on Ctrl-C. Worker processes wrap their body in it too. Errors
+    raised inside are worded for the command line (`--random-init`, not `random_init=True`)."""
+    with cli_wording():
+        try:
+            yield
+        except ZooError as exc:
+            fail(str(exc))
+        except (typer.Abort, KeyboardInterrupt):
+            fail(INTERRUPTED, 130)
+        except OSError as exc:
+            fail(str(environment_error(exc)))
+        except MemoryError:
+            fail("out of memory; pass a smaller --batch-size (or fewer layers or images)")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; user and environment errors end as one line and exit 2, never a traceback;
-    Ctrl-C ends with the "interrupted" line and exit 130."""
+    Ctrl-C ends with the "interrupted" line and exit 130. A thread a plugin left running never
+    keeps zoo from exiting."""
+    try:
+        _run(argv)
+    except SystemExit as exc:
+        _leave(exc)
+
+
+def _leave(exc: SystemExit) -> None:
+    """Exit as `exc` says; if non-daemon threads (started by plugin code) are still running,
+    name them and exit at once instead of waiting for them forever."""
+    stray = [t.name for t in threading.enumerate()
+             if t is not threading.main_thread() and t.is_alive() and not t.daemon]
+    if not stray:
+        raise exc
+    code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    if exc.code is not None and not isinstance(exc.code, int):
+        print(exc.code, file=sys.stderr)
+    print(f"zoo: warning: not waiting for {len(stray)} thread(s) left running by plugin code: "
+          f"{', '.join(stray)}", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _run(argv: list[str] | None) -> None:
+    from zoo.cli.matrix import merge_help
+
+    if merge_help(list(sys.argv[1:] if argv is None else argv)):
+        raise SystemExit(0)
     with user_errors():
         try:
             command = typer.main.get_command(build_app())

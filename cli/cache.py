@@ -65,9 +65,10 @@ def ls_cmd(json_: JsonOpt = False) -> None:
                     "bytes": total})
         return
     rows: list[list[Any]] = [
-        [e["fields"]["model"], e["fields"]["layer"], e["fields"]["reduction"],
-         e["fields"]["dataset"], e["shape"], e["dtype"], _mb(e["bytes"]), _ago(e["used"])]
-        for e in entries]
+        [e["fields"].get("model", "?"), e["fields"].get("layer", "?"),
+         e["fields"].get("reduction", "?"), e["fields"].get("dataset", "?"),
+         f"damaged (no {', '.join(e['damaged'])})" if e["damaged"] else e["shape"], e["dtype"],
+         _mb(e["bytes"]), _ago(e["used"])] for e in entries]
     rows += [[u["fields"].get("model", "?"), u["fields"].get("layer", "?"),
               u["fields"].get("reduction", "?"), u["fields"].get("dataset", "?"),
               f"unfinished ({u['parts']} parts)", u["fields"].get("dtype", "?"),

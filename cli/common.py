@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from zoo.cli.tables import print_table
 from zoo.errors import ZooError
 from zoo.model.selection import split_names as split_list
 
@@ -87,17 +88,27 @@ def per_model(values: list[str] | None, models: list[str],
 
 
 def model_weights(values: list[str] | None, models: list[str]) -> dict[str, str]:
-    """`--weights MODEL=PATH` items as {model: path}; a bare path needs exactly one model."""
-    out = {}
+    """`--weights MODEL=PATH` items as {model: path}; a bare path needs exactly one model. An
+    empty item, model or path, or one model given two paths, is an error (never dropped)."""
+    out: dict[str, str] = {}
     for item in values or []:
         model, sep, path = item.partition("=")
+        if not item.strip():
+            raise ZooError("--weights '': empty; write MODEL=PATH")
         if not sep:
             if len(models) != 1:
                 raise ZooError(f"--weights {item!r}: write MODEL=PATH when several models "
                                "are given")
             model, path = models[0], item
+        if not model:
+            raise ZooError(f"--weights {item!r}: names no model; write MODEL=PATH")
+        if not path:
+            raise ZooError(f"--weights {item!r}: empty path; write MODEL=PATH")
         if model not in models:
             raise ZooError(f"--weights {item!r}: {model!r} is not one of {', '.join(models)}")
+        if out.get(model, path) != path:
+            raise ZooError(f"--weights: {model} given twice ({out[model]!r} and {path!r}); "
+                           "pass one path per model")
         out[model] = path
     return out
 
@@ -146,25 +157,6 @@ def print_json(obj: Any) -> None:
     print(json.dumps(to_jsonable(obj), indent=2))
 
 
-def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
-    """A table on stdout under its title (one line, never wrapped into the table's width)
-    that wraps long cells (ids are never cut) to the terminal's width; nothing in it is read
-    as markup."""
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    if title:
-        print(title)
-    table = Table(show_lines=False)
-    for column in columns:
-        table.add_column(escape(column), overflow="fold")
-    for row in rows:
-        table.add_row(*[escape(_fmt(v)) for v in row])
-    console = Console() if sys.stdout.isatty() else Console(width=200)
-    console.print(table)
-
-
 def print_comparison(c: Any) -> None:
     """Provenance, role summaries for every metric and best matches for the first."""
     print(f"{c.a.label} vs {c.b.label} on {c.data}: n={c.n}, {c.reduction}, "
@@ -185,8 +177,8 @@ def print_comparison(c: Any) -> None:
                   m["value"]] + ([m.get("p_adjusted")] if with_p else []) for m in matches])
     for name, r in c.results.items():
         reasons = list(r.reason_counts().items())
-        for why, count in reasons[:REASONS_SHOWN]:
-            print(f"  {name}: {count} undefined: {why}")
+        for why, count in reasons[:REASONS_SHOWN]:  # reasons may name the metric already
+            print(f"  {name}: {count} undefined: {why.removeprefix(f'{name}: ')}")
         if len(reasons) > REASONS_SHOWN:
             rest = sum(count for _, count in reasons[REASONS_SHOWN:])
             print(f"  {name}: {rest} more undefined, for {len(reasons) - REASONS_SHOWN} other "
@@ -205,18 +197,11 @@ def print_metrics(metrics: dict[str, dict[str, dict[str, float]]]) -> None:
                 ["model", "split", "images", "IoU", "Dice", "pixel acc"], rows)
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "n/a"
-    if isinstance(v, float):
-        return "n/a" if v != v else f"{v:.4f}"
-    return str(v)
-
-
 @contextlib.contextmanager
 def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
-    """A `progress(task, done, total)` callback: rich bars on a terminal, else one stderr line
-    per task when it starts and ends (and at most every 10 s in between)."""
+    """A `progress(task, done, total)` callback: rich bars on a terminal (each removed when
+    its task finishes), else one stderr line per task when it starts and ends (and at most
+    every 10 s in between)."""
     if not sys.stderr.isatty():
         yield _line_progress()
         return
@@ -232,11 +217,13 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
 
     tasks: dict[str, Any] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=False) as bar:
-        def update(task: str, done: int, total: int) -> None:
+                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+        def update(task: str, done: int, total: int) -> None:  # a finished bar is removed
             if task not in tasks:
                 tasks[task] = bar.add_task(escape(task), total=total)
             bar.update(tasks[task], completed=done, total=total)
+            if done >= total:
+                bar.remove_task(tasks.pop(task))
 
         yield update
 

@@ -62,10 +62,10 @@ def compare_cmd(model_a: Annotated[str, typer.Argument(help="first model (rows)"
                 trust_weights: TrustWeightsOpt = False, loader_workers: LoaderWorkersOpt = 0,
                 precision: PrecisionOpt = "fp32", json_: JsonOpt = False) -> None:
     """Compare two models layer by layer on the same images (rows paired by sample id)."""
-    from zoo.api import compare_models, load
+    from zoo.api import compare_models
     from zoo.comparisons.comparison import resolve_metrics
     from zoo.features.layers import parse_reduction
-    from zoo.model.loading import check_device
+    from zoo.model.loading import check_device, load_models
     from zoo.report.comparison import summary
 
     parse_reduction(reduction)
@@ -75,10 +75,8 @@ def compare_cmd(model_a: Annotated[str, typer.Argument(help="first model (rows)"
     device = check_device(device)
     dataset = load_data(data, skip_bad)
     options = load_options(size, crop_pct, None, trust_weights)
-    za = load(model_a, weights=paths.get(model_a), random_init=random_init, device=device,
-              **options)
-    zb = za if model_b == model_a else load(model_b, weights=paths.get(model_b),
-                                            random_init=random_init, device=device, **options)
+    za, zb = load_models([model_a, model_b], paths, random_init=random_init, device=device,
+                         **options)
     folder = out_folder(out, "compare", [za.id, "vs", zb.id], {
         "data": dataset.fingerprint, "layers": chosen, "metrics": [m.name for m in metrics],
         "reduction": reduction, "permutations": permutations, "intervals": intervals,

@@ -55,18 +55,20 @@ def extract_cmd(model: Annotated[str, typer.Argument(help="model id or family")]
     from zoo.model.base import provenance_text
 
     parse_reduction(reduction)
+    dataset = load_data(data, skip_bad)
     if out:
         check_output_folder(out, overwrite)
     zmodel = load(model, weights=weights, random_init=random_init, device=device,
                   **load_options(size, crop_pct, weights_source, trust_weights))
-    dataset = load_data(data, skip_bad)
     with progress_bar() as progress:
         feats = extract(zmodel, dataset, split_list(layers), reduction, batch_size=batch_size,
                         cache=not no_cache, dtype=dtype, progress=progress,
                         workers=loader_workers, precision=precision)
     if out:
         feats.save(out, overwrite)
-    summary = {**feats.to_dict(), "cached": not no_cache, "out": out}
+    states = {n: feats[n].meta.get("cache", "off") for n in feats.names}
+    summary = {**feats.to_dict(), "cached": "off" not in states.values(), "cache": states,
+               "out": out}
     if json_:
         print_json(summary)
         return
@@ -74,9 +76,17 @@ def extract_cmd(model: Annotated[str, typer.Argument(help="model id or family")]
     print_table(f"{feats.label} on {dataset.name} ({len(dataset)} samples, {reduction})",
                 ["layer", "shape", "layout"],
                 [[r["layer"], r["shape"], r["layout"]] for r in feats.rows()])
-    print("cached" if not no_cache else "not cached (--no-cache)")
+    print(cache_note(list(states.values())))
     if out:
         print(f"wrote {len(feats)} arrays to {out}")
+
+
+def cache_note(states: list[str]) -> str:
+    """What the feature cache did: how many layers were read from it, computed and stored."""
+    hits, stored = states.count("hit"), states.count("stored")
+    if hits == stored == 0:
+        return "feature cache: not used (--no-cache, or weights without a fingerprint)"
+    return f"feature cache: {hits} layer(s) read, {stored} computed and stored"
 
 
 def register(app: typer.Typer) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from zoo.cli.common import CropPctOpt, JsonOpt, SizeOpt, WeightsSourceOpt, print_json, print_table
+from zoo.cli.tables import wrap
 from zoo.errors import UnknownNameError
+
+if TYPE_CHECKING:
+    from zoo.registry.specs import ModelSpec
 
 KINDS = ("models", "metrics", "datasets")
 
@@ -70,22 +74,37 @@ def info_cmd(model: Annotated[str, typer.Argument(help="model id or family")],
     loads = (f"{chosen.found} ({chosen.entry}){f' [{chosen.format}]' if chosen.format else ''}"
              if chosen else "no cached weights found (pass --weights PATH, or --random-init, "
              "which runs the input below)")
-    print(f"{spec.id}: {spec.description}\nweights: {spec.weights}\nloads now: {loads}\n"
-          f"input: {transform}")
+    for line in (f"{spec.id}: {spec.description}", f"weights: {spec.weights}",
+                 f"loads now: {loads}", f"input: {transform}", *resolved_note(model, spec)):
+        print(wrap(line))
     for s in sources:
         fmt = f" [{s['format']}]" if s["format"] else ""
-        print(f"  source {s['entry']}{fmt}: {s['found'] or 'not found'}"
-              f"{' (loads now)' if s['chosen'] else ''}; input: {s['transform']}")
+        print(wrap(f"source {s['entry']}{fmt}: {s['found'] or 'not found'}"
+                   f"{' (loads now)' if s['chosen'] else ''}; input: {s['transform']}",
+                   indent="  "))
     if any(s["format"] for s in sources):
-        print("  (a cache entry's format is the layout published under its name; a file whose "
-              "own layout says otherwise is read as that, and --weights files by their layout "
-              "and keys)")
+        print(wrap("(a cache entry's format is the layout published under its name; a file "
+                   "whose own layout says otherwise is read as that, and --weights files by "
+                   "their layout and keys)", indent="  "))
     print_table(f"{len(layers)} layers", ["layer", "role", "layout", "channels", "stride",
                                           "depth", "module"],
                 [[i.name, i.role, i.layout + (f"+{i.prefix_tokens}" if i.prefix_tokens else ""),
                   i.channels, i.stride if i.stride is not None else "-", f"{i.depth:.2f}",
                   i.module + (f" (call {i.call})" if i.call is not None else "")]
                  for i in layers])
+
+
+def resolved_note(name: str, spec: ModelSpec) -> list[str]:
+    """Say so when `name` resolves to a trained checkpoint rather than the family's own
+    default (after `make demo`, `mask2former` is the demo's small model, with fewer layers)."""
+    from zoo.registry.host import get_registry
+
+    own = get_registry().model(name, prefer_trained=False)
+    if own.id == spec.id:
+        return []
+    return [(f"note: {name} resolves to the trained checkpoint {spec.id} ({len(spec.layers())} "
+             f"layers); the family's own default is {own.id} ({len(own.layers())} layers): "
+             f"`zoo info {own.id}`")]
 
 
 def plugins_cmd(json_: JsonOpt = False) -> None:

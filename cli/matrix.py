@@ -34,6 +34,27 @@ from zoo.cli.common import (
     split_list,
 )
 from zoo.errors import ZooError
+from zoo.io import protect_input
+
+MERGE_HELP = """Usage: zoo matrix merge RUN [--out DIR] [--overwrite] [--json]
+
+  Assemble a finished (sharded) matrix run folder RUN into one result: results.csv/json,
+  the heatmap and report.html in --out (default: a new runs/matrix-MODELS-<hash>). Every
+  shard must have finished its units (`zoo matrix ... --shard K/N --run RUN`).
+
+Options:
+  --out, -o DIR  output folder (never RUN itself, nor a folder holding it)
+  --overwrite    replace an existing --out folder
+  --json         print JSON instead of tables
+  --help         Show this message and exit."""
+
+
+def merge_help(argv: list[str]) -> bool:
+    """`zoo matrix merge --help`: print the merge help (typer would show `zoo matrix`'s)."""
+    if argv[:2] == ["matrix", "merge"] and ("--help" in argv or "-h" in argv):
+        print(MERGE_HELP)
+        return True
+    return False
 
 
 def matrix_cmd(models: Annotated[list[str] | None, typer.Argument(
@@ -94,6 +115,8 @@ def matrix_cmd(models: Annotated[list[str] | None, typer.Argument(
                                    block=block, run=run, cache=not no_cache,
                                    options=load_options(size, crop_pct, None, trust_weights),
                                    skip_broken=all_)
+    if run:
+        protect_input(run, "matrix run")
     folder = out_folder(out, "matrix", names, {"data": dataset.fingerprint, "metric": metric,
                                               **{k: v for k, v in options.items()
                                                  if k not in ("run", "cache", "skip_broken")}},

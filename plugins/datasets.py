@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from zoo.data.sources import bundled_samples, image_folder, isic_folder, lesions, synthetic
+from zoo.data.sources import LESIONS, bundled_samples, image_folder, isic_folder, lesions, synthetic
 from zoo.registry.hookspecs import hookimpl
 from zoo.registry.specs import DatasetSpec
 
@@ -17,7 +17,8 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
     register(DatasetSpec("synthetic", synthetic, "deterministic coloured blobs on textured "
                          "backgrounds with exact masks; synthetic:N for N images"))
     register(DatasetSpec("lesions", lesions, "synthetic binary segmentation set (ISIC stand-in): "
-                         "lesion-like blobs on skin texture, exact masks; lesions:N"))
+                         "lesion-like blobs on skin texture, exact masks; lesions:N (default "
+                         f"{LESIONS}), lesions:test (the demo's held-out split)"))
     register(DatasetSpec("folder", image_folder, "every image under a folder, recursively; "
                          "folder:PATH or just PATH", needs_path=True))
     register(DatasetSpec("isic", isic_folder, "ISIC 2018 task-1 layout with ground-truth masks; "

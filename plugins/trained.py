@@ -38,7 +38,7 @@ def trained_specs(root: Path) -> list[ModelSpec]:
             meta = json.loads(meta_path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        family, arch = meta["base"].split("/", 1)
+        family, arch = meta["id"].removesuffix(f".{meta['tag']}").split("/", 1)
         test = meta.get("train", {}).get("metrics", {}).get("test", {})
         layers = [LayerInfo(**d) for d in meta["layers"]]
         specs.append(ModelSpec(
@@ -48,8 +48,9 @@ def trained_specs(root: Path) -> list[ModelSpec]:
                 spec, folder=folder, meta=meta, **kw),
             layers=lambda layers=layers: list(layers), default=bool(meta.get("default")),
             weights=f"trained checkpoint {meta_path.parent}",
-            description=f"{meta['base']} fine-tuned on {meta.get('data', '?')} by zoo train"
-                        + (f" (test Dice {test['dice']:.3f})" if "dice" in test else "")))
+            description=(meta.get("description") or meta["base"])
+            + f" fine-tuned on {meta.get('data', '?')} by zoo train"
+            + (f" (test Dice {test['dice']:.3f})" if "dice" in test else "")))
     return specs
 
 

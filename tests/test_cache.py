@@ -240,7 +240,7 @@ def test_full_disk_is_one_line_with_the_way_out(toy, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(zoo.features.cache.os, "pwrite", no_space)
-    with pytest.raises(ZooError, match="No space left on device.*free space.*--no-cache"):
+    with pytest.raises(ZooError, match="No space left on device.*free space.*cache=False"):
         extract(toy, synthetic("4"), ["stage1"], "gap", cache=FeatureCache())
     assert not [p for p in Path(FeatureCache().root).rglob("*") if p.is_file()]
 

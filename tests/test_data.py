@@ -42,7 +42,7 @@ def test_corrupt_image_is_named_or_skipped(tmp_path):
     _png(tmp_path / "good.png")
     (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
     ds = image_folder(str(tmp_path))
-    with pytest.raises(DataError, match="bad.jpg.*--skip-bad"):
+    with pytest.raises(DataError, match="bad.jpg.*skip_bad=True"):
         ds.image(ds.ids.index("bad.jpg"))
     clean = ds.without_unreadable()
     assert clean.ids == ["good.png"] and clean.skipped == ["bad.jpg"]
@@ -176,7 +176,8 @@ def _deny(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
 def test_unreadable_subfolder_is_an_error_not_a_silent_drop(tmp_path, monkeypatch):
     _tree(tmp_path)
     _deny(monkeypatch, tmp_path / "b")
-    with pytest.raises(DataError, match=r"cannot read folder .*b: Permission denied.*--skip-bad"):
+    with pytest.raises(DataError,
+                       match=r"cannot read folder .*b: Permission denied.*skip_bad=True"):
         open_dataset(str(tmp_path))
     kept = open_dataset(str(tmp_path), skip_bad=True)
     assert kept.ids == ["a/1.png", "a/2.png"]

@@ -48,7 +48,7 @@ def test_existing_folder_is_refused_unless_overwrite_which_replaces_it(tmp_path)
     out = tmp_path / "run"
     out.mkdir()
     (out / "report.html").write_text("old report")
-    with pytest.raises(ZooError, match="already exists and is not empty; pass --overwrite"):
+    with pytest.raises(ZooError, match="already exists and is not empty; pass overwrite=True"):
         with output_folder(out):
             pytest.fail("the block must not run")
     with output_folder(out, overwrite=True) as folder:
@@ -86,7 +86,8 @@ def test_a_full_disk_is_one_message_and_leaves_nothing(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(zoo.io.os, "fsync", no_space)
-    with pytest.raises(ZooError, match="cannot write --out .*No space left on device.*free"):
+    with pytest.raises(ZooError,
+                       match="cannot write the output folder .*No space left on device.*free"):
         with output_folder(tmp_path / "run") as folder:
             write_text(folder / "report.html", "x" * 1000)
     assert list(tmp_path.iterdir()) == []

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from zoo.data.sources import split_indices
 from zoo.errors import ZooError
 from zoo.study.segmentation import (
     dice_loss,
     image_metrics,
     mean_metrics,
     segmentation_loss,
-    split_indices,
 )
 
 

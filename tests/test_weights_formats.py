@@ -77,7 +77,7 @@ def test_missing_weights_say_where_zoo_looked_and_how_to_pass_them(empty_caches:
     msg = str(err.value)
     for needle in ("timm/vit_base_patch14_reg4_dinov2.lvd142m", "dinov2_vitb14_reg4_pretrain.pth",
                    str(empty_caches / "hf"), str(empty_caches / "torch-hub" / "checkpoints"),
-                   "--weights PATH", "--random-init"):
+                   "weights=PATH", "random_init=True"):  # raised in Python: Python's words
         assert needle in msg
     with pytest.raises(WeightsError, match="no published weights"):
         load("unetpp")

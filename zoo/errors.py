@@ -2,11 +2,61 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import contextvars
+import re
+from collections.abc import Iterable, Iterator
+
+# Whether errors are worded for the command line (`--random-init`) or for Python
+# (`random_init=True`): the CLI sets it for the duration of a command; Python is the default.
+_CLI_WORDING: contextvars.ContextVar[bool] = contextvars.ContextVar("zoo_cli", default=False)
+
+# CLI options whose Python argument is not just the option's name with `_` and `=`.
+_PYTHON_ARGS = {
+    "--skip-bad": "skip_bad=True", "--overwrite": "overwrite=True",
+    "--random-init": "random_init=True", "--trust-weights": "trust_weights=True",
+    "--freeze-encoder": "freeze_encoder=True", "--no-cache": "cache=False",
+    "--reduce": "reduction=", "--weights-source": "source=", "--out": "the output folder",
+    "--json": "the result's .to_dict()", "--all": "every family",
+}
+_OPTION = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)(?:[ =](?!(?:to|or|and|for|when|with|is|in|"
+                     r"of|on|the|a|as|if|so|at|that|it|are|was|only|also)\b)([^\s,;()]+))?")
+
+
+@contextlib.contextmanager
+def cli_wording() -> Iterator[None]:
+    """Word every error shown inside the block for the command line (`zoo.cli.app`)."""
+    token = _CLI_WORDING.set(True)
+    try:
+        yield
+    finally:
+        _CLI_WORDING.reset(token)
+
+
+def python_wording(message: str) -> str:
+    """`message` with its CLI options written as the Python arguments that do the same:
+    `--random-init` -> `random_init=True`, `--weights PATH` -> `weights=PATH`."""
+    def swap(m: re.Match) -> str:
+        option, value = m.group(1), m.group(2)
+        arg = _PYTHON_ARGS.get(option, option[2:].replace("-", "_") + "=")
+        if value and "=" in value:  # MODEL=PATH: a mapping in Python
+            value = "{" + value.replace("=", ": ") + "}"
+        if arg.endswith("="):
+            return arg + (value or "...")
+        return arg + (f" {value}" if value else "")
+
+    parts = message.split("`")  # `zoo train ... --data PATH` is a shell command: kept as is
+    return "`".join(p if k % 2 else _OPTION.sub(swap, p) for k, p in enumerate(parts))
 
 
 class ZooError(Exception):
-    """A problem with the user's input or environment, with the way out in its message."""
+    """A problem with the user's input or environment, with the way out in its message: CLI
+    options in it read as Python arguments unless shown under `cli_wording` (decided when the
+    message is shown, so an error raised on a worker thread reads right wherever it lands)."""
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return text if _CLI_WORDING.get() else python_wording(text)
 
 
 class UnknownNameError(ZooError):

@@ -71,15 +71,51 @@ def _existing_ancestor(path: Path) -> Path:
     return Path.cwd()
 
 
+# Folders (and files) this process reads as its inputs: data folders, runs being merged, the
+# feature cache. An output folder replaced with --overwrite must hold none of them.
+_INPUTS: dict[Path, str] = {}
+
+
+def protect_input(path: str | os.PathLike, what: str) -> None:
+    """Record `path` as one of this run's inputs (`what`: "data folder", ...): no --overwrite
+    may delete it or a folder holding it."""
+    with contextlib.suppress(OSError, RuntimeError):
+        _INPUTS.setdefault(Path(path).expanduser().resolve(), what)
+
+
+def _held_input(folder: Path) -> tuple[Path, str] | None:
+    """The first input of this run that `folder` is, or holds (the current folder included)."""
+    real = folder.resolve()
+    inputs = {**_INPUTS, Path.cwd().resolve(): "current folder", Path.home().resolve(): "home"}
+    for path, what in inputs.items():
+        if path == real or real in path.parents:
+            return path, what
+    return None
+
+
 def check_output_folder(path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Refuse, before any work, a folder that holds another run (unless `overwrite`) or that
-    is a file; returns the path, user-expanded."""
+    """Refuse, before any work, a folder that holds another run (unless `overwrite`), one
+    that --overwrite would delete with the run's own inputs in it (data, the current folder, a
+    run being merged), a file, a path under a file, and a place that cannot be written;
+    returns the path, user-expanded."""
     p = Path(path).expanduser()
     if p.exists() and not p.is_dir():
         raise ZooError(f"--out {str(path)!r} is a file; pass a folder")
-    if p.is_dir() and any(p.iterdir()) and not overwrite:
-        raise ZooError(f"--out {str(path)!r} already exists and is not empty; pass --overwrite "
-                       "to replace it, or choose another folder")
+    if p.is_dir() and any(p.iterdir()):
+        if not overwrite:
+            raise ZooError(f"--out {str(path)!r} already exists and is not empty; pass "
+                           "--overwrite to replace it, or choose another folder")
+        held = _held_input(p)
+        if held:
+            raise ZooError(f"--out {str(path)!r} holds {held[0]} ({held[1]} of this run): "
+                           "replacing it would delete that; choose another folder")
+    base = _existing_ancestor(p.absolute().parent)
+    if not base.is_dir():
+        raise ZooError(f"--out {str(path)!r}: {base} is a file, not a folder; choose another "
+                       "folder")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise ZooError(f"--out {str(path)!r}: cannot write in {base} (permission denied); "
+                       "choose a folder you can write to")
     return p
 
 
@@ -93,12 +129,6 @@ def output_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     """
     final = check_output_folder(path, overwrite).absolute()
     base = _existing_ancestor(final.parent)
-    if not base.is_dir():
-        raise ZooError(f"--out {str(path)!r}: {base} is a file, not a folder; choose another "
-                       "folder")
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise ZooError(f"--out {str(path)!r}: cannot write in {base} (permission denied); "
-                       "choose a folder you can write to")
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=base))
         apply_umask(tmp, directory=True)

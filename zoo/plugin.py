@@ -117,11 +117,16 @@ def wrap_model(spec: ModelSpec, module: Any, layers: list[LayerInfo], source: We
                input: InputConfig, device: str, *, tiny: bool = False,
                cls: type | None = None) -> ZooModel:
     """The ZooModel (or family subclass `cls`) for a built module: the weights' fingerprint (tiny
-    random builds keyed apart), the resolved input transform, and the weights' source."""
+    random builds keyed apart, random init keyed by the built weights' hash), the resolved
+    input transform, and the weights' source."""
     from zoo.model.base import ZooModel
 
-    return (cls or ZooModel)(spec, module, layers,
-                             fingerprint=source.fingerprint("tiny" if tiny else ""),
+    fingerprint = source.fingerprint("tiny" if tiny else "")
+    if source.random_init:  # keyed by the weights as built: a plugin may change torch's
+        from zoo.model.wrapped import state_fingerprint  # default dtype or init at import
+
+        fingerprint += f":{state_fingerprint(module)[:16]}"
+    return (cls or ZooModel)(spec, module, layers, fingerprint=fingerprint,
                              random_init=source.random_init, device=device, input=input,
                              source=source)
 

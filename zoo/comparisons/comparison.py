@@ -16,7 +16,7 @@ import numpy as np
 from zoo.engine.allpairs import all_pairs
 from zoo.engine.results import P_ADJUST, adjust_pvalues, reason_counts, tidy_rows, value_scale
 from zoo.errors import ZooError
-from zoo.features.layers import pair_by_ids
+from zoo.features.layers import check_same_data, pair_by_ids
 from zoo.result import Result
 
 if TYPE_CHECKING:
@@ -301,10 +301,7 @@ def check_comparable(a: FeatureSet, b: FeatureSet) -> None:
     if a.reduction != b.reduction:
         raise ZooError(f"{a.label} was reduced by {a.reduction!r} and {b.label} by "
                        f"{b.reduction!r}; extract both with the same reduction")
-    if a.data != b.data:
-        raise ZooError(f"{a.label} was extracted on {a.data!r} and {b.label} on {b.data!r}: "
-                       "rows would be paired across different images; extract both from the "
-                       "same data")
+    check_same_data(a.data, a.data_fingerprint, b.data, b.data_fingerprint)
 
 
 def add_statistics(c: Comparison, r: MetricResult, permutations: int, intervals: bool,

@@ -247,6 +247,11 @@ def run_matrix(names: Sequence[str], dataset: Dataset, metric: str | Any, *,
 
     from zoo.comparisons.plan import missing_units, run_shard
 
+    odd = [n for n in names if not isinstance(n, str)]
+    if odd:  # the plan's workers load models by id, in other processes
+        raise ZooError(f"the matrix takes model ids (see `zoo list`), got a "
+                       f"{type(odd[0]).__name__}; compare a zoo.wrap(...) model with "
+                       "zoo.compare(zoo.extract(model, data), ...)")
     scratch = None if cache or options.get("run") else tempfile.mkdtemp(prefix="zoo-run-")
     plan, folder = open_matrix(names, dataset, metric, **{**options, "run": options.get("run")
                                                             or scratch})
@@ -326,9 +331,11 @@ def _worker(run: str, k: int, count: int, data: str, skip_bad: bool, device: str
 def load_matrix(run: str | Path) -> MatrixResult:
     """Assemble a finished run folder into a `MatrixResult` (what `zoo matrix merge` reads)."""
     from zoo.comparisons.plan import assemble, open_run
+    from zoo.io import protect_input
     from zoo.metrics import get
 
     run = Path(run)
+    protect_input(run, "matrix run")
     plan = open_run(run)
     values, reasons, n = assemble(plan, run)
     cfg = plan.config

@@ -224,7 +224,8 @@ def run_shard(plan: Plan, run: str | os.PathLike, shard: int = 0, shards: int = 
                 "host": socket.gethostname(), "pid": os.getpid(), **worker.note})
             computed.append(unit.id)
         if progress:
-            progress(f"shard {shard}/{shards}", k + 1, len(todo))
+            progress("matrix units" if shards == 1 else f"shard {shard}/{shards}", k + 1,
+                     len(todo))
     return computed
 
 

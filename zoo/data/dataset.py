@@ -13,6 +13,10 @@ import numpy as np
 from zoo.errors import DataError, ZooError
 
 
+class DataChanged(DataError):
+    """An image's bytes differ from those the dataset was fingerprinted with."""
+
+
 class Dataset:
     """An ordered, fingerprinted set of images with optional binary masks.
 
@@ -29,6 +33,7 @@ class Dataset:
         self._masks = list(mask_loaders) if mask_loaders is not None else None
         self._origin = list(origin) if origin is not None else list(ids)
         self.fingerprint = fingerprint
+        self.origin_fingerprint = fingerprint  # the whole set's, kept by subsets (pairing)
         self.skipped: list[str] = []
         self.unlisted: list[str] = []  # folders that could not be read (only under --skip-bad)
 
@@ -43,6 +48,8 @@ class Dataset:
         """Sample i as an RGB PIL image; an unreadable file is a `DataError` naming it."""
         try:
             return to_rgb(self._loaders[i]())
+        except DataChanged:
+            raise
         except DataError as exc:
             raise DataError(f"image {self._origin[i]}: {exc}; fix or remove it, or pass "
                             "--skip-bad to skip unreadable images") from None
@@ -63,8 +70,10 @@ class Dataset:
         idx = list(indices)
         fp = digest({"parent": self.fingerprint, "ids": [self.ids[i] for i in idx]})
         masks = [self._masks[i] for i in idx] if self._masks is not None else None
-        return Dataset(name or self.name, [self.ids[i] for i in idx],
-                       [self._loaders[i] for i in idx], fp, masks, [self._origin[i] for i in idx])
+        out = Dataset(name or self.name, [self.ids[i] for i in idx],
+                      [self._loaders[i] for i in idx], fp, masks, [self._origin[i] for i in idx])
+        out.origin_fingerprint = self.origin_fingerprint
+        return out
 
     def without_unreadable(self) -> Dataset:
         """A copy without the images that fail to decode; `.skipped` lists their ids and the

@@ -54,8 +54,8 @@ def as_dataset(spec: str | Dataset, *, skip_bad: bool = False) -> Dataset:
     if isinstance(spec, Dataset):
         return spec
     if not isinstance(spec, str):
-        raise DataError(f"data must be a dataset name, a folder or a zoo Dataset, not "
-                        f"{type(spec).__name__}")
+        raise DataError(f"data=: expected a dataset name, an image folder or zoo.dataset(...), "
+                        f"got {type(spec).__name__}")
     data = open_dataset(spec, skip_bad=skip_bad)
     if not len(data):
         raise DataError(f"no readable images in {spec}")

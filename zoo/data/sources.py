@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import hashlib
+import io
 import json
 import os
 import time
@@ -16,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from zoo.data.dataset import Dataset, digest
+from zoo.data.dataset import DataChanged, Dataset, digest
 from zoo.errors import DataError, ZooError
+from zoo.io import protect_input
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".bmp", ".dib", ".tif",
                   ".tiff", ".webp", ".gif", ".pgm", ".ppm", ".pbm", ".pnm", ".tga", ".qoi",
@@ -28,11 +30,21 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".bmp", ".d
 SKIP_BAD: contextvars.ContextVar[bool] = contextvars.ContextVar("zoo_skip_bad", default=False)
 
 
-def _open_image(path: Path) -> Callable[[], Any]:
+def _open_image(path: Path, expected: str | None = None) -> Callable[[], Any]:
+    """A loader of the image at `path`; with `expected` (the content hash the dataset was
+    fingerprinted with) the bytes decoded are checked against it, so a file rewritten after the
+    scan never yields features under the old content's key."""
     def load() -> Any:
         from PIL import Image
 
-        return Image.open(path)
+        if expected is None:
+            return Image.open(path)
+        data = path.read_bytes()
+        if _bytes_hash(data) != expected:
+            raise DataChanged(f"image {printable(path)} changed since zoo scanned the data "
+                              "(it was rewritten during this run); rerun once the files stop "
+                              "changing")
+        return Image.open(io.BytesIO(data))
 
     return load
 
@@ -43,6 +55,11 @@ def _file_hash(path: Path) -> str:
         for chunk in iter(lambda: stream.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _bytes_hash(data: bytes) -> str:
+    """`_file_hash` of bytes already read."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def _racy(stat: os.stat_result) -> bool:
@@ -79,27 +96,49 @@ def _content_hashes(paths: Sequence[Path], root: Path) -> list[list]:
 
 
 def _list_images(root: Path) -> tuple[list[Path], list[str]]:
-    """Every image file under `root` (following links, each real folder once) and the folders
-    that could not be listed; those stop the scan unless --skip-bad is in effect."""
+    """Every image file under `root` (following links that stay inside it, each real folder
+    once) and the folders that could not be listed or that a link leads out of `root` to;
+    those stop the scan unless --skip-bad is in effect."""
     unlisted: list[str] = []
+
+    def refuse(where: str, message: str) -> None:
+        if not SKIP_BAD.get():
+            raise DataError(message)
+        unlisted.append(where)
 
     def failed(exc: OSError) -> None:
         where = exc.filename or str(root)
-        if not SKIP_BAD.get():
-            raise DataError(f"cannot read folder {where}: {exc.strerror or exc}; fix its "
-                            "permissions, or pass --skip-bad to skip it (it is counted)")
-        unlisted.append(str(where))
+        refuse(str(where), f"cannot read folder {where}: {exc.strerror or exc}; fix its "
+               "permissions, or pass --skip-bad to skip it (it is counted)")
 
+    top = os.path.realpath(root)
     files, seen = [], set()
     for folder, subfolders, names in os.walk(root, onerror=failed, followlinks=True):
         real = os.path.realpath(folder)
-        if real in seen:  # a link back up the tree
+        if real in seen:  # a link back into the tree: each real folder once
             subfolders[:] = []
+            continue
+        if os.path.commonpath([top, real]) != top:  # a link out of --data (its parent, ...)
+            subfolders[:] = []
+            refuse(folder, f"folder link {folder} leads outside {root} (to {real}); zoo scans "
+                   "only inside the folder you name: pass that folder as --data, copy it in, "
+                   "or pass --skip-bad to skip the link (it is counted)")
             continue
         seen.add(real)
         subfolders.sort()
         files += [Path(folder) / n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES]
     return sorted(p for p in files if p.is_file()), unlisted
+
+
+def printable(path: str | os.PathLike) -> str:
+    """A path as text every writer (JSON, HTML, figures) can show: bytes of a name that are not
+    valid UTF-8 (legal on Linux) are written as `\\xff`."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def sample_id(path: Path, root: Path) -> str:
+    """A file's sample id: its path relative to `root`, printable."""
+    return printable(path.relative_to(root))
 
 
 def image_folder(path: str | None) -> Dataset:
@@ -112,13 +151,18 @@ def image_folder(path: str | None) -> Dataset:
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DataError(f"image folder {path!r} does not exist or is not a folder")
+    protect_input(root, "data folder")
     files, unlisted = _list_images(root)
     if not files:
         raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found under {path}")
-    ids = [str(p.relative_to(root)) for p in files]
-    fp = digest({"folder": _content_hashes(files, root), "unlisted": unlisted, "v": 2})
-    dataset = Dataset(f"folder:{root}", ids, [_open_image(p) for p in files], fp,
-                      origin=[str(p) for p in files])
+    ids = [sample_id(p, root) for p in files]
+    if len(set(ids)) != len(ids):
+        raise DataError(f"two file names under {path} give the same sample id once written "
+                        "as UTF-8; rename one of them")
+    hashes = _content_hashes(files, root)
+    fp = digest({"folder": hashes, "unlisted": unlisted, "v": 2})
+    dataset = Dataset(f"folder:{root}", ids, [_open_image(p, h[2]) for p, h in zip(files, hashes)],
+                      fp, origin=[printable(p) for p in files])
     dataset.unlisted = unlisted
     return dataset
 
@@ -154,7 +198,8 @@ def isic_folder(path: str | None) -> Dataset:
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DataError(f"ISIC folder {path!r} does not exist or is not a folder")
-    ids, loaders, masks, origin, files = [], [], [], [], []
+    protect_input(root, "data folder")
+    ids, masks, origin, files = [], [], [], []
     for split, (inp, gt) in ISIC_SPLITS.items():
         if not (root / inp).is_dir():
             continue
@@ -163,14 +208,15 @@ def isic_folder(path: str | None) -> Dataset:
             if not mask.is_file():
                 raise DataError(f"ISIC image {img} has no ground-truth mask {mask}")
             ids.append(f"{split}/{img.stem}")
-            loaders.append(_open_image(img))
             masks.append(_open_mask(mask))
             origin.append(str(img))
             files += [img, mask]
     if not ids:
         raise DataError(f"{path} has no ISIC 2018 task-1 images; expected folders "
                         f"{', '.join(v[0] for v in ISIC_SPLITS.values())}")
-    fp = digest({"isic": _content_hashes(files, root), "v": 2})
+    hashes = _content_hashes(files, root)
+    loaders = [_open_image(img, h[2]) for img, h in zip(files[::2], hashes[::2])]
+    fp = digest({"isic": hashes, "v": 2})
     return Dataset(f"isic:{root}", ids, loaders, fp, masks, origin)
 
 
@@ -184,6 +230,28 @@ SKIMAGE_SAMPLES = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_fiel
                    "immunohistochemistry", "retina", "colorwheel", "camera", "coins", "moon",
                    "page", "text", "clock")
 SKLEARN_SAMPLES = ("china.jpg", "flower.jpg")
+
+
+def split_indices(ids: Sequence[str], fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+                  seed: int = 0) -> dict[str, list[int]]:
+    """Train / validation / test indices. Ids with a split prefix (`train/`, `validation/`,
+    `test/`, as the ISIC layout gives) keep it; unprefixed ids are split at random (seeded) by
+    `fractions`, and a split the data lacks is carved out of the training ids by the same
+    fractions. Validation selects the model; test is only ever scored at the end."""
+    if abs(sum(fractions) - 1) > 1e-6 or min(fractions) <= 0:
+        raise ValueError(f"split fractions {fractions} must be > 0 and sum to 1")
+    named: dict[str, list[int]] = {"train": [], "validation": [], "test": []}
+    for i, sid in enumerate(ids):
+        named[split_of(sid) if split_of(sid) in named else "train"].append(i)
+    rng = np.random.default_rng(seed)
+    pool = rng.permutation(named["train"]).tolist()
+    total = len(pool)
+    for split, frac in (("test", fractions[2]), ("validation", fractions[1])):
+        if not named[split]:
+            take = max(1, int(round(frac * total)))
+            named[split], pool = pool[:take], pool[take:]
+    named["train"] = pool
+    return {k: sorted(v) for k, v in named.items()}
 
 
 def _array_loader(make: Callable[[], np.ndarray]) -> Callable[[], Any]:
@@ -221,7 +289,9 @@ def _parse_count(arg: str | None, default: int, name: str) -> int:
     try:
         n = int(arg)
     except ValueError:
-        raise ZooError(f"dataset '{name}' takes a sample count, e.g. {name}:{default}") from None
+        hint = f" or a split, {name}:test" if name == "lesions" else ""
+        raise ZooError(f"dataset '{name}' takes a sample count, e.g. {name}:{default}{hint}"
+                       ) from None
     if n < 1:
         raise ZooError(f"dataset '{name}': sample count must be >= 1")
     return n
@@ -307,6 +377,22 @@ def synthetic(arg: str | None = None) -> Dataset:
     return synthetic_dataset("shapes", n, name=f"synthetic:{n}")
 
 
+LESIONS = 240  # images in `lesions`: the set `zoo demo` trains and tests on
+SPLITS = ("train", "validation", "test")
+
+
 def lesions(arg: str | None = None) -> Dataset:
-    """Lesion-like blobs on skin-like texture with exact masks (`lesions:N`, default 400)."""
-    return synthetic_dataset("lesions", _parse_count(arg, 400, "lesions"))
+    """Lesion-like blobs on skin-like texture with exact masks: `lesions[:N][:SPLIT]`, N
+    images (default 240, the demo's set), or only their train / validation / test split as
+    `zoo train` and `zoo demo` cut it (`lesions:test`: the demo's held-out images)."""
+    parts = arg.split(":") if arg else []
+    split = parts.pop() if parts and parts[-1] in SPLITS else None
+    if len(parts) > 1:
+        raise ZooError(f"dataset 'lesions:{arg}': write lesions:N, lesions:SPLIT or "
+                       f"lesions:N:SPLIT (SPLIT: {', '.join(SPLITS)})")
+    n = _parse_count(parts[0] if parts else None, LESIONS, "lesions")
+    data = synthetic_dataset("lesions", n)
+    if split is None:
+        return data
+    name = f"lesions:{split}" if n == LESIONS else f"lesions:{n}:{split}"
+    return data.subset(split_indices(data.ids)[split], name=name)

@@ -34,7 +34,7 @@ import numpy as np
 
 from zoo.errors import ZooError, environment_error
 from zoo.features.layers import LayerFeatures
-from zoo.io import cache_root, to_jsonable
+from zoo.io import cache_root, protect_input, to_jsonable
 
 FORMAT_VERSION = 3
 _BLOCK = 1 << 24  # bytes read at a time when verifying
@@ -378,6 +378,7 @@ class FeatureCache:
         if self.root.exists() and not self.root.is_dir():
             raise ZooError(f"the feature cache {self.root} is a file, not a folder; point "
                            "ZOO_CACHE_DIR at a folder (or pass --no-cache)")
+        protect_input(self.root, "feature cache")
 
     def _dir(self, key: str) -> Path:
         return self.root / "features" / key
@@ -400,15 +401,19 @@ class FeatureCache:
                                     ) from None
 
     # complete entries ------------------------------------------------------------------------
-    def get(self, key: str, mmap: bool = False) -> LayerFeatures | None:
-        """The complete, verified entry for `key`, or None (a bad entry is removed). With
-        `mmap`, the array is a read-only memory map (verified block by block, never loaded)."""
+    def get(self, key: str, mmap: bool = False,
+            ids: list[str] | None = None) -> LayerFeatures | None:
+        """The complete, verified entry for `key`, or None (a bad entry is removed, as is one
+        whose manifest names another key or, given `ids`, other sample ids). With `mmap`, the
+        array is a read-only memory map (verified block by block, never loaded)."""
         d = self._dir(key)
         manifest_path, array_path = d / "manifest.json", d / "features.npy"
         if not manifest_path.is_file():
             return None
         try:
             manifest = json.loads(manifest_path.read_text())
+            if manifest["key"] != key or (ids is not None and manifest["sample_ids"] != ids):
+                raise ValueError("another entry's manifest")
             data = _verified(array_path, manifest, mmap)
             feats = LayerFeatures(data, manifest["layout"], manifest["sample_ids"],
                                   manifest.get("prefix_tokens", 0), dict(manifest["fields"]))
@@ -418,6 +423,10 @@ class FeatureCache:
         with contextlib.suppress(OSError):  # last use, for `cache prune` (shared caches too)
             os.utime(manifest_path)
         return feats
+
+    def has(self, key: str) -> bool:
+        """Whether a complete entry for `key` is on disk (not yet verified: see `get`)."""
+        return (self._dir(key) / "manifest.json").is_file()
 
     def writer(self, key: str, fields: dict[str, Any], samples: int, rows_per_sample: int = 1,
                dtype: str = "float32") -> EntryWriter:
@@ -444,10 +453,17 @@ class FeatureCache:
         for manifest_path in (self.root / "features").glob("*/manifest.json"):
             try:
                 m = json.loads(manifest_path.read_text())
+                if not isinstance(m, dict):
+                    continue
                 m["used"] = manifest_path.stat().st_mtime
                 m["bytes"] = _size(manifest_path.parent)
             except (OSError, ValueError):
                 continue
+            missing = [k for k in _LISTED if k not in m]  # a damaged entry: listed, removable
+            m |= {k: _LISTED[k] for k in missing} | {"key": m.get("key", manifest_path.parent.name)}
+            if not isinstance(m["fields"], dict):
+                m["fields"], missing = {}, missing + ["fields"]
+            m["damaged"] = missing
             m.pop("sample_ids", None)
             m.pop("ranges", None)
             m["path"] = str(manifest_path.parent)
@@ -504,6 +520,10 @@ class FeatureCache:
                 _discard(Path(entry["path"]))
                 removed, freed = removed + 1, freed + entry["bytes"]
         return removed, freed
+
+
+# What a listed manifest holds (a damaged one gets these placeholders and names what it lacks).
+_LISTED: dict[str, Any] = {"fields": {}, "shape": "?", "dtype": "?", "layout": "?"}
 
 
 def _verified(path: Path, manifest: dict[str, Any], mmap: bool) -> np.ndarray:

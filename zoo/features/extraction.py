@@ -12,7 +12,7 @@ import numpy as np
 
 from zoo.errors import ZooError
 from zoo.features.cache import EntryWriter, FeatureCache, cache_key
-from zoo.features.layers import LayerFeatures, parse_reduction, reduce_array, row_ids
+from zoo.features.layers import LayerFeatures, check_grid, parse_reduction, reduce_array, row_ids
 from zoo.progress import Progress
 
 if TYPE_CHECKING:
@@ -79,6 +79,44 @@ def _check_finite(array: np.ndarray, model: str, layer: str, ids: Sequence[str])
                        f"samples (e.g. {shown}); check the weights and input normalisation")
 
 
+def _check_storable(array: np.ndarray, dtype: str, model: str, layer: str) -> None:
+    """Features beyond the storage dtype's range are an error, never stored as inf."""
+    top = float(np.finfo(dtype).max)
+    if not array.size or top >= float(np.finfo(array.dtype).max):
+        return  # storing does not narrow the range
+    reach = max(-float(array.min()), float(array.max()))  # no full-size temporary
+    if reach > top:
+        raise ZooError(f"{model} layer {layer}: features reach {reach:.4g}, "
+                       f"beyond {dtype}'s range (+-{top:.6g}); store them as float32 "
+                       "(--dtype float32)")
+
+
+def check_arguments(model: Any, dataset: Any, layers: Any, reduction: Any, batch_size: Any,
+                    cache: Any) -> None:
+    """The types of `extract`'s arguments, each wrong one a ZooError naming what to pass
+    (a notebook passes anything; a TypeError deep inside names nothing)."""
+    from zoo.data.dataset import Dataset
+    from zoo.model.base import ZooModel
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise ZooError(message)
+
+    need(isinstance(model, ZooModel), "model: expected a model id, zoo.load(...) or "
+         f"zoo.wrap(...), got {type(model).__name__}")
+    need(isinstance(dataset, Dataset), "data=: expected a dataset name, an image folder or "
+         f"zoo.dataset(...), got {type(dataset).__name__}")
+    need(isinstance(layers, (list, tuple)) and all(isinstance(x, str) for x in layers),
+         f"layers=: expected names or globs (a string or a list of strings), got {layers!r}")
+    need(isinstance(reduction, str), "reduction=: expected gap, cls, grid:K, positions:K, "
+         f"flatten or none, got {reduction!r}")
+    parse_reduction(reduction)
+    need(isinstance(batch_size, int) and not isinstance(batch_size, bool),
+         f"batch_size=: expected a whole number of images, got {batch_size!r}")
+    need(cache is None or isinstance(cache, FeatureCache), "cache=: expected True, False or "
+         f"zoo.features.cache.FeatureCache(folder), got {type(cache).__name__} {cache!r}")
+
+
 def extract(model: ZooModel, dataset: Dataset, layers: Sequence[str], reduction: str = "none",
             batch_size: int = 16, cache: FeatureCache | None = None,
             progress: Progress | None = None, dtype: str = "float32", workers: int = 0,
@@ -110,10 +148,12 @@ def extract(model: ZooModel, dataset: Dataset, layers: Sequence[str], reduction:
     keys = {n: cache_key(f) for n, f in fields.items()}
     results: dict[str, LayerFeatures] = {}
     if cache is not None:
-        for name in layers:
-            hit = cache.get(keys[name], mmap=mmap)
+        stored = [n for n in layers if cache.has(keys[n])]
+        ids = row_ids(dataset.ids, reduction) if stored else None
+        for name in stored:
+            hit = cache.get(keys[name], mmap=mmap, ids=ids)
             if hit is not None:
-                hit.meta = dict(fields[name])
+                hit.meta = dict(fields[name]) | {"cache": "hit"}
                 results[name] = _as_float32(hit)
     todo = [n for n in layers if n not in results]
     if todo:
@@ -198,7 +238,7 @@ class _Sink:
         self.writer.seal(layout, ids, prefix)
         if self.keep:
             return self.array
-        hit = cache.get(key, mmap=True)
+        hit = cache.get(key, mmap=True, ids=ids)
         if hit is None:
             raise ZooError(f"the feature cache entry {key} vanished while it was read; rerun")
         return hit.data
@@ -247,7 +287,8 @@ class _Run:
                                   else ("NC", 0))
                 data = sinks[nm].finish(layout, ids, prefix, self.cache, self.keys[nm])
                 feats = LayerFeatures(data, layout, list(ids), prefix)
-                feats.meta = dict(self.fields[nm])
+                feats.meta = dict(self.fields[nm]) | {
+                    "cache": "stored" if self.cache is not None else "off"}
                 results[nm] = _as_float32(feats)
         finally:
             for sink in sinks.values():
@@ -343,6 +384,7 @@ class _Run:
                 array, _ = reduce_array(array, info.layout, ids, self.reduction,
                                         info.prefix_tokens)
             _check_finite(array, self.model.id, nm, ids)
+            _check_storable(array, sinks[nm].dtype, self.model.id, nm)
             sinks[nm].write(start, stop, array)
 
 
@@ -418,6 +460,7 @@ def reduce_tensor(t: torch.Tensor, info: LayerInfo, reduction: str,
                            f"{info.prefix_tokens} prefix tokens do not form a square grid; "
                            f"declare the layer's prefix tokens, or use --reduce gap")
         maps = patches.reshape(n, side, side, t.shape[-1])
+    check_grid(reduction, k, maps.shape[1], maps.shape[2])
     pooled = F.adaptive_avg_pool2d(maps.permute(0, 3, 1, 2).double(), k).permute(0, 2, 3, 1)
     pooled = pooled.to(t.dtype)
     return pooled.reshape(n, -1) if name == "grid" else pooled.reshape(n * k * k, -1)

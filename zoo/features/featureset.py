@@ -35,6 +35,19 @@ class FeatureSet(Result):
     reduction: str
     data: str
     provenance: dict[str, Any] = field(default_factory=dict)
+    data_fingerprint: str = ""  # the whole dataset's (a subset's parent): what ids refer to
+
+    def __post_init__(self) -> None:
+        """Every layer's rows in the first layer's order, paired by sample id (a layer that
+        holds other samples is a DataError); the data's fingerprint from the features' keys."""
+        from zoo.features.layers import align_rows
+
+        if not self.features:  # the labels of a saved comparison, read back without features
+            return
+        self.features = align_rows({n: self.features[n] for n in self.names}) | {
+            n: f for n, f in self.features.items() if n not in self.names}
+        if not self.data_fingerprint and self.names:
+            self.data_fingerprint = str(self.features[self.names[0]].meta.get("data", ""))
 
     marker = "ids.json"
 
@@ -78,6 +91,7 @@ class FeatureSet(Result):
     def to_dict(self) -> dict[str, Any]:
         """What manifest.json says: model, data, reduction, layers and provenance."""
         return {"model": self.model, "random_init": self.random_init, "data": self.data,
+                "data_fingerprint": self.data_fingerprint,
                 "samples": len(self.sample_ids), "reduction": self.reduction,
                 "layers": self.rows(), "provenance": self.provenance}
 
@@ -119,7 +133,7 @@ class FeatureSet(Result):
         feats = {i.name: LayerFeatures(arrays[i.name], "NC" if arrays[i.name].ndim == 2
                                        else i.layout, list(ids)) for i in layers}
         return cls(info["model"], info["random_init"], layers, feats, info["reduction"],
-                   info["data"], info["provenance"])
+                   info["data"], info["provenance"], info.get("data_fingerprint", ""))
 
 
 def extract_set(model: ZooModel, dataset: Dataset, layers: Sequence[str] | None = None,
@@ -129,15 +143,15 @@ def extract_set(model: ZooModel, dataset: Dataset, layers: Sequence[str] | None 
     """Extract `layers` (names or globs; None: all) of a loaded model, ordered by depth;
     `dtype` float16 halves the cache (stored precision, keyed apart); `workers` loader
     processes decode images; `precision` bf16/fp16 runs the forward under autocast."""
-    from zoo.features.extraction import extract
-    from zoo.model.selection import select_layers
+    from zoo.features.extraction import check_arguments, extract, select_layers
 
+    check_arguments(model, dataset, list(layers or []), reduction, batch_size, cache)
     names = select_layers(list(model.layers), layers, model.id)
     infos = sorted((model.layer(n) for n in names), key=lambda i: i.depth)
     feats = extract(model, dataset, [i.name for i in infos], reduction, batch_size, cache,
                     progress, dtype, workers=workers, precision=precision)
     return FeatureSet(model.id, model.random_init, infos, feats, reduction, dataset.name,
-                      provenance_of(model))
+                      provenance_of(model), dataset.origin_fingerprint)
 
 
 def provenance_of(model: ZooModel) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import numpy as np
 from zoo.errors import DataError, ZooError
 
 REDUCTIONS = ("gap", "cls", "grid:K", "positions:K", "flatten", "none")
+MAX_GRID = 1024  # no layer's map is larger; bounds the row ids of positions:K
 
 
 @dataclass
@@ -60,15 +61,25 @@ class LayerFeatures:
 
 def parse_reduction(reduction: str) -> tuple[str, int | None]:
     """'grid:4' -> ('grid', 4); validates the name and argument."""
+    if not isinstance(reduction, str):
+        raise ZooError(f"reduction=: expected one of {', '.join(REDUCTIONS)}, got {reduction!r}")
     m = re.fullmatch(r"(gap|cls|flatten|none)|(grid|positions):(\d+)", reduction)
     if not m:
         raise ZooError(f"unknown reduction {reduction!r}; use one of {', '.join(REDUCTIONS)}")
     if m.group(1):
         return m.group(1), None
     k = int(m.group(3))
-    if k < 1:
-        raise ZooError(f"reduction {reduction!r}: K must be >= 1")
+    if not 1 <= k <= MAX_GRID:
+        raise ZooError(f"reduction {reduction!r}: K must be between 1 and {MAX_GRID} (and at "
+                       "most the layer's map size)")
     return m.group(2), k
+
+
+def check_grid(reduction: str, k: int, height: int, width: int) -> None:
+    """grid:K / positions:K pool a map to K x K: K larger than the map would repeat cells."""
+    if k > min(height, width):
+        raise ZooError(f"reduction {reduction!r}: the layer's map is {height} x {width}, "
+                       f"smaller than {k} x {k}; use K <= {min(height, width)}")
 
 
 def _adaptive_pool(maps: np.ndarray, k: int) -> np.ndarray:
@@ -110,7 +121,9 @@ def reduce_array(data: np.ndarray, layout: str, sample_ids: list[str], reduction
         return data.reshape(n, -1, data.shape[-1]).mean(axis=1), list(sample_ids)
     if layout not in ("NCHW", "NLC"):
         raise ZooError(f"reduction {reduction!r} needs a spatial layer, got {layout}; use 'gap'")
-    pooled = _adaptive_pool(feats.spatial(), k)
+    maps = feats.spatial()
+    check_grid(reduction, k, maps.shape[1], maps.shape[2])
+    pooled = _adaptive_pool(maps, k)
     if name == "grid":
         return pooled.reshape(n, -1), list(sample_ids)
     return pooled.reshape(n * k * k, -1), row_ids(sample_ids, reduction)
@@ -139,3 +152,38 @@ def pair_by_ids(a_ids: list[str], b_ids: list[str]) -> tuple[np.ndarray, np.ndar
         raise DataError(f"sample ids do not match: {len(missing_b)} only in A, {missing_a} only "
                         f"in B (e.g. {example}); extract both over the same data")
     return np.arange(len(a_ids)), np.array([b_index[s] for s in a_ids])
+
+
+def align_rows(layers: dict[str, LayerFeatures]) -> dict[str, LayerFeatures]:
+    """The layers with every one's rows in the first layer's id order, each paired by its own
+    sample ids (a layer holding other samples is a `DataError`; aligned ones are kept as they
+    are, never copied)."""
+    names = list(layers)
+    if not names:
+        return {}
+    ref = layers[names[0]].sample_ids
+    out = {}
+    for name in names:
+        feats = layers[name]
+        if feats.sample_ids == ref:
+            out[name] = feats
+            continue
+        try:
+            _, idx = pair_by_ids(ref, feats.sample_ids)
+        except DataError as exc:
+            raise DataError(f"layer {name} holds other samples than layer {names[0]}: {exc}"
+                            ) from None
+        out[name] = LayerFeatures(feats.data[idx], feats.layout, list(ref), feats.prefix_tokens,
+                                  dict(feats.meta))
+    return out
+
+
+def check_same_data(a_name: str, a_fingerprint: str, b_name: str, b_fingerprint: str) -> None:
+    """Sample ids pair rows only within one dataset: two sets over different data (another
+    folder whose files share names, or changed files) are a `DataError`, never paired."""
+    if a_name != b_name or (a_fingerprint and b_fingerprint and a_fingerprint != b_fingerprint):
+        what = (f"{a_name} and {b_name}" if a_name != b_name else
+                f"{a_name}, whose files changed between the two extractions")
+        raise DataError(f"the feature sets were extracted over different data ({what}): "
+                        "equal sample ids there name different images; extract both over "
+                        "the same data")

@@ -12,8 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from zoo.errors import UnknownNameError, ZooError
+from zoo.errors import UnknownNameError, ZooError, one_line
 from zoo.model.weights import WeightSource
+from zoo.registry.host import plugin_code
 from zoo.registry.specs import InputConfig, LayerInfo, ModelSpec
 
 
@@ -81,8 +82,12 @@ class ZooModel:
 
     def convert(self, info: LayerInfo, output: Any) -> torch.Tensor:
         """A hooked module's output -> channels-last tensor of the layer's layout."""
-        if isinstance(output, (tuple, list)):
+        if isinstance(output, (tuple, list)) and output:
             output = output[0]
+        if not isinstance(output, torch.Tensor):
+            raise ZooError(f"{self.id} layer {info.name}: module {info.module!r} returns a "
+                           f"{type(output).__name__}, not a tensor; declare a module whose "
+                           "output is a tensor (or override ZooModel.convert)")
         if info.layout == "NCHW":
             return output.permute(0, 2, 3, 1)
         return output
@@ -126,9 +131,16 @@ class ZooModel:
                 raise ZooError(f"{self.id}: module {module_name!r} not found in the network")
             handles.append(modules[module_name].register_forward_hook(make_hook(module_name)))
         try:
-            self.run(x.to(self.device, non_blocking=True))
+            with plugin_code():
+                self.run(x.to(self.device, non_blocking=True))
         except _StopForward:
             pass
+        except torch.OutOfMemoryError:
+            raise MemoryError from None  # the CLI says: a smaller --batch-size
+        except (ZooError, MemoryError):
+            raise
+        except Exception as exc:
+            raise ZooError(f"{self.id}: the forward pass failed: {one_line(exc)}") from exc
         finally:
             for h in handles:
                 h.remove()

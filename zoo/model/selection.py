@@ -20,12 +20,10 @@ def split_names(layers: str | Sequence[str] | None) -> list[str] | None:
     """`"a,b"` or `["a,b", "c"]` -> `["a", "b", "c"]`; None (or nothing) stays None."""
     if layers is None:
         return None
-    if not isinstance(layers, (str, list, tuple)):
-        raise ZooError(f"layers must be a string or a list of strings, not "
-                       f"{type(layers).__name__}")
-    items = [layers] if isinstance(layers, str) else list(layers)
-    if not all(isinstance(item, str) for item in items):
-        raise ZooError("layers must be a string or a list of strings")
+    items = [layers] if isinstance(layers, str) else layers
+    if not isinstance(items, (list, tuple)) or not all(isinstance(x, str) for x in items):
+        raise ZooError(f"layers=: expected names or globs (a string or a list of strings), "
+                       f"got {layers!r}")
     return [p.strip() for item in items for p in item.split(",") if p.strip()] or None
 
 

@@ -328,6 +328,9 @@ def resolve_weights(model_id: str, weights: str | os.PathLike | None, random_ini
         path = Path(weights).expanduser().absolute()
         if not path.exists():
             raise WeightsError(f"{model_id}: weights path {str(weights)!r} does not exist")
+        from zoo.io import protect_input
+
+        protect_input(path, "weights")
         return WeightSource(path, str(path), trust=trust)
     if random_init:
         return WeightSource(None, f"random init (seed {RANDOM_INIT_SEED})")
@@ -345,8 +348,37 @@ def resolve_weights(model_id: str, weights: str | os.PathLike | None, random_ini
     roots = sorted({e.root() for e in cached})
     looked = (f"looked for {'; '.join(e.describe() for e in cached)} in {', '.join(roots)}"
               if cached else "no published weights to look for in a cache")
-    raise WeightsError(f"no weights found for {model_id} ({looked}); pass --weights PATH"
-                       f"{f' ({accepts})' if accepts else ''} or --random-init")
+    raise MissingWeights({model_id: looked}, accepts)
+
+
+class MissingWeights(WeightsError):
+    """No weights for one or more models: names every one, where zoo looked, and the ways
+    forward (train them with `make demo` / `zoo train`, pass weights, or random init)."""
+
+    def __init__(self, looked: dict[str, str], accepts: str = "") -> None:
+        self.looked, self.accepts = dict(looked), accepts
+        ids = list(self.looked)
+        found = "; ".join(f"{m}: {where}" for m, where in self.looked.items())
+        ways = []
+        trainable = [m for m in ids if m.split("/")[0] in TRAINABLE_FAMILIES]
+        if trainable:
+            ways.append("run `make demo` (trains small unetpp and mask2former models on the "
+                        "offline lesion set, minutes on a CPU; they become the defaults) or "
+                        f"`zoo train {trainable[0]} --data isic:PATH` (fine-tune on your masks)")
+        one = "--weights PATH" if len(ids) == 1 else "--weights MODEL=PATH for each"
+        ways.append(f"pass {one}{f' ({accepts})' if accepts and len(ids) == 1 else ''}")
+        ways.append("pass --random-init (fixed-seed random weights: for checking the plumbing, "
+                    "not for conclusions)")
+        super().__init__(f"no weights found for {' and '.join(ids)} ({found}). Ways forward: "
+                         + "; or ".join(ways))
+
+    def merged(self, other: MissingWeights) -> MissingWeights:
+        """One error naming the models of both."""
+        return MissingWeights({**self.looked, **other.looked}, self.accepts or other.accepts)
+
+
+# Families `zoo train` fine-tunes and `make demo` trains (the study's segmentation models).
+TRAINABLE_FAMILIES = ("unetpp", "mask2former")
 
 
 def weights_file_in(folder: str | os.PathLike, names: Sequence[str] = HF_WEIGHT_FILES) -> Path:

@@ -2,7 +2,8 @@
 
 Layer layouts and widths are read from one probe forward pass (4-D outputs are NCHW maps, 3-D
 token sequences NLC, 2-D vectors NC), depth follows the order the layers fire in, and the
-weights' fingerprint is a hash of the state dict, so the feature cache works as for plugins.
+weights' fingerprint is a hash of the state dict and of the forward (module tree and code), so
+the feature cache works as for plugins and never serves one forward's features to another.
 """
 
 from __future__ import annotations
@@ -32,6 +33,51 @@ def state_fingerprint(module: nn.Module) -> str:
         digest.update(f"{key}:{tuple(t.shape)}:{t.dtype}".encode())
         digest.update(t.view(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def forward_fingerprint(module: nn.Module) -> str:
+    """sha256 of what computes the forward besides the weights: the module tree as printed
+    (every submodule's type and hyper-parameters: strides, eps, activations) and the code of
+    every method of each user-defined class in it (torch's own classes are named by the torch
+    version), plus forwards assigned to an instance. Two modules with the same weights but
+    another forward never share cached features."""
+    import torch
+
+    digest = hashlib.sha256(f"torch {torch.__version__}\n{module!r}".encode())
+    seen: set[type] = set()
+    for name, sub in module.named_modules():
+        for cls in type(sub).__mro__:
+            if cls in seen or cls.__module__.split(".")[0] in ("torch", "builtins"):
+                continue
+            seen.add(cls)
+            digest.update(f"class {cls.__module__}.{cls.__qualname__}".encode())
+            for attr, value in sorted(vars(cls).items()):
+                _code_digest(digest, attr, value)
+        for attr, value in sorted(vars(sub).items()):  # e.g. `net.forward = other`
+            if callable(value) and not isinstance(value, torch.nn.Module):
+                _code_digest(digest, f"{name}.{attr}", value)
+    return digest.hexdigest()
+
+
+def _code_digest(digest: Any, name: str, value: Any) -> None:
+    """Feed a function's (or method's, property's) code into `digest`: bytecode, names and
+    constants, nested functions included; file names and line numbers left out."""
+    for fn in (value.fget, value.fset) if isinstance(value, property) else (value,):
+        fn = getattr(fn, "__func__", fn)
+        code = getattr(fn, "__code__", None)
+        if code is not None:
+            digest.update(name.encode())
+            _feed_code(digest, code)
+
+
+def _feed_code(digest: Any, code: Any) -> None:
+    digest.update(code.co_code)
+    digest.update(repr((code.co_names, code.co_varnames)).encode())
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):
+            _feed_code(digest, const)
+        else:
+            digest.update(repr(const).encode())
 
 
 def wrap_module(module: nn.Module, layers: Mapping[str, str] | Sequence[str], *,
@@ -67,7 +113,8 @@ def wrap_module(module: nn.Module, layers: Mapping[str, str] | Sequence[str], *,
     spec = ModelSpec(family or "custom", arch or "module", lambda *a, **k: None,
                      lambda: list(infos), input=cfg, weights="user module",
                      description=f"wrapped {type(module).__name__}")
-    return ZooModel(spec, module, infos, fingerprint=state_fingerprint(module), random_init=False,
+    fingerprint = f"{state_fingerprint(module)}+forward:{forward_fingerprint(module)[:16]}"
+    return ZooModel(spec, module, infos, fingerprint=fingerprint, random_init=False,
                     device=device, input=cfg, weights_source="in-memory nn.Module")
 
 
@@ -81,8 +128,12 @@ def _probe(module: nn.Module, paths: Mapping[str, str], size: int,
     modules = dict(module.named_modules())
     handles = []
     for layer, path in paths.items():
-        def hook(_m: Any, _i: Any, out: Any, layer: str = layer) -> None:
-            out = out[0] if isinstance(out, (tuple, list)) else out
+        def hook(_m: Any, _i: Any, out: Any, layer: str = layer, path: str = path) -> None:
+            out = out[0] if isinstance(out, (tuple, list)) and out else out
+            if not isinstance(out, torch.Tensor):
+                raise ZooError(f"wrap: layer {layer!r} (module {path!r}) returns a "
+                               f"{type(out).__name__}, not a tensor; name a submodule whose "
+                               "output is a tensor")
             if layer not in shapes:
                 shapes[layer] = tuple(out.shape)
                 order.append(layer)

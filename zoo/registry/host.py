@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import functools
 import importlib
+import math
 import os
 import re
 import sys
@@ -67,9 +68,28 @@ def _disabled() -> set[str]:
 
 @contextlib.contextmanager
 def plugin_code() -> Iterator[None]:
-    """While plugin code runs, what it prints goes to stderr (stdout is for zoo's output)."""
-    with contextlib.redirect_stdout(sys.stderr):
+    """While plugin code runs, what it prints goes to stderr (stdout is for zoo's output):
+    `print` and `sys.stdout`, and writes to file descriptor 1 itself (os.write, C libraries)."""
+    with contextlib.redirect_stdout(sys.stderr), _fd1_to_stderr():
         yield
+
+
+@contextlib.contextmanager
+def _fd1_to_stderr() -> Iterator[None]:
+    """Point file descriptor 1 at stderr's, then back (nested uses restore in order)."""
+    try:
+        sys.__stdout__.flush()
+        saved = os.dup(1)
+    except (AttributeError, OSError, ValueError):  # no fd 1 (embedded, closed): nothing to guard
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.dup2(saved, 1)
+        os.close(saved)
 
 
 def guarded(fn: Callable[..., Any], plugin: str, what: str) -> Callable[..., Any]:
@@ -88,6 +108,62 @@ def guarded(fn: Callable[..., Any], plugin: str, what: str) -> Callable[..., Any
     return call
 
 
+ZOO_MODEL_ATTRIBUTES = ("id", "layers", "input", "module", "forward_layers", "provenance")
+
+
+def checked_loader(loader: Callable[..., Any], plugin: str, model: str) -> Callable[..., Any]:
+    """A guarded loader (see `guarded`) whose result must be a ZooModel (checked by the
+    attributes the pipeline uses, since the boundary sits below the model layer)."""
+    load = guarded(loader, plugin, f"loading {model}")
+
+    @functools.wraps(loader)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        out = load(*args, **kwargs)
+        if not all(hasattr(out, a) for a in ZOO_MODEL_ATTRIBUTES):
+            raise ZooError(f"plugin {plugin!r}: loading {model} returned {type(out).__name__}, "
+                           "not a ZooModel; the loader must return zoo.plugin.wrap_model(...)")
+        return out
+
+    return call
+
+
+def _real_number(value: Any, what: str) -> float:
+    """A metric's score as a float: a real number, finite or NaN (undefined); anything else
+    (complex, an array, inf, text) is the plugin's error."""
+    import numbers
+
+    import numpy as np
+
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        kind = (f"an array of shape {value.shape}" if isinstance(value, np.ndarray)
+                else f"{type(value).__name__} {value!r}")
+        raise ZooError(f"{what} returned {kind}; a score must be one real number "
+                       "(NaN with a reason when undefined)")
+    if math.isinf(value):
+        raise ZooError(f"{what} returned {value}; a score must be finite (raise "
+                       "zoo.metrics.MetricUndefined with a reason when it is undefined)")
+    return float(value)
+
+
+def _real_block(value: Any, shape: tuple[int, int], what: str) -> Any:
+    """A metric's score_block as a real (A, B) array without inf (NaN marks undefined)."""
+    import numpy as np
+
+    block = np.asarray(value) if value is not None else np.empty(0)
+    if block.shape != shape:
+        raise ZooError(f"{what} returned shape {block.shape}; expected {shape} (one value per "
+                       "pair of A's and B's states)")
+    if np.iscomplexobj(block) or not (np.issubdtype(block.dtype, np.number)
+                                      or block.dtype == bool):
+        raise ZooError(f"{what} returned a {block.dtype} array; scores must be real numbers "
+                       "(a complex value means the metric's arithmetic went wrong)")
+    if np.isinf(block).any():
+        raise ZooError(f"{what} returned inf; scores must be finite (NaN marks undefined)")
+    return block.astype(np.float64)
+
+
 METRIC_CALLS = ("prepare", "score", "score_block", "has_block")
 METRIC_NAME = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 
@@ -101,9 +177,21 @@ class GuardedMetric:
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self.metric, name)
-        if name in METRIC_CALLS and callable(value):
-            return guarded(value, self.plugin, f"metric {self.metric.name!r} {name}")
-        return value
+        if name not in METRIC_CALLS or not callable(value):
+            return value
+        what = f"metric {self.metric.name!r} {name}"
+        call = guarded(value, self.plugin, what)
+        what = f"plugin {self.plugin!r}: {what}"
+        if name == "score":
+            return functools.wraps(value)(lambda *a, **k: _real_number(call(*a, **k), what))
+        if name == "score_block":
+            @functools.wraps(value)
+            def block(states_a: Any, states_b: Any = None, *args: Any, **kwargs: Any) -> Any:
+                shape = (len(states_a), len(states_a if states_b is None else states_b))
+                return _real_block(call(states_a, states_b, *args, **kwargs), shape, what)
+
+            return block
+        return call
 
     def __repr__(self) -> str:
         return f"GuardedMetric({self.metric!r}, plugin={self.plugin!r})"
@@ -190,7 +278,7 @@ class Registry:
         if not isinstance(spec, ModelSpec):
             raise TypeError(f"register_models expects ModelSpec, got {type(spec).__name__}")
         spec = dataclasses.replace(
-            spec, loader=guarded(spec.loader, info.name, f"loading {spec.id}"),
+            spec, loader=checked_loader(spec.loader, info.name, spec.id),
             layers=guarded(spec.layers, info.name, f"layers() of {spec.id}"))
         self._add(self.models, "model", spec.id, spec, info)
 
@@ -231,6 +319,9 @@ class Registry:
         `prefer_trained=False` (the user passes weights or asks for random init) the first, the
         family's own default, is used.
         """
+        if not isinstance(name, str):
+            raise ZooError(f"model: expected a model id such as 'toy/cnn' (see `zoo list`), "
+                           f"zoo.load(...) or zoo.wrap(...), got {type(name).__name__}")
         if name in self.models:
             return self.models[name]
         candidates = self.families.get(name) or [

@@ -62,27 +62,3 @@ def mean_metrics(preds: Sequence[np.ndarray], truths: Sequence[np.ndarray]) -> d
     out = {k: float(np.mean([m[k] for m in per])) for k in ("iou", "dice", "pixel_accuracy")}
     out["images"] = len(per)
     return out
-
-
-def split_indices(ids: Sequence[str], fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
-                  seed: int = 0) -> dict[str, list[int]]:
-    """Train / validation / test indices. Ids with a split prefix (`train/`, `validation/`,
-    `test/`, as the ISIC layout gives) keep it; unprefixed ids are split at random (seeded) by
-    `fractions`, and a split the data lacks is carved out of the training ids by the same
-    fractions. Validation selects the model; test is only ever scored at the end."""
-    from zoo.data.sources import split_of
-
-    if abs(sum(fractions) - 1) > 1e-6 or min(fractions) <= 0:
-        raise ValueError(f"split fractions {fractions} must be > 0 and sum to 1")
-    named: dict[str, list[int]] = {"train": [], "validation": [], "test": []}
-    for i, sid in enumerate(ids):
-        named[split_of(sid) if split_of(sid) in named else "train"].append(i)
-    rng = np.random.default_rng(seed)
-    pool = rng.permutation(named["train"]).tolist()
-    total = len(pool)
-    for split, frac in (("test", fractions[2]), ("validation", fractions[1])):
-        if not named[split]:
-            take = max(1, int(round(frac * total)))
-            named[split], pool = pool[:take], pool[take:]
-    named["train"] = pool
-    return {k: sorted(v) for k, v in named.items()}

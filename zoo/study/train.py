@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from zoo.data.sources import split_indices
 from zoo.errors import ZooError
-from zoo.study.segmentation import LOSSES, mean_metrics, split_indices
+from zoo.study.segmentation import LOSSES, mean_metrics
 
 if TYPE_CHECKING:
     import torch
@@ -147,16 +148,20 @@ def checkpoint_dir(root: Path, model_id: str) -> Path:
 
 
 def save_checkpoint(model: Any, base_id: str, tag: str, options: dict[str, Any],
-                    result: TrainResult, root: Path, data: str, default: bool = False) -> Path:
-    """Save weights (.safetensors) and zoo.json so the checkpoint loads as `base_id.tag`
-    (zoo.json last: a folder without it is not a checkpoint)."""
+                    result: TrainResult, root: Path, data: str, default: bool = False,
+                    arch: str | None = None, description: str = "") -> Path:
+    """Save weights (.safetensors) and zoo.json so the checkpoint loads as `base_id.tag`, or
+    `family/arch.tag` when the build options make another architecture (`arch`, e.g. a
+    ResNet-18 `tiny` build of unetpp/resnet34); zoo.json last: a folder without it is not a
+    checkpoint."""
     from zoo.io import atomic_write, write_json
 
-    trained_id = f"{base_id}.{tag}"
+    trained_id = f"{base_id.split('/')[0]}/{arch}.{tag}" if arch else f"{base_id}.{tag}"
     folder = checkpoint_dir(root, trained_id)
     state = {k: v.detach().cpu().clone() for k, v in model.module.state_dict().items()}
     atomic_write(folder / "weights.safetensors", lambda f: f.write(_safetensors_bytes(state)))
     write_json(folder / "zoo.json", {"id": trained_id, "base": base_id, "tag": tag,
+                                     "description": description,
                                      "options": options, "data": data, "default": default,
                                      "input": model.input.key(),
                                      "layers": [i.as_dict() for i in model.layers.values()],
@@ -180,10 +185,11 @@ def train_and_save(model: str, data: str | Dataset, epochs: int = 10, batch_size
                    size: int | None = None, tag: str = "finetuned", weights: str | None = None,
                    random_init: bool = False, device: str = "cpu",
                    options: dict[str, Any] | None = None, default: bool = False,
-                   skip_bad: bool = False, progress: Progress | None = None
+                   skip_bad: bool = False, progress: Progress | None = None,
+                   arch: str | None = None, description: str = ""
                    ) -> tuple[Any, TrainResult, Path]:
-    """Load, fine-tune and save one segmentation model as `MODEL.TAG` in the cache; returns
-    (model, result, checkpoint folder)."""
+    """Load, fine-tune and save one segmentation model as `MODEL.TAG` (or `family/ARCH.TAG`,
+    see `save_checkpoint`) in the cache; returns (model, result, checkpoint folder)."""
     from zoo.data.resolve import as_dataset
     from zoo.io import cache_root
     from zoo.model.loading import load_model
@@ -199,5 +205,5 @@ def train_and_save(model: str, data: str | Dataset, epochs: int = 10, batch_size
                              progress=progress)
     build = {k: v for k, v in options.items() if k != "trust_weights"}  # the saved file is safe
     folder = save_checkpoint(zmodel, spec.id, tag, build, result, cache_root(), data.name,
-                             default=default)
+                             default=default, arch=arch, description=description)
     return zmodel, result, folder
