@@ -92,7 +92,7 @@ def test_align_closed_form_pair_scores_held_out(tmp_path, capsys):
     (("align", *TOY, "--layers", "stage1"), ("needs --target",)),
     (("align", *TOY, "--layers", "stage1,block1", "--target", "no.csv"), ("does not exist",)),
     (("align", *TOY, "--layers", "stage*,block1", "--method", "cca"), ("exactly two layers",)),
-    (("cut", *TOY, "--layers", "stage1"), ("no spatial layer of toy/vit matches",)),
+    (("cut", *TOY, "--layers", "stage1"), ("no spatial layer of toy/vit is selected",)),
     (("align", *TOY, "--layers", "stage1", "--method", "svd"), ("unknown alignment method",)),
 ])
 def test_user_errors_are_one_line(tmp_path, capsys, args, needles):

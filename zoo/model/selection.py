@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from zoo.errors import UnknownNameError, ZooError
 
-NO_GRID = "has no pixel grid (a vector, or tokens without a patch stride)"
+NO_GRID = "has no pixel grid (not a spatial layer: a vector, or tokens without a patch stride)"
 
 
 def split_names(layers: str | Sequence[str] | None) -> list[str] | None:
