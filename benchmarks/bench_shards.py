@@ -84,7 +84,9 @@ def synthetic_run(folder: Path, layers: int, samples: int) -> None:
     """A plan over `layers` synthetic layers (4 models) with its extract units already done."""
     import numpy as np
 
-    from zoo.io import write_json, write_npy
+    from zoo.cache import FeatureCache, cache_key
+    from zoo.features import LayerFeatures
+    from zoo.io import write_json
     from zoo.plan import make_plan, open_run
 
     per_model = layers // 4
@@ -96,15 +98,20 @@ def synthetic_run(folder: Path, layers: int, samples: int) -> None:
     open_run(folder, plan)
     rng = np.random.default_rng(0)
     latent = rng.normal(size=(samples, 8))
+    store = FeatureCache(folder / "features")  # the store a `--no-cache` run keeps
+    ids = [f"s{i}" for i in range(samples)]
     for unit in (u for u in plan.units if u.kind == "extract"):
-        out = folder / "units" / unit.id
+        keys = {}
         for g, info in enumerate(plan.layers):
             if info["model"] == unit.args["model"]:
                 mix = rng.normal(size=(8, WIDTH))
                 feats = np.tanh(latent @ mix) + 0.1 * rng.normal(size=(samples, WIDTH))
-                write_npy(out / f"l{g:05d}.npy", feats.astype(np.float32))
-        write_json(out / "ids.json", [f"s{i}" for i in range(samples)])
-        write_json(folder / "done" / f"{unit.id}.json", {"unit": unit.id, "weights": "bench"})
+                fields = {"bench": "shards", "layer": g, "samples": samples}
+                keys[str(g)] = cache_key(fields)
+                store.put(keys[str(g)], LayerFeatures(feats.astype(np.float32), "NC", ids), fields)
+        write_json(folder / "done" / f"{unit.id}.json", {"unit": unit.id, "weights": "bench",
+                                                          "store": str(store.root),
+                                                          "keys": keys})
 
 
 def large_runs(tmp: Path) -> None:
