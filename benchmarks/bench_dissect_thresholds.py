@@ -19,6 +19,7 @@ import tracemalloc
 import numpy as np
 
 from zoo.concepts.threshold import top_quantile_thresholds
+from machine import describe, load_line  # benchmarks/machine.py
 
 GRID, UNITS, PER_CHUNK, QUANTILE = 28, 256, 2, 0.005
 
@@ -52,6 +53,7 @@ def in_memory(chunks: int) -> np.ndarray:
 
 
 def main() -> None:
+    print(describe())
     print(f"top-{QUANTILE} thresholds of {UNITS} units on a {GRID}x{GRID} grid")
     print(f"{'images':>7} {'values':>10} {'stream s':>9} {'base s':>7} {'time ratio':>10} "
           f"{'stream MiB':>10} {'base MiB':>9} {'mem ratio':>9}")
@@ -67,3 +69,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    print(f"at the end: {load_line()}")

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import describe, load_line  # benchmarks/machine.py
+
 REPO = Path(__file__).resolve().parents[1]
 JOB = ["matrix", "toy/cnn", "toy/vit", "--data", "synthetic:512", "--reduce", "gap",
        "--batch-size", "32", "--samples-per-unit", "64", "--block", "4", "--json"]
@@ -130,6 +132,7 @@ def large_runs(tmp: Path) -> None:
 
 
 def main() -> None:
+    print(describe())
     with tempfile.TemporaryDirectory(prefix="bench-shards-") as tmp:
         sharded_vs_unsharded(Path(tmp))
         large_runs(Path(tmp))
@@ -140,3 +143,4 @@ if __name__ == "__main__":
         child(sys.argv[2])
     else:
         main()
+        print(f"at the end: {load_line()}")
