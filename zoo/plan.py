@@ -335,7 +335,10 @@ class _Worker:
         where = {(n.get("store"), n.get("keys", {}).get(str(first if g is None else g)))
                  for n in notes}
         (root, key), *others = where
-        if others or key is None:
+        if key is None:
+            raise ZooError(f"the extract markers of {name} in {self.folder} name no feature "
+                           "store entry (a run folder of an older zoo); start a new run")
+        if others:
             raise ZooError(f"the extract units of {name} name different feature store entries "
                            f"({sorted(map(str, where))}); start a new run")
         store = FeatureCache(root)
