@@ -125,3 +125,13 @@ def test_a_corrupt_range_is_not_merged(tmp_path):
     c.verify()
     assert c.stored() == {0: 6}
     c.close()
+
+
+def test_plan_batches_fills_only_the_window_and_skips_what_is_stored():
+    from zoo.extraction import plan_batches
+
+    # layer a has [0, 6) stored, b nothing: the window [4, 12) forwards 6..12 for a, 4..12 for b
+    steps = plan_batches({"a": {0: 6}, "b": {}}, 20, 4, (4, 12))
+    assert steps == [(4, 6, ["b"]), (6, 10, ["a", "b"]), (10, 12, ["a", "b"])]
+    assert plan_batches({"a": {0: 20}}, 20, 4, (4, 12)) == []
+    assert plan_batches({"a": {}}, 20, 8) == [(0, 8, ["a"]), (8, 16, ["a"]), (16, 20, ["a"])]
