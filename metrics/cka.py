@@ -4,9 +4,9 @@ CKA(K, L) = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)). Each representation is cen
 (`prepare`) with float64 column means; the centred features are the Gram factor, reduced to n
 columns only when they are more than REDUCE_RATIO times wider than n. Where the Gram rows are
 formed in float32 anyway (n >= FLOAT32_MIN_SAMPLES), biased linear CKA centres a float32
-representation straight into its float32 factor (`centre_float32`: one pass, one array). Pairs are scored in feature space (cheap when
-widths are small) or, for whole blocks of pairs, as one chunked product of stacked Gram rows
-(`score_block`, torch).
+representation straight into its float32 factor (`centre_float32`: one pass, one array).
+Pairs are scored in feature space (cheap when widths are small) or, for whole blocks of pairs,
+as one chunked product of stacked Gram rows (`score_block`, torch).
 """
 
 from __future__ import annotations

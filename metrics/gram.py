@@ -8,8 +8,8 @@ number of pairs.
 
 Precision and speed (DESIGN rules 6 and 9): factors are centred with float64 column means
 (no offset reaches float32; a factor marked `centred` was centred so by the metric's prepare
-and is used where it lies, without a copy), the Gram rows are formed in float32 (twice the float64 matrix-multiply rate, half the
-memory traffic), and each inner product is summed in float32 over at most one Gram row (<= n
+and is used where it lies, without a copy), the Gram rows are formed in float32 (twice the
+float64 matrix-multiply rate, half the memory traffic), and each inner product is summed in float32 over at most one Gram row (<= n
 terms) and accumulated over rows and tiles in float64. Only the upper triangle of each
 symmetric Gram matrix is formed, which halves the Gram work: each block of rows r0:r1 is one
 product against all columns right of it (counted twice), and its diagonal square is formed in
