@@ -18,6 +18,8 @@ import json
 import subprocess
 import sys
 
+from machine import describe, load_line  # benchmarks/machine.py
+
 CHILD = """
 import json, resource, sys
 from zoo.api import load
@@ -58,6 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 128, 512])
     args = parser.parse_args()
+    print(describe())
     print("resnet-ssl tiny (random init, 64 px), every spatial layer, synthetic:N concepts")
     print(f"{'N':>5} {'mode':>9} {'setup MiB':>10} {'peak MiB':>9} {'peak-setup':>11} "
           f"{'largest layer MiB':>18}")
@@ -74,3 +77,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    print(f"at the end: {load_line()}")

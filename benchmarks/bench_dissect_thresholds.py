@@ -18,6 +18,7 @@ import time
 import tracemalloc
 
 import numpy as np
+from machine import describe, load_line  # benchmarks/machine.py
 
 from zoo.concepts.threshold import top_quantile_thresholds
 
@@ -53,6 +54,7 @@ def in_memory(chunks: int) -> np.ndarray:
 
 
 def main() -> None:
+    print(describe())
     print(f"top-{QUANTILE} thresholds of {UNITS} units on a {GRID}x{GRID} grid")
     print(f"{'images':>7} {'values':>10} {'stream s':>9} {'base s':>7} {'time ratio':>10} "
           f"{'stream MiB':>10} {'base MiB':>9} {'mem ratio':>9}")
@@ -68,3 +70,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    print(f"at the end: {load_line()}")

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from machine import describe, load_line  # benchmarks/machine.py
 
 from zoo.api import dataset, load
 from zoo.data.dataset import Dataset
@@ -161,11 +162,11 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0, metavar="LINES",
                         help="print this many lines of a cProfile of one zoo run")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average "
-          f"{os.getloadavg()[0]:.1f}")
+    print(describe())
     for family in args.families:
         bench(family, args)
 
 
 if __name__ == "__main__":
     main()
+    print(f"at the end: {load_line()}")

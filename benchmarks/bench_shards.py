@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import describe, load_line  # benchmarks/machine.py
+
 REPO = Path(__file__).resolve().parents[1]
 JOB = ["matrix", "toy/cnn", "toy/vit", "--data", "synthetic:512", "--reduce", "gap",
        "--batch-size", "32", "--samples-per-unit", "64", "--block", "4", "--json"]
@@ -85,7 +87,9 @@ def synthetic_run(folder: Path, layers: int, samples: int) -> None:
     import numpy as np
 
     from zoo.comparisons.plan import make_plan, open_run
-    from zoo.io import write_json, write_npy
+    from zoo.features.cache import FeatureCache, cache_key
+    from zoo.features.layers import LayerFeatures
+    from zoo.io import write_json
 
     per_model = layers // 4
     models = [(f"synthetic/m{m}", [{"name": f"l{i}", "role": "encoder", "depth": i / per_model}
@@ -96,15 +100,20 @@ def synthetic_run(folder: Path, layers: int, samples: int) -> None:
     open_run(folder, plan)
     rng = np.random.default_rng(0)
     latent = rng.normal(size=(samples, 8))
+    store = FeatureCache(folder / "features")  # the store a `--no-cache` run keeps
+    ids = [f"s{i}" for i in range(samples)]
     for unit in (u for u in plan.units if u.kind == "extract"):
-        out = folder / "units" / unit.id
+        keys = {}
         for g, info in enumerate(plan.layers):
             if info["model"] == unit.args["model"]:
                 mix = rng.normal(size=(8, WIDTH))
                 feats = np.tanh(latent @ mix) + 0.1 * rng.normal(size=(samples, WIDTH))
-                write_npy(out / f"l{g:05d}.npy", feats.astype(np.float32))
-        write_json(out / "ids.json", [f"s{i}" for i in range(samples)])
-        write_json(folder / "done" / f"{unit.id}.json", {"unit": unit.id, "weights": "bench"})
+                fields = {"bench": "shards", "layer": g, "samples": samples}
+                keys[str(g)] = cache_key(fields)
+                store.put(keys[str(g)], LayerFeatures(feats.astype(np.float32), "NC", ids), fields)
+        write_json(folder / "done" / f"{unit.id}.json", {"unit": unit.id, "weights": "bench",
+                                                          "store": str(store.root),
+                                                          "keys": keys})
 
 
 def large_runs(tmp: Path) -> None:
@@ -123,6 +132,7 @@ def large_runs(tmp: Path) -> None:
 
 
 def main() -> None:
+    print(describe())
     with tempfile.TemporaryDirectory(prefix="bench-shards-") as tmp:
         sharded_vs_unsharded(Path(tmp))
         large_runs(Path(tmp))
@@ -133,3 +143,4 @@ if __name__ == "__main__":
         child(sys.argv[2])
     else:
         main()
+        print(f"at the end: {load_line()}")

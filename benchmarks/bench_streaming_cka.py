@@ -19,6 +19,8 @@ import subprocess
 import sys
 import time
 
+from machine import describe, load_line  # benchmarks/machine.py
+
 N = 100_000
 BATCH = 1000
 CONFIGS = [(64,), (1024,), (64, 256, 1024)]  # layer widths on each side
@@ -55,6 +57,7 @@ def child(widths: tuple[int, ...]) -> None:
 
 
 def main() -> None:
+    print(describe())
     print(f"streaming linear CKA, n = {N:,} samples in minibatches of {BATCH} (float64 sums), "
           "torch intra-op threads = 1")
     for widths in CONFIGS:
@@ -73,3 +76,4 @@ if __name__ == "__main__":
         child(tuple(int(w) for w in sys.argv[2].split(",")))
     else:
         main()
+        print(f"at the end: {load_line()}")

@@ -6,10 +6,11 @@ time, and turns every block into all pairwise inner products with one batched pr
 work is ~n^2 (sum of widths) for the Gram rows plus ~n^2 L^2 for the inner products, whatever the
 number of pairs.
 
-Precision and speed (DESIGN rules 6 and 9): factors are centred in float64 (no offset reaches
-float32), the Gram rows are formed in float32 (twice the float64 matrix-multiply rate, half the
-memory traffic), and each inner product is summed in float32 over at most one Gram row (<= n
-terms) and accumulated over rows and tiles in float64. Only the upper triangle of each
+Precision and speed (DESIGN rules 6 and 9): factors are centred with float64 column means
+(no offset reaches float32; a factor marked `centred` was centred so by the metric's prepare
+and is used where it lies, without a copy), the Gram rows are formed in float32 (twice the
+float64 matrix-multiply rate, half the memory traffic), and each inner product is summed in
+float32 over at most one Gram row (<= n terms) and accumulated over rows and tiles in float64. Only the upper triangle of each
 symmetric Gram matrix is formed, which halves the Gram work: each block of rows r0:r1 is one
 product against all columns right of it (counted twice), and its diagonal square is formed in
 strips of STRIP_ROWS rows (rows a:b against columns a:r1, the strip's own square counted once),
@@ -37,6 +38,7 @@ CHUNK_BYTES = 256 * 2**20  # default budget for one side's block of Gram rows (a
 MAX_BLOCK_ROWS = 512  # rows per block: taller products run closer to the square-mm rate
 STRIP_ROWS = 128  # diagonal squares in strips: waste ~ STRIP_ROWS / n, small products still fast
 FLOAT32_MIN_SAMPLES = 512  # precision="auto" forms Gram rows in float32 from this n up
+HALF_ROOT = 0.5**0.5  # a diagonal square scaled by this on both sides counts once, not twice
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Gram:
 
     factor: np.ndarray | None = None
     matrix: np.ndarray | None = None
+    centred: bool = False  # the factor's columns are centred already (used as is, no copy)
 
     @property
     def n(self) -> int:
@@ -118,11 +121,13 @@ def gram_inner_products(grams_a: Sequence[Gram], grams_b: Sequence[Gram] | None 
     for step, tiles in enumerate(blocks):
         for r0, r1, c0, c1 in tiles:
             stacks = [s.tile(r0, r1, c0, c1) for s in stackers]  # (layers, r1-r0, c1-c0) each
-            # A tile starting on the diagonal has its square counted once, the rest twice.
-            square = r1 - r0 if c0 == r0 else 0
-            for lo, hi, weight in ((0, square, 1.0), (square, c1 - c0, 2.0)):
-                if hi > lo:
-                    _accumulate(cross, selfs, [s[:, :, lo:hi] for s in stacks], weight, same)
+            # Every tile counts twice, but one starting on the diagonal has its square counted
+            # once: its square is scaled by sqrt(1/2) on each side (one pass over the square,
+            # so the inner products run over the whole contiguous tile at once).
+            if c0 == r0:
+                for s in stacks:
+                    s[:, :, :r1 - r0].mul_(HALF_ROOT)
+            _accumulate(cross, selfs, stacks, 2.0, same)
         if progress:
             progress("gram", step + 1, len(blocks))
     if same:
@@ -145,6 +150,13 @@ def _accumulate(cross: Any, selfs: list[Any], parts: list[Any], weight: float,
         for acc, part in zip(selfs, parts):
             norms = torch.linalg.vector_norm(part, dim=2).to(torch.float64)
             acc += weight * (norms * norms).sum(dim=1)
+
+
+def forms_float32(n: int) -> bool:
+    """Whether Gram rows of n samples are formed in float32 under precision="auto"."""
+    import torch
+
+    return _work_dtype("auto", n) == torch.float32
 
 
 def _work_dtype(precision: str, n: int) -> Any:
@@ -173,8 +185,8 @@ def _row_inner(a: Any, b: Any) -> Any:
 class _Stacker:
     """One side's Gram matrices on the device, writing blocks of their rows into one buffer.
 
-    Factors of equal width are stacked (g, n, r) so their rows come from one batched product;
-    `order[k]` is the input index of stack row k.
+    Factors are grouped by width, explicit matrices last; `order[k]` is the input index of
+    stack row k.
     """
 
     def __init__(self, grams: list[Gram], dev: Any, unbiased: bool, dtype: Any,
@@ -190,8 +202,7 @@ class _Stacker:
             if width < 0:  # explicit matrices stay on the host; blocks are copied over
                 self.groups.append(_Matrices([grams[k].matrix for k in ids], unbiased, dtype))
             else:
-                self.groups.append(_Factors([grams[k].factor for k in ids], dev, unbiased,
-                                            dtype))
+                self.groups.append(_Factors([grams[k] for k in ids], dev, unbiased, dtype))
         self.buffer = torch.empty(len(grams) * tile_size, dtype=dtype, device=dev)
 
     def tile(self, r0: int, r1: int, c0: int, c1: int) -> Any:
@@ -206,42 +217,60 @@ class _Stacker:
 
 
 class _Factors:
-    """Factors of one width, centred in float64 and kept in the work dtype, stacked (g, n, r)
-    so each block of Gram rows is one batched product (rows r0:r1 times rows r0:, transposed).
+    """Factors of one width in the work dtype, one Gram tile per factor from one product
+    (rows r0:r1 times rows c0:c1, transposed). A factor already centred in the work dtype on
+    the CPU is used where it lies (no copy); others are centred here in float64, written in
+    the work dtype.
 
     Unbiased: the U-centred Gram K - u 1' - 1 u' + c 11' (diagonal zeroed) is the product of
     augmented factors [Z, -u, 1, c] and [Z, 1, -u, 1], so U-centring costs no extra pass.
     """
 
-    def __init__(self, factors: list[np.ndarray], dev: Any, unbiased: bool, dtype: Any) -> None:
+    def __init__(self, grams: list[Gram], dev: Any, unbiased: bool, dtype: Any) -> None:
         import torch
 
-        n, width = factors[0].shape
-        extra = 3 if unbiased else 0
-        self.size, self.unbiased = len(factors), unbiased
-        self.left = torch.empty(self.size, n, width + extra, dtype=dtype, device=dev)
-        self.right = torch.empty_like(self.left) if unbiased else self.left
-        for k, z in enumerate(factors):
+        self.size, self.unbiased = len(grams), unbiased
+        self.left: list[Any] = []
+        self.right: list[Any] = []
+        for gram in grams:
+            z = gram.factor
+            n, width = z.shape
+            if gram.centred and not unbiased and z.dtype == _numpy_dtype(dtype):
+                self.left.append(torch.from_numpy(np.ascontiguousarray(z)).to(dev))
+                self.right.append(self.left[-1])
+                continue
             z64 = torch.as_tensor(np.asarray(z, dtype=np.float64)).to(dev)
+            left = torch.empty(n, width + (3 if unbiased else 0), dtype=dtype, device=dev)
             # One fused pass: subtract the float64 column means, write in the work dtype.
-            torch.sub(z64, z64.mean(dim=0), out=self.left[k, :, :width])
+            torch.sub(z64, z64.mean(dim=0), out=left[:, :width])
+            right = left
             if unbiased:
-                self.right[k, :, :width] = self.left[k, :, :width]
+                right = left.clone()
                 diag = ((z64 - z64.mean(dim=0)) ** 2).sum(dim=1)
                 # Row sums of the centred Gram are 0, so off-diagonal row sums are -diag.
                 u = -diag / (n - 2)
                 c = -diag.sum() / ((n - 1) * (n - 2))
                 ones = torch.ones_like(u)
-                self.left[k, :, width:] = torch.stack([-u, ones, c * ones], dim=1)
-                self.right[k, :, width:] = torch.stack([ones, -u, ones], dim=1)
+                left[:, width:] = torch.stack([-u, ones, c * ones], dim=1)
+                right[:, width:] = torch.stack([ones, -u, ones], dim=1)
+            self.left.append(left)
+            self.right.append(right)
 
     def rows(self, r0: int, r1: int, c0: int, c1: int, out: Any) -> None:
         """Write rows r0:r1, columns c0:c1 of each (U-)centred Gram matrix into `out`."""
         import torch
 
-        torch.bmm(self.left[:, r0:r1], self.right[:, c0:c1].transpose(1, 2), out=out)
+        for k, (left, right) in enumerate(zip(self.left, self.right)):
+            torch.mm(left[r0:r1], right[c0:c1].T, out=out[k])
         if self.unbiased:
             torch.diagonal(out, offset=r0 - c0, dim1=1, dim2=2).zero_()
+
+
+def _numpy_dtype(dtype: Any) -> np.dtype:
+    """The numpy dtype of a torch float dtype."""
+    import torch
+
+    return np.dtype(np.float32 if dtype == torch.float32 else np.float64)
 
 
 class _Matrices:

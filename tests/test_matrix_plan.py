@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 
-from zoo.comparisons import plan as planmod
+from zoo import plan as planmod
 from zoo.comparisons.plan import (
     STAGES,
     assemble,
@@ -20,7 +23,9 @@ from zoo.comparisons.plan import (
 from zoo.data.resolve import open_dataset
 from zoo.engine.allpairs import all_pairs
 from zoo.errors import ZooError
+from zoo.features.cache import FeatureCache
 from zoo.features.featureset import extract_set
+from zoo.features.layers import LayerFeatures
 from zoo.registry.host import get_registry
 
 MODELS = ("toy/cnn", "toy/vit")
@@ -169,10 +174,11 @@ def test_a_constant_layer_is_undefined_in_a_matrix_run_too(dataset, tmp_path):
     plan = toy_plan(dataset, metric="mutual-knn", block=10)
     open_run(tmp_path, plan)
     run_shard(plan, tmp_path, dataset=dataset, stages=["extract"])
-    for unit in plan.units:  # overwrite one layer's features with a constant
-        if unit.kind == "extract" and unit.args["model"] == 0:
-            path = tmp_path / "units" / unit.id / "l00000.npy"
-            np.save(path, np.ones_like(np.load(path)))
+    marker = json.loads((tmp_path / "done" / "extract-m000-s000000000.json").read_text())
+    store, key = FeatureCache(marker["store"]), marker["keys"]["0"]
+    entry, fields = store.get(key), store.manifest(key)["fields"]
+    shutil.rmtree(store.root / "features" / key)  # replace it by a constant entry
+    store.put(key, LayerFeatures(np.ones_like(entry.data), "NC", entry.sample_ids), fields)
     run_shard(plan, tmp_path, dataset=dataset, stages=["prepare", "score"])
     values, reasons, _ = assemble(plan, tmp_path)
     assert np.isnan(values[0]).all() and "constant" in reasons[0, 1]

@@ -8,8 +8,15 @@ writes its files atomically, then its marker `done/<unit>.json`; readers only re
 so they never see partial files, and a killed run resumes by skipping marked units.
 
     RUN/plan.json                 the configuration (a rerun must match it)
-    RUN/units/<unit>/...          unit outputs (.npy arrays and JSON, never pickle)
+    RUN/units/<unit>/...          prepared metric states and score blocks (.npy and JSON)
     RUN/done/<unit>.json          markers, written last
+    RUN/features/...              the feature store, only with cache=False (`--no-cache`)
+
+Features are not kept in the run folder: an extract unit stores its sample range in the same
+whole-dataset entries of the feature cache that `zoo extract` and `zoo compare` use (ranges of
+one entry, sealed by the unit that completes it; `zoo.features.extraction.extract_range`), and its
+marker names the store and the entry keys that prepare units read. A multi-node run therefore
+needs a cache all its nodes share (ZOO_CACHE_DIR on the shared filesystem) or `--no-cache`.
 """
 
 from __future__ import annotations
@@ -208,7 +215,8 @@ def run_shard(plan: Plan, run: str | os.PathLike, shard: int = 0, shards: int = 
     A unit whose inputs another shard has not finished yet is waited for, up to `wait` seconds
     (polling the markers), then refused with the missing units named. `dataset` is needed only
     by extract units and must be the plan's data (same fingerprint). Extract units read and
-    fill the feature cache (unless `cache=False`), so `zoo compare` and the matrix share it.
+    fill the feature cache (unless `cache=False`: then a store in the run folder), so `zoo
+    extract`, `zoo compare` and the matrix share one set of entries.
     """
     run = Path(run)
     todo = [u for u in shard_units(plan, shard, shards) if u.kind in stages]
@@ -267,8 +275,7 @@ class _Worker:
         getattr(self, f"_{unit.kind}")(unit, self.folder / "units" / unit.id)
 
     def _extract(self, unit: Unit, out: Path) -> None:
-        from zoo.features.cache import FeatureCache
-        from zoo.features.extraction import extract
+        from zoo.features.extraction import extract_range
         from zoo.registry.host import get_registry
 
         cfg, m = self.plan.config, unit.args["model"]
@@ -285,21 +292,28 @@ class _Worker:
                 device=self.device, **cfg.get("load_options", {}))
         layers = [(g, info["name"]) for g, info in enumerate(self.plan.layers)
                   if info["model"] == m]
-        part = data.subset(range(unit.args["start"], unit.args["stop"]))
-        feats = extract(self.model, part, [name for _, name in layers], cfg["reduction"],
-                        cfg["batch_size"], FeatureCache() if self.cache else None)
-        for g, name in layers:
-            write_npy(out / f"l{g:05d}.npy", feats[name].data)
-        write_json(out / "ids.json", feats[layers[0][1]].sample_ids)
-        self.note = {"weights": self.model.fingerprint,
-                     "provenance": self.model.provenance()}
+        store = self.store()
+        keys = extract_range(self.model, data, [name for _, name in layers], unit.args["start"],
+                             unit.args["stop"], store, cfg["reduction"], cfg["batch_size"])
+        self.note = {"weights": self.model.fingerprint, "provenance": self.model.provenance(),
+                     "store": str(store.root.resolve()),
+                     "keys": {str(g): keys[name] for g, name in layers}}
+
+    def store(self) -> Any:
+        """The feature store extract units fill: the shared feature cache (the entries `zoo
+        extract` and `zoo compare` use), or with `cache=False` one inside the run folder."""
+        from zoo.features.cache import FeatureCache
+
+        return FeatureCache() if self.cache else FeatureCache(self.folder / "features")
 
     def _prepare(self, unit: Unit, out: Path) -> None:
         g = unit.args["layer"]
         rep, ids = self._rows(g, self.plan.layers[g]["model"])
         _, ref = self._rows(None, 0)
         _, idx = pair_by_ids(ref, ids)
-        state, reason = prepare_one(self.metric, rep[idx])
+        if not np.array_equal(idx, np.arange(len(ids))):
+            rep = rep[idx]
+        state, reason = prepare_one(self.metric, rep)
         arrays: dict[str, np.ndarray] = {}
         tree = None if state is None else _encode(state, arrays, self.plan.config["metric"])
         for name, array in arrays.items():
@@ -307,20 +321,43 @@ class _Worker:
         write_json(out / "state.json", {"state": tree, "reason": reason, "n": len(idx)})
 
     def _rows(self, g: int | None, m: int) -> tuple[np.ndarray | None, list[str]]:
-        """Layer g's rows (None: ids only) and row ids over model m's extract units, in order."""
+        """Layer g's rows (None: model m's row ids only) from the feature store entry its
+        model's extract units filled (named in their markers)."""
+        from zoo.features.cache import FeatureCache
+
         parts = [u for u in self.plan.units if u.kind == "extract" and u.args["model"] == m]
-        notes = {json.loads((self.folder / "done" / f"{u.id}.json").read_text()).get("weights")
-                 for u in parts}
-        if len(notes) > 1:
-            raise ZooError(f"model {self.plan.config['models'][m]} was extracted with different "
-                           f"weights by different shards ({sorted(notes)}); give every node the "
-                           "same weights and start a new run")
-        folders = [self.folder / "units" / u.id for u in parts]
-        ids = [sid for d in folders for sid in json.loads((d / "ids.json").read_text())]
+        notes = [json.loads((self.folder / "done" / f"{u.id}.json").read_text()) for u in parts]
+        name = self.plan.config["models"][m]
+        if len({n.get("weights") for n in notes}) > 1:
+            raise ZooError(f"model {name} was extracted with different weights by different "
+                           f"shards ({sorted({n.get('weights') for n in notes})}); give every "
+                           "node the same weights and start a new run")
+        first = next(h for h, info in enumerate(self.plan.layers) if info["model"] == m)
+        where = {(n.get("store"), n.get("keys", {}).get(str(first if g is None else g)))
+                 for n in notes}
+        (root, key), *others = where
+        if key is None:
+            raise ZooError(f"the extract markers of {name} in {self.folder} name no feature "
+                           "store entry (a run folder of an older zoo); start a new run")
+        if others:
+            raise ZooError(f"the extract units of {name} name different feature store entries "
+                           f"({sorted(map(str, where))}); start a new run")
+        store = FeatureCache(root)
         if g is None:
-            return None, ids
-        rep = np.concatenate([np.load(d / f"l{g:05d}.npy", allow_pickle=False) for d in folders])
-        return rep, ids
+            manifest = store.manifest(key)
+            entry = None if manifest is None else manifest["sample_ids"]
+        else:
+            entry = store.get(key, mmap=True)
+        if entry is None:
+            layer = self.plan.layers[first if g is None else g]["name"]
+            raise ZooError(f"feature store entry {key} of {name} ({layer}) is missing or "
+                           f"incomplete in {root}: the cache was pruned, or is not shared by "
+                           "the nodes of this run (put ZOO_CACHE_DIR on the shared filesystem, "
+                           f"or pass --no-cache); delete {self.folder / 'done'}/"
+                           f"extract-m{m:03d}-*.json and rerun")
+        if g is None:
+            return None, list(entry)
+        return entry.data, list(entry.sample_ids)
 
     def _score(self, unit: Unit, out: Path) -> None:
         a = unit.args

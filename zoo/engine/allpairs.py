@@ -61,6 +61,8 @@ def constant_reason(rep: Any) -> str:
     if X.ndim != 2 or len(X) < 2 or not np.issubdtype(X.dtype, np.number):
         return ""  # shape errors and "too few samples" are reported by check_rows / the metric
     eps = float(np.finfo(X.dtype).eps) if np.issubdtype(X.dtype, np.floating) else 0.0
+    if _varies(X[0], X[-1], eps):
+        return ""
     hi, lo = X.max(axis=0).astype(np.float64), X.min(axis=0).astype(np.float64)
     spread = hi - lo  # NaN where a column holds NaN: not constant, the metric reports it
     if not (spread <= CONSTANT_ULPS * eps * np.maximum(np.abs(hi), np.abs(lo))).all():
@@ -69,6 +71,16 @@ def constant_reason(rep: Any) -> str:
                                                  f"{X.dtype} rounding")
     return (f"the representation is constant: all {len(X)} samples have the same features "
             f"({exact}), so no similarity with it is defined")
+
+
+def _varies(a: np.ndarray, b: np.ndarray, eps: float) -> bool:
+    """Whether two rows alone prove some column is not constant (an O(d) early exit from the
+    full column scan): in a constant column every value lies within CONSTANT_ULPS eps M of the
+    others (M its largest magnitude, >= max(|a|, |b|) / (1 + CONSTANT_ULPS eps)), so rows
+    differing by more than that bound in any column prove it varies."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    bound = CONSTANT_ULPS * eps * np.maximum(np.abs(a), np.abs(b)) / (1 - CONSTANT_ULPS * eps)
+    return bool((np.abs(a - b) > bound).any())
 
 
 def prepare_one(metric: Any, rep: np.ndarray) -> tuple[Any, str]:

@@ -4,14 +4,18 @@
     ROOT/parts/<key>/fields.json                        what an unfinished entry is
     ROOT/parts/<key>/data-<token>.npy                   its array, preallocated, filled in place
     ROOT/parts/<key>/data-<token>.ranges                its finished sample ranges + checksums
+    ROOT/locks/<key>                                    taken while an entry is merged and sealed
 
 An unfinished entry is written once: each batch goes straight to its rows of the final array
 (no fsync; its CRC-32 is appended to the sidecar), and a complete entry is that file renamed
 into a temporary folder with its manifest, the folder then renamed into place. The manifest
 lists every range's checksum, so a torn or corrupt range is caught on every read. A writer
 holds an exclusive lock on its data file: a resumed run adopts the file of a dead writer
-(reusing every range whose checksum holds, whatever its batch size), while concurrent writers
-of one entry each fill their own file and the first rename wins.
+(reusing every range whose checksum holds, whatever its batch size) and merges in the ranges of
+every other file whose writer is gone, while concurrent writers of one entry each fill their own
+file: writers of the same samples race and the first rename wins; writers of different sample
+ranges (a sharded `zoo matrix`) close their files, then take turns under the entry's seal lock
+to merge them and seal the entry once every range is stored.
 """
 
 from __future__ import annotations
@@ -169,11 +173,13 @@ class EntryWriter:
 
     # setting up --------------------------------------------------------------------------------
     def _adopt(self) -> None:
-        """Take over the most complete data file whose writer is gone; remove the others
-        that are gone too (a live writer keeps its lock, and its file)."""
+        """Take over the most complete data file whose writer is gone, and copy into it the
+        checksum-verified ranges of the other files whose writers are gone (shards that
+        filled different sample ranges of one entry side by side), removing those files (a
+        live writer keeps its lock, and its file)."""
         if not self.folder.is_dir():
             return
-        best: tuple[int, int, Path, tuple, int, dict] | None = None
+        found: list[tuple[int, int, Path, tuple, int, dict]] = []
         for path in sorted(self.folder.glob("data-*.npy")):
             fd = self._lock(path)
             if fd is None:
@@ -188,17 +194,38 @@ class EntryWriter:
             except (OSError, ValueError, SyntaxError):
                 self._remove(path, fd)
                 continue
-            covered = sum(stop - start for start, (stop, _) in ranges.items())
-            if best is None or covered > best[0]:
-                if best is not None:
-                    self._remove(best[2], best[1])
-                best = (covered, fd, path, shape, offset, ranges)
-            else:
-                self._remove(path, fd)
-        if best is not None:
-            _, self.fd, self.path, shape, self.offset, self.ranges = best
-            self.row_shape = shape[1:]
-            self.sidecar = open(self.path.with_suffix(".ranges"), "a")  # noqa: SIM115
+            found.append((sum(e - s for s, (e, _) in ranges.items()), fd, path, shape, offset,
+                          ranges))
+        if not found:
+            return
+        found.sort(key=lambda f: -f[0])
+        _, self.fd, self.path, shape, self.offset, self.ranges = found[0]
+        self.row_shape = shape[1:]
+        self.sidecar = open(self.path.with_suffix(".ranges"), "a")  # noqa: SIM115
+        for _, fd, path, other_shape, offset, ranges in found[1:]:
+            if other_shape == shape:
+                self._merge(fd, offset, ranges)
+            self._remove(path, fd)
+
+    def _merge(self, fd: int, offset: int, ranges: dict[int, tuple[int, str]]) -> None:
+        """Copy the ranges of another data file (open at `fd`) that this one lacks, each only
+        if its checksum holds."""
+        size = self._row_bytes()
+        for start, (stop, digest) in sorted(ranges.items()):
+            if any(s < stop and start < e for s, (e, _) in self.ranges.items()):
+                continue
+            block = np.empty((stop - start) * size, np.uint8)
+            try:
+                _read_rows(fd, offset + start * size, block)
+            except (OSError, ValueError):
+                continue
+            if _digest(block) != digest:
+                continue
+            _write_rows(self.fd, self.offset + start * size, block)
+            self.sidecar.write(f"{start} {stop} {digest}\n")
+            self.sidecar.flush()
+            self.ranges[start] = (stop, digest)
+            self.verified.add(start)
 
     @staticmethod
     def _lock(path: Path) -> int | None:
@@ -433,6 +460,28 @@ class FeatureCache:
         """A writer for the unfinished entry `key` of `samples` samples (resuming a dead
         writer's ranges); `seal` it once every range is stored, `close` it otherwise."""
         return EntryWriter(self, key, fields, samples, rows_per_sample, dtype)
+
+    def manifest(self, key: str) -> dict[str, Any] | None:
+        """A complete entry's manifest (fields, sample ids, ...) without reading its array."""
+        try:
+            return json.loads((self._dir(key) / "manifest.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    @contextlib.contextmanager
+    def sealing(self, key: str) -> Iterator[None]:
+        """Hold the entry's seal lock (blocking): processes that stored different sample
+        ranges of one entry, each having closed its writer first, take turns opening a writer
+        that merges their files and sealing it once complete, so the last one seals."""
+        folder = self.root / "locks"
+        with self._writing():
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(folder / key, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def put(self, key: str, features: LayerFeatures, fields: dict[str, Any]) -> None:
         """Store a complete entry at once."""

@@ -162,6 +162,30 @@ def extract(model: ZooModel, dataset: Dataset, layers: Sequence[str], reduction:
     return {n: results[n] for n in layers}
 
 
+def extract_range(model: ZooModel, dataset: Dataset, layers: Sequence[str], start: int,
+                  stop: int, cache: FeatureCache, reduction: str = "gap", batch_size: int = 16,
+                  progress: Progress | None = None, dtype: str = "float32",
+                  precision: str = "fp32") -> dict[str, str]:
+    """Store samples [start, stop) of each layer in the same whole-dataset cache entry that
+    `extract` reads and writes (nothing is computed where the entry is complete or the range
+    stored); the process that completes an entry seals it. Returns {layer: cache key}."""
+    parse_reduction(reduction)
+    if not 0 <= start < stop <= len(dataset) or batch_size < 1:
+        raise ZooError(f"sample range [{start}, {stop}) of {len(dataset)} samples, batch size "
+                       f"{batch_size}: pass 0 <= start < stop <= samples and batch size >= 1")
+    if not model.fingerprint:
+        raise ZooError(f"{model.id} has no weights fingerprint, so its features cannot be "
+                       "keyed in a feature store; load it from a weights file")
+    check_declarations(model, layers)
+    fields = {n: feature_fields(model, dataset, n, reduction, dtype, precision) for n in layers}
+    keys = {n: cache_key(f) for n, f in fields.items()}
+    todo = [n for n in layers if not cache.has(keys[n])]
+    if todo:
+        _Run(model, dataset, reduction, batch_size, cache, keys, fields, progress, 0, precision,
+             True).fill_range(todo, start, stop)
+    return keys
+
+
 def _as_float32(feats: LayerFeatures) -> LayerFeatures:
     if feats.data.dtype != np.float32:
         feats.data = feats.data.astype(np.float32)
@@ -171,11 +195,15 @@ def _as_float32(feats: LayerFeatures) -> LayerFeatures:
 Step = tuple[int, int, list[str]]
 
 
-def plan_batches(stored: dict[str, dict[int, int]], samples: int, batch_size: int) -> list[Step]:
-    """Forward passes (start, stop, layers) that fill every layer's missing sample ranges:
-    at most `batch_size` samples each, never crossing a range a layer it serves has stored,
-    and cut where another layer's gap begins so no sample is forwarded twice."""
-    at = dict.fromkeys(stored, 0)
+def plan_batches(stored: dict[str, dict[int, int]], samples: int, batch_size: int,
+                 window: tuple[int, int] | None = None) -> list[Step]:
+    """Forward passes (start, stop, layers) that fill every layer's missing sample ranges
+    (within `window`, default all samples): at most `batch_size` samples each, never crossing
+    a range a layer it serves has stored, and cut where another layer's gap begins so no
+    sample is forwarded twice."""
+    lo, samples = window or (0, samples)
+    # a window starting inside a stored range starts where that range ends
+    at = {nm: max([lo] + [e for s, e in st.items() if s < lo < e]) for nm, st in stored.items()}
 
     def skip(name: str) -> None:
         while at[name] in stored[name]:
@@ -294,6 +322,41 @@ class _Run:
             for sink in sinks.values():
                 sink.close()
 
+    def fill_range(self, todo: list[str], start: int, stop: int) -> None:
+        """Store samples [start, stop) of every layer in `todo` (cache only), then seal each
+        entry that is complete: writers closed first, then under the entry's seal lock."""
+        n = len(self.dataset)
+        sinks: dict[str, _Sink] = {}
+        try:
+            for nm in todo:
+                writer = self.cache.writer(self.keys[nm], self.fields[nm], n,
+                                           self.rows_per_sample, self.fields[nm]["dtype"])
+                writer.verify()
+                sinks[nm] = _Sink(n * self.rows_per_sample, self.rows_per_sample,
+                                  self.fields[nm]["dtype"], writer, False)
+            while steps := plan_batches({nm: s.stored() for nm, s in sinks.items()}, n,
+                                        self.batch_size, (start, stop)):
+                self._run(steps, sinks)
+        finally:
+            for sink in sinks.values():
+                sink.close()
+        ids = row_ids(self.dataset.ids, self.reduction)
+        for nm in todo:
+            info = self.model.layer(nm)
+            layout, prefix = ((info.layout, info.prefix_tokens) if self.reduction == "none"
+                              else ("NC", 0))
+            with self.cache.sealing(self.keys[nm]):
+                if self.cache.has(self.keys[nm]):
+                    continue
+                writer = self.cache.writer(self.keys[nm], self.fields[nm], n,
+                                           self.rows_per_sample, self.fields[nm]["dtype"])
+                try:
+                    writer.verify()
+                    if writer.fd is not None and _covers(writer.stored(), n):
+                        writer.seal(layout, ids, prefix)
+                finally:
+                    writer.close()
+
     def _run(self, steps: list[Step], sinks: dict[str, _Sink]) -> None:
         """Forward every step; post-process and store each batch while the next one runs."""
         n, total = len(self.dataset), sum(stop - start for start, stop, _ in steps)
@@ -386,6 +449,12 @@ class _Run:
             _check_finite(array, self.model.id, nm, ids)
             _check_storable(array, sinks[nm].dtype, self.model.id, nm)
             sinks[nm].write(start, stop, array)
+
+
+def _covers(ranges: dict[int, int], samples: int) -> bool:
+    """Whether ranges {start: stop} tile [0, samples) exactly."""
+    ordered = sorted(ranges.items())
+    return [0] + [e for _, e in ordered] == [s for s, _ in ordered] + [samples]
 
 
 class _Reduced:
