@@ -11,8 +11,8 @@ Precision and speed (DESIGN rules 6 and 9): factors are centred with float64 col
 and is used where it lies, without a copy), the Gram rows are formed in float32 (twice the
 float64 matrix-multiply rate, half the memory traffic), and each inner product is summed in
 float32 over at most one Gram row (<= n terms) and accumulated over rows and tiles in float64.
-Only the upper triangle of each symmetric Gram matrix is formed, which halves the Gram work: each block of rows r0:r1 is one
-product against all columns right of it (counted twice), and its diagonal square is formed in
+Only the upper triangle of each symmetric Gram matrix is formed, which halves the Gram work: each
+block of rows r0:r1 is one product against all columns right of it (counted twice), and its diagonal square is formed in
 strips of STRIP_ROWS rows (rows a:b against columns a:r1, the strip's own square counted once),
 so below the diagonal only ~n STRIP_ROWS / 2 entries are formed as well (`gram_tiles`). Each
 tile is formed once and used for every pair at once, so nothing is recomputed; the block size
