@@ -6,17 +6,17 @@ time, and turns every block into all pairwise inner products with one batched pr
 work is ~n^2 (sum of widths) for the Gram rows plus ~n^2 L^2 for the inner products, whatever the
 number of pairs.
 
-Precision and speed (DESIGN rules 6 and 9): factors are centred with float64 column means
-(no offset reaches float32; a factor marked `centred` was centred so by the metric's prepare
-and is used where it lies, without a copy), the Gram rows are formed in float32 (twice the
-float64 matrix-multiply rate, half the memory traffic), and each inner product is summed in
-float32 over at most one Gram row (<= n terms) and accumulated over rows and tiles in float64.
-Only the upper triangle of each symmetric Gram matrix is formed, which halves the Gram work: each
-block of rows r0:r1 is one product against all columns right of it (counted twice), and its diagonal square is formed in
-strips of STRIP_ROWS rows (rows a:b against columns a:r1, the strip's own square counted once),
-so below the diagonal only ~n STRIP_ROWS / 2 entries are formed as well (`gram_tiles`). Each
-tile is formed once and used for every pair at once, so nothing is recomputed; the block size
-follows a memory budget.
+Precision and speed (DESIGN rules 6 and 9): factors are centred with float64 column means (no
+offset reaches float32; a factor marked `centred` was centred so by the metric's prepare and is
+used where it lies, without a copy), the Gram rows are formed in float32 (twice the float64
+matrix-multiply rate, half the memory traffic), and each inner product is summed in float32 over
+at most one Gram row (<= n terms) and accumulated over rows and tiles in float64. Only the upper
+triangle of each symmetric Gram matrix is formed, which halves the Gram work: each block of rows
+r0:r1 is one product against all columns right of it (counted twice), and its diagonal square is
+formed in strips of STRIP_ROWS rows (rows a:b against columns a:r1, the strip's own square
+counted once), so below the diagonal only ~n STRIP_ROWS / 2 entries are formed as well
+(`gram_tiles`). Each tile is formed once and used for every pair at once, so nothing is
+recomputed; the block size follows a memory budget.
 
 float32 is used from FLOAT32_MIN_SAMPLES samples up (`precision="auto"`): below that the Gram
 work is small and float64 keeps results exact to ~1e-12; it is never used where float32 matrix
