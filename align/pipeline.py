@@ -150,6 +150,7 @@ class CutRun:
                 "random_init": self.random_init, "data": data.name, "images": len(data),
                 "sample_ids": data.ids, **self.settings, "landmarks": len(r.cut.landmarks),
                 "landmark_directions": r.cut.directions, "sigma": r.cut.sigma,
+                "precision": r.cut.precision, "precision_note": r.cut.note,
                 "eigvals": r.cut.eigvals,
                 "blocks": [{**row, "nodes": [int(offsets[i]), int(offsets[i + 1])],
                             "shape": list(r.layout.shapes[i])}
@@ -168,20 +169,24 @@ def cut(models: Sequence[str | ZooModel], data: str | Dataset,
         landmarks: int = DEFAULT_LANDMARKS, sigma: float | None = None, affinity: str = "rbf",
         dim: int = AlignConfig().dim, maps: str | Path | None = None, seed: int = 0,
         weights: dict[str, str] | None = None, random_init: bool = False, device: str = "cpu",
-        batch_size: int = 16, cache: bool = True, progress: Progress | None = None) -> CutRun:
+        batch_size: int = 16, cache: bool = True, progress: Progress | None = None,
+        precision: str = "auto") -> CutRun:
     """One normalized cut over the pixels of `models`' spatial layers: aligned colours,
     eigenvectors, segmentation by layer (datasets with masks) and positional bias. Layers go
     into a shared space by `maps` (from `align`) or PCA + Procrustes onto the first layer."""
     from zoo.align.affinity import check_affinity
     from zoo.align.aligned import aligned_cut
     from zoo.align.maps import load_maps
+    from zoo.align.nystrom import check_precision
 
     check_affinity(affinity)
+    check_precision(precision)
     learned = load_maps(maps) if maps else None
     blocks = _blocks(models, data, layers, weights, random_init, device, batch_size, cache,
                      progress)
     result = aligned_cut(blocks.maps, learned, dim, n_eig, landmarks, sigma, affinity, seed,
-                         device, mask_labels_of(blocks), progress=progress)
+                         device, mask_labels_of(blocks), progress=progress,
+                         precision=precision)
     return CutRun(result, blocks, {"n_eig": n_eig, "affinity": affinity, "seed": seed,
                                    "shared_space": f"maps:{maps}" if maps
                                    else f"pca+procrustes:{dim}"})
