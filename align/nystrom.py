@@ -44,6 +44,7 @@ routes.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -142,7 +143,7 @@ def _landmark_basis(A: torch.Tensor, n: int, n_eig: int, sigma: float,
     if precision == "auto":
         precision = "float32"
         if counts["float32"] < counts["float64"]:
-            cosine = _truncated_cosine(vals, vecs, kept["float32"], kept["float64"], n_eig)
+            cosine = _truncated_cosine(A, vals, vecs, kept["float32"], n_eig)
             if not cosine >= TRUNCATION_COSINE:
                 precision = "float64"
                 note = (f"float32 resolves {counts['float32']} of the {counts['float64']} "
@@ -162,29 +163,38 @@ def _landmark_basis(A: torch.Tensor, n: int, n_eig: int, sigma: float,
     return vecs[:, keep] / vals[keep].sqrt(), precision, note
 
 
-def _truncated_cosine(vals: torch.Tensor, vecs: torch.Tensor, short: torch.Tensor,
-                      full: torch.Tensor, k: int) -> float:
+def _truncated_cosine(A: torch.Tensor, vals: torch.Tensor, vecs: torch.Tensor,
+                      short: torch.Tensor, k: int) -> float:
     """Smallest principal-angle cosine between the top-k normalized-cut spaces of the landmark
-    graph Q S Q^T over the `full` directions and over the `short` ones (0 if degenerate)."""
-    spaces = [_landmark_cut(vecs[:, keep] * vals[keep].sqrt(), k) for keep in (short, full)]
-    if any(space is None for space in spaces):
+    graph A and of Q_s S_s Q_s^T over the `short` directions (0 if that one is degenerate)."""
+    factor = (vecs[:, short] * vals[short].sqrt()).cpu().numpy()
+    if factor.shape[1] < k:
         return 0.0
-    return float(subspace_cosines(*spaces).min())
+    dense = A.double().cpu().numpy()
+    full = _landmark_cut(lambda x: dense @ x, len(dense), k)
+    truncated = _landmark_cut(lambda x: factor @ (factor.T @ x), len(dense), k)
+    if full is None or truncated is None:
+        return 0.0
+    return float(subspace_cosines(full, truncated).min())
 
 
-def _landmark_cut(P: torch.Tensor, k: int) -> np.ndarray | None:
-    """Top-k eigenvectors (m, k) of D^-1/2 P P^T D^-1/2 with D = diag(P P^T 1); None where P has
-    fewer than k columns or a degree is not positive."""
-    import torch
+def _landmark_cut(apply: Callable[[np.ndarray], np.ndarray], m: int,
+                  k: int) -> np.ndarray | None:
+    """Top-k eigenvectors (m, k) of D^-1/2 W D^-1/2 with D = diag(W 1), W given by x -> W x,
+    by Lanczos on the m x m operator (a dense eigh when small); None where a degree is not
+    positive."""
+    from scipy.sparse.linalg import LinearOperator, eigsh
 
-    if P.shape[1] < k:
-        return None
-    degrees = P @ P.sum(0)
+    degrees = apply(np.ones(m))
     if not bool((degrees > 0).all()):
         return None
-    scaled = P / degrees.sqrt()[:, None]
-    _, vecs = _top_eigen(scaled.T @ scaled, k)
-    return (scaled @ vecs).cpu().numpy()
+    scale = 1.0 / np.sqrt(degrees)
+    if m <= max(EIGSH_MIN, 2 * k + 1):
+        _, vecs = np.linalg.eigh(scale[:, None] * apply(np.eye(m)) * scale[None, :])
+        return vecs[:, ::-1][:, :k]
+    op = LinearOperator((m, m), matvec=lambda x: scale * apply(scale * x.ravel()),
+                        dtype=np.float64)
+    return eigsh(op, k=k, which="LA", tol=1e-10, v0=np.sqrt(degrees))[1]
 
 
 def _top_eigen(C: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
