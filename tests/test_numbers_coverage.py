@@ -44,7 +44,7 @@ def test_intervals_cover_on_anisotropic_and_low_rank_populations(metric, name):
     from zoo.metrics.coverage import coverage
 
     covered, given = coverage(metric, name, 100, 16, draws=1000)
-    assert covered >= 0.93 and given == 1.0
+    assert covered >= 0.93 and given >= 0.99  # the tail check refuses 0.2% of Gaussian draws
 
 
 @pytest.mark.slow
