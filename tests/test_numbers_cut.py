@@ -135,3 +135,17 @@ def test_cli_cut_has_a_precision_option():
     assert "--precision" in run_zoo("cut", "--help").stdout
     assert_user_error(run_zoo("cut", "toy", "--precision", "float16"),
                       "precision must be one of auto, float32, float64, got 'float16'")
+
+
+def test_zoo_cut_runs_in_the_precision_asked_and_records_it(tmp_path):
+    import json
+
+    from tests.conftest import run_zoo
+
+    out = tmp_path / "cut"
+    result = run_zoo("cut", "toy/cnn", "--random-init", "--data", "synthetic:4", "--layers",
+                     "stage2", "--n-eig", "4", "--landmarks", "60", "--precision", "float64",
+                     "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["precision"], summary["precision_note"]) == ("float64", "")
