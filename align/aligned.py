@@ -51,8 +51,8 @@ def aligned_cut(blocks: Mapping[str, np.ndarray], maps: Mapping[str, LinearMap] 
     """Cut the blocks (images, H, W, C), keyed `model:layer`, over the same images as one graph.
 
     `maps` (learned) or PCA + Procrustes (`shared_space`, width `dim`) put them in one space;
-    sigma is fixed once for the joint set; `precision` as in `ncut`. `labels` (images, H, W) per block, 1 foreground / 0
-    background / -1 ignore, adds the oracle segmentation score.
+    sigma is fixed once for the joint set; `precision` as in `ncut`. `labels` (images, H, W)
+    per block, 1 foreground / 0 background / -1 ignore, adds the oracle segmentation score.
     """
     if not blocks:
         raise ZooError("nothing to cut: no layers given")

@@ -7,9 +7,9 @@ directions the working precision resolves (below),
 R = Q_r S_r^-1/2 and Phi = K R (n, r), so that W ~ Phi Phi^T. Degrees d = Phi (Phi^T 1),
 Phi~ = D^-1/2 Phi, and the top eigenvectors of C = Phi~^T Phi~ = V L V^T give those of the
 normalised graph, U = Phi~ V L^-1/2, eigenvalues L. A rounding error in K reaches Phi scaled by
-||R|| <= (n^1.5 eps max(diag A))^-1/2, whereas rounding in a Gram matrix of K sandwiched between A^-1/2
-factors is scaled by the condition number of A: so Phi is formed first, except where that
-Gram matrix is float64 and the cut-off is float32's (below).
+||R|| <= (n^1.5 eps max(diag A))^-1/2, whereas rounding in a Gram matrix of K sandwiched
+between A^-1/2 factors is scaled by the condition number of A: so Phi is formed first, except
+where that Gram matrix is float64 and the cut-off is float32's (below).
 
 Precision. The landmark kernel A is always decomposed in float64 (an eigh costs the same in
 either precision on CPU). A direction is resolved in a working precision when its eigenvalue

@@ -24,7 +24,8 @@ INVARIANCES: dict[str, tuple[str, Callable[[np.ndarray, np.random.Generator], np
                    lambda X, rng: X @ np.linalg.qr(rng.normal(size=(X.shape[1],) * 2))[0]),
     "isotropic-scaling": ("X -> c X, c > 0", lambda X, rng: X * rng.uniform(0.2, 5.0)),
     "translation": ("X -> X + 1 b^T (one offset added to every sample; large, as the mean of "
-                    "ReLU features is)", lambda X, rng: X + rng.normal(0.0, 300.0, size=X.shape[1])),
+                    "ReLU features is)",
+                    lambda X, rng: X + rng.normal(0.0, 300.0, size=X.shape[1])),
     "invertible-linear": ("X -> X M, M invertible",
                           lambda X, rng: X @ _invertible(X.shape[1], rng)),
     "per-sample-scaling": ("X -> diag(c) X, c_i > 0 (each sample rescaled)",
