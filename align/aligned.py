@@ -45,12 +45,13 @@ def aligned_cut(blocks: Mapping[str, np.ndarray], maps: Mapping[str, LinearMap] 
                 dim: int = 32, n_eig: int = 20, n_landmarks: int = DEFAULT_LANDMARKS,
                 sigma: float | None = None, affinity: str = "rbf", seed: int = 0,
                 device: str = "cpu", labels: Mapping[str, np.ndarray] | None = None,
-                trajectory: bool = True, progress: Progress | None = None) -> CutResult:
+                trajectory: bool = True, progress: Progress | None = None,
+                precision: str = "auto") -> CutResult:
     """Cut the blocks (images, H, W, C), keyed `model:layer`, over the same images as one graph.
 
     `maps` (learned) or PCA + Procrustes (`shared_space`, width `dim`) put them in one space;
-    sigma is fixed once for the joint set. `labels` (images, H, W) per block, 1 foreground / 0
-    background / -1 ignore, adds the oracle segmentation score.
+    sigma is fixed once for the joint set; `precision` as in `ncut`. `labels` (images, H, W)
+    per block, 1 foreground / 0 background / -1 ignore, adds the oracle segmentation score.
     """
     if not blocks:
         raise ZooError("nothing to cut: no layers given")
@@ -60,7 +61,7 @@ def aligned_cut(blocks: Mapping[str, np.ndarray], maps: Mapping[str, LinearMap] 
         shared, alignment = shared_space(blocks, dim, seed)
     X, layout = stack_blocks(shared)
     cut = ncut(X, n_eig=n_eig, n_landmarks=n_landmarks, sigma=sigma, affinity=affinity,
-               seed=seed, device=device, progress=progress)
+               seed=seed, device=device, precision=precision, progress=progress)
     result = CutResult(cut, layout, aligned_colours(cut.eigvecs, cut.landmarks, seed,
                                                    progress=progress),
                        trajectory_coords(cut.eigvecs, cut.landmarks, seed) if trajectory else None,

@@ -12,6 +12,15 @@ Regularisers, each averaged over layers and computed on a seeded sample of token
 - covariance: mean squared off-diagonal correlation between aligned channels.
 Training is full-batch Adam with early stopping on the held-out images' target loss; the best
 epoch's maps are returned.
+
+What is shared, exactly: the readout, applied to the SUM over layers of the image-pooled aligned
+features. Nothing ties one layer's aligned coordinates to another's: any split of that sum
+between the layers fits the target equally well, and the regularisers act on each layer alone.
+So coordinate c of one layer need not mean what coordinate c of another does: a readout fitted
+on one layer's aligned features can predict the target from another layer's worse than its
+mean (R^2 down to -1.95 measured; tests/test_numbers_alignment.py plants a case). The maps
+give one space for a joint cut, whose eigenvectors follow the data of all layers together; a
+per-coordinate comparison of layers in it is not supported.
 """
 
 from __future__ import annotations

@@ -151,7 +151,8 @@ class CutRun(Result):
                 "random_init": self.random_init, "data": data.name, "images": len(data),
                 "sample_ids": data.ids, "data_fingerprint": data.fingerprint, **self.settings,
                 "landmarks": len(r.cut.landmarks), "landmark_directions": r.cut.directions,
-                "sigma": r.cut.sigma, "eigvals": r.cut.eigvals,
+                "sigma": r.cut.sigma, "precision": r.cut.precision,
+                "precision_note": r.cut.note, "eigvals": r.cut.eigvals,
                 "blocks": [{**row, "nodes": [int(offsets[i]), int(offsets[i + 1])],
                             "shape": list(r.layout.shapes[i]),
                             "scores": block_scores(r, row["key"])}
@@ -178,7 +179,7 @@ def cut(models: Sequence[str | ZooModel], data: str | Dataset,
         dim: int = AlignConfig().dim, maps: str | Path | None = None, seed: int = 0,
         weights: dict[str, str] | None = None, random_init: bool = False, device: str = "cpu",
         batch_size: int = 16, cache: bool = True, progress: Progress | None = None,
-        options: dict[str, Any] | None = None) -> CutRun:
+        options: dict[str, Any] | None = None, precision: str = "auto") -> CutRun:
     """One normalized cut over the pixels of `models`' spatial layers: aligned colours,
     eigenvectors, segmentation by layer (datasets with masks) and positional bias. Layers go
     into a shared space by `maps` (from `align`) or PCA + Procrustes onto the first layer.
@@ -186,13 +187,16 @@ def cut(models: Sequence[str | ZooModel], data: str | Dataset,
     from zoo.align.affinity import check_affinity
     from zoo.align.aligned import aligned_cut
     from zoo.align.maps import load_maps
+    from zoo.align.nystrom import check_precision
 
     check_affinity(affinity)
+    check_precision(precision)
     learned = load_maps(maps) if maps else None
     blocks = _blocks(models, data, layers, weights, random_init, device, batch_size, cache,
                      progress, options)
     result = aligned_cut(blocks.maps, learned, dim, n_eig, landmarks, sigma, affinity, seed,
-                         device, mask_labels_of(blocks), progress=progress)
+                         device, mask_labels_of(blocks), progress=progress,
+                         precision=precision)
     return CutRun(result, blocks, {"n_eig": n_eig, "affinity": affinity, "seed": seed,
                                    "shared_space": f"maps:{maps}" if maps
                                    else f"pca+procrustes:{dim}"})

@@ -58,7 +58,8 @@ def read_cut(folder: str | Path) -> CutRun:
                              tuple(tuple(b["shape"]) for b in blocks))
         cut = NcutResult(arrays["eigvecs"], np.asarray(info["eigvals"], np.float64),
                          info["sigma"], arrays["landmarks"], info["affinity"],
-                         info["landmark_directions"])
+                         info["landmark_directions"], info.get("precision", "float64"),
+                         info.get("precision_note", ""))
         result = CutResult(cut, layout, arrays["colours"],
                            np.load(trajectory, allow_pickle=False) if trajectory.is_file()
                            else None)

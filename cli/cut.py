@@ -45,6 +45,9 @@ def cut_cmd(models: ModelsArg, data: DataOpt = "samples", layers: LayersOpt = No
             sigma: Annotated[float | None, typer.Option("--sigma", help="affinity bandwidth "
                              "(default: from the median pairwise distance)")] = None,
             affinity: Annotated[str, typer.Option("--affinity", help="rbf or cosine")] = "rbf",
+            precision: Annotated[str, typer.Option("--precision", help="auto (float32 where it "
+                                 "resolves the cut, else float64 with a note), float32 or "
+                                 "float64")] = "auto",
             dim: DimOpt = DIM,
             maps: Annotated[str | None, typer.Option("--maps", help="folder of learned maps "
                             "from `zoo align` (default: PCA + Procrustes onto the first "
@@ -59,12 +62,14 @@ def cut_cmd(models: ModelsArg, data: DataOpt = "samples", layers: LayersOpt = No
             json_: JsonOpt = False) -> None:
     """One normalized cut over the pixels of MODELS' layers: aligned colours, eigenvectors,
     segmentation by layer (datasets with masks) and positional bias."""
+    from zoo.align.nystrom import check_precision
     from zoo.align.pipeline import cut
 
+    check_precision(precision)
     dataset = load_data(data, skip_bad)
     options = dict(n_eig=n_eig, landmarks=landmarks, sigma=sigma, affinity=affinity, dim=dim,
                    maps=maps, seed=seed, weights=model_weights(weights, models),
-                   random_init=random_init)
+                   random_init=random_init, precision=precision)
     folder = out_folder(out, "cut", models, {"data": dataset.fingerprint,
                                             "layers": split_list(layers), **options}, overwrite)
     with progress_bar() as progress:
@@ -83,6 +88,8 @@ def cut_cmd(models: ModelsArg, data: DataOpt = "samples", layers: LayersOpt = No
                 [[r["model"], r["layer"], r["depth"], r["grid"], r["alignment_r2"],
                   r["position_r2"], r["position_chance"], r["border_r2"], r["miou"]]
                  for r in rows])
+    if run.result.cut.note:
+        print(f"note: {run.result.cut.note}")
     print(f"columns are explained in {folder / 'report.html'}")
 
 

@@ -127,13 +127,16 @@ def centre(X: np.ndarray) -> np.ndarray:
     return Xc
 
 
-def svd_basis(Xc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def svd_basis(Xc: np.ndarray, centred: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Thin SVD (U, s, Vt) of `Xc` with numerically zero components dropped.
 
     The cut-off is numpy's matrix-rank tolerance (s_max * max(n, d) * eps): components below it
-    are rounding residue, and whitening would blow them up.
+    are rounding residue, and whitening would blow them up. `centred` rows (mean removed) span
+    at most n - 1 directions: the n-th is rounding residue whatever its size, so it is dropped.
     """
     U, s, Vt = np.linalg.svd(Xc, full_matrices=False)
     tol = (s[0] if len(s) else 0.0) * max(Xc.shape) * np.finfo(np.float64).eps
     keep = s > tol
+    if centred:
+        keep[len(Xc) - 1:] = False
     return U[:, keep], s[keep], Vt[keep]

@@ -38,7 +38,7 @@ def _full_rank_basis(name: str, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if d >= n - 1:
         raise MetricUndefined(f"{name} needs more samples than features + 1 (n={n}, d={d}): "
                               "every canonical correlation would be 1; use svcca")
-    U, _, _ = svd_basis(Xc)
+    U, _, _ = svd_basis(Xc, centred=True)
     if U.shape[1] < d:
         raise MetricUndefined(f"{name}: the {d} features have rank {U.shape[1]} (constant or "
                               "linearly dependent features); use svcca")
@@ -95,7 +95,7 @@ class SVCCA(CCA):
     def _prepare(self, X: np.ndarray, variance: float, **_: Any) -> State:
         if not 0 < variance <= 1:
             raise ZooError(f"svcca: variance must be in (0, 1], got {variance}")
-        U, s, _ = svd_basis(centre(X))
+        U, s, _ = svd_basis(centre(X), centred=True)
         if not len(s):
             raise MetricUndefined("svcca: the representation has no variance (every feature "
                                   "constant)")

@@ -25,15 +25,17 @@ def _gcv_penalty(s: np.ndarray, UtB: np.ndarray, total: float, n: int) -> float:
 
     With Bc = U UtB + B_perp, the residual of ridge with penalty lam is
     sum_k (1 - shrink_k)^2 ||UtB_k||^2 + ||B_perp||^2, shrink_k = s_k^2 / (s_k^2 + lam), and the
-    fit uses 1 + sum_k shrink_k degrees of freedom (the intercept counts one).
+    fit uses 1 + sum_k shrink_k degrees of freedom (the intercept counts one). 1 - shrink_k is
+    formed as lam / (s_k^2 + lam), without cancellation; with n - 1 directions (n <= d) the
+    centred rows span everything, so B_perp is exactly 0 rather than a rounding residue.
     """
     power = np.sum(UtB * UtB, axis=1)
-    perp = total - power.sum()
+    perp = 0.0 if len(s) >= n - 1 else max(total - power.sum(), 0.0)
     best, best_err = 0.0, np.inf
     for lam in RELATIVE_PENALTIES * np.mean(s**2):
-        shrink = s**2 / (s**2 + lam)
-        resid = np.sum((1.0 - shrink) ** 2 * power) + perp
-        err = resid / (1.0 - (1.0 + shrink.sum()) / n) ** 2
+        left = lam / (s**2 + lam)  # 1 - shrink
+        resid = np.sum(left**2 * power) + perp
+        err = resid / ((n - 1 - len(s) + left.sum()) / n) ** 2
         if err < best_err:
             best, best_err = lam, err
     return best
@@ -75,7 +77,7 @@ class LinearPredictivity(Metric):
         for test in fold_indices(n, folds, seed):
             train = np.setdiff1d(np.arange(n), test)
             mean = X[train].mean(axis=0)
-            U, s, Vt = svd_basis(X[train] - mean)
+            U, s, Vt = svd_basis(X[train] - mean, centred=True)
             fits.append(State(n=len(train), train=train, test=test, U=U, s=s,
                               projected=(X[test] - mean) @ Vt.T))
         return State(n=n, X=X, folds=fits)

@@ -1,11 +1,15 @@
 """Neighbourhood metrics: mutual k-nearest-neighbour overlap and information imbalance.
 
-Both compare which samples are close to which; ties in similarity or distance are broken by
-sample index (stable sort), so results are deterministic.
+Both compare which samples are close to which. Ties are ties, not broken by position: where
+several samples tie for the last neighbour places, each gets an equal share of them, and tied
+ranks are averaged, i.e. the expected value over every order of the tied samples. Similarities
+and distances are computed once per distinct row and made exactly symmetric, so duplicate
+samples tie exactly. The values are therefore the same whatever the order of the samples.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -13,6 +17,37 @@ import numpy as np
 from zoo.errors import ZooError
 from zoo.metrics.base import Metric, MetricUndefined, State, centre
 from zoo.metrics.cka import squared_distances
+
+
+def exact_pairs(X: np.ndarray, pairwise: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """`pairwise` (n x n) of the rows of X computed on the distinct rows, made exactly symmetric
+    and expanded back: duplicate rows get bit-identical rows and columns whatever their
+    position (a matrix product rounds by position and thread count)."""
+    distinct, inverse = np.unique(X, axis=0, return_inverse=True)
+    P = pairwise(distinct)
+    P = (P + P.T) / 2.0
+    inverse = inverse.reshape(-1)
+    return P[inverse[:, None], inverse[None, :]]
+
+
+def neighbour_weights(closeness: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's k nearest (largest `closeness`, diagonal excluded) as (flat indices into the
+    n x n matrix, weights): 1 for a sure neighbour, and an equal share of the places left for
+    the samples tied at the k-th value, so each row's weights sum to k."""
+    close = closeness.copy()
+    np.fill_diagonal(close, -np.inf)
+    kth = -np.partition(-close, k - 1, axis=1)[:, k - 1:k]
+    sure = close > kth
+    tied = close == kth
+    share = (k - sure.sum(1, keepdims=True)) / tied.sum(1, keepdims=True)
+    weights = np.where(sure, 1.0, np.where(tied, share, 0.0)).ravel()
+    index = np.flatnonzero(weights)
+    return index, weights[index]
+
+
+def _overlap(a: State, values: np.ndarray) -> float:
+    """Sum over a's weighted neighbour pairs of `values` (n x n) at those pairs."""
+    return float(a.neighbour_weights @ values.ravel()[a.neighbour_index])
 
 
 def _check_k(name: str, k: int, n: int) -> None:
@@ -37,7 +72,8 @@ class MutualKNN(Metric):
     symmetric = True
     invariances = ("orthogonal", "isotropic-scaling", "per-sample-scaling")
     convention = ("mean over samples of |N_A(i) & N_B(i)| / k, N(i) the k = 10 nearest other "
-                  "samples by cosine similarity of the raw (uncentred) vectors; ties by index")
+                  "samples by cosine similarity of the raw (uncentred) vectors; tied samples "
+                  "share the last places")
     reference = ("Huh, Cheung, Wang & Isola 2024, The Platonic Representation Hypothesis (ICML)")
     description = "mutual k-nearest-neighbour overlap, cosine neighbours (k = 10)"
     defaults = {"k": 10}
@@ -48,16 +84,14 @@ class MutualKNN(Metric):
         if not np.all(norms > 0):
             raise MetricUndefined(f"mutual-knn: sample {int(np.argmin(norms))} is all zeros, so "
                                   "its cosine similarity is undefined")
-        Xn = X / norms
-        sim = Xn @ Xn.T
-        np.fill_diagonal(sim, -np.inf)
-        return State(n=len(X), neighbours=np.argsort(-sim, axis=1, kind="stable")[:, :k])
+        sim = exact_pairs(X / norms, lambda rows: rows @ rows.T)
+        index, weights = neighbour_weights(sim, k)
+        return State(n=len(X), k=k, neighbour_index=index, neighbour_weights=weights)
 
     def _score(self, a: State, b: State, **_: Any) -> float:
-        rows = np.arange(a.n)[:, None]
-        in_a = np.zeros((a.n, a.n), dtype=bool)
-        in_a[rows, a.neighbours] = True
-        return float(in_a[rows, b.neighbours].sum() / b.neighbours.size)
+        in_b = np.zeros(b.n * b.n)
+        in_b[b.neighbour_index] = b.neighbour_weights
+        return _overlap(a, in_b) / (a.n * a.k)
 
 
 class InformationImbalance(Metric):
@@ -74,7 +108,8 @@ class InformationImbalance(Metric):
     symmetric = False
     invariances = ("orthogonal", "isotropic-scaling", "translation")
     convention = ("Delta(A -> B) = 2/n x mean rank in B of each sample's k = 1 nearest "
-                  "neighbours in A (Euclidean, rank 1 = nearest); ties by index")
+                  "neighbours in A (Euclidean, rank 1 = nearest); tied ranks averaged, tied "
+                  "neighbours share the places")
     reference = ("Glielmo, Zeni, Cheng, Tamas & Laio 2022, Ranking the information content of "
                  "distance measures (PNAS Nexus)")
     description = "information imbalance Delta(A -> B), k = 1, Euclidean (both directions)"
@@ -83,13 +118,17 @@ class InformationImbalance(Metric):
     def _prepare(self, X: np.ndarray, k: int, **_: Any) -> State:
         n = len(X)
         _check_k(self.name, k, n)
-        d2 = squared_distances(centre(X))
-        np.fill_diagonal(d2, np.inf)
-        order = np.argsort(d2, axis=1, kind="stable")[:, : n - 1]  # self (inf) sorts last
-        ranks = np.zeros((n, n), dtype=np.uint16 if n < 2**16 else np.int64)
-        ranks[np.arange(n)[:, None], order] = np.arange(1, n)
-        return State(n=n, ranks=ranks, neighbours=order[:, :k])
+        from scipy.stats import rankdata
+
+        d2 = exact_pairs(centre(X), squared_distances)
+        np.fill_diagonal(d2, np.inf)  # self ranks last (n), never counted
+        # tied ranks averaged are half-integers: kept doubled, as integers (2 bytes each below
+        # 32768 samples)
+        doubled = 2.0 * rankdata(d2, method="average", axis=1)
+        ranks = doubled.astype(np.uint16 if 2 * n < 2**16 else np.uint32)
+        index, weights = neighbour_weights(-d2, k)
+        return State(n=n, k=k, doubled_ranks=ranks, neighbour_index=index,
+                     neighbour_weights=weights)
 
     def _score(self, a: State, b: State, **_: Any) -> float:
-        picked = b.ranks[np.arange(a.n)[:, None], a.neighbours]
-        return float(2.0 / a.n * picked.mean(dtype=np.float64))
+        return 2.0 / a.n * _overlap(a, b.doubled_ranks) / 2.0 / (a.n * a.k)

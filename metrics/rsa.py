@@ -23,20 +23,31 @@ BLOCK_BYTES = 256 * 2**20
 
 def rdm_vector(X: np.ndarray, rdm: str) -> np.ndarray:
     """Upper triangle (i < j, row-major) of the RDM: 1 - Pearson r between rows, Euclidean or
-    squared Euclidean distances."""
+    squared Euclidean distances.
+
+    Ties are exact: the RDM is computed once per distinct row and made exactly symmetric, so
+    duplicate samples are at exactly 0 and exactly as far as each other from every other sample
+    (a matrix product rounds entries differently by their position and BLAS thread count,
+    which broke ties at random).
+    """
+    distinct, inverse = np.unique(X, axis=0, return_inverse=True)
     if rdm == "correlation":
         constant = np.flatnonzero(np.ptp(X, axis=1) == 0)
         if len(constant):
             raise MetricUndefined(f"rsa: sample {constant[0]} has the same value in every feature, "
                                   "so its correlation distance is undefined; use rdm='euclidean'")
-        Xr = X - X.mean(axis=1, keepdims=True)
+        Xr = distinct - distinct.mean(axis=1, keepdims=True)
         Xr /= np.linalg.norm(Xr, axis=1, keepdims=True)
         D = 1.0 - Xr @ Xr.T
     else:
-        D = squared_distances(centre(X))
+        D = squared_distances(centre(distinct))
         if rdm == "euclidean":
             D = np.sqrt(D)
-    return D[np.triu_indices(len(X), k=1)]
+    D = (D + D.T) / 2.0
+    np.fill_diagonal(D, 0.0)
+    upper = np.triu_indices(len(X), k=1)
+    inverse = inverse.reshape(-1)
+    return D[inverse[upper[0]], inverse[upper[1]]]
 
 
 class RSA(Metric):

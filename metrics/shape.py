@@ -36,7 +36,7 @@ class _Aligned(Metric):
     def _prepare(self, X: np.ndarray, alpha: float = 1.0, **_: Any) -> State:
         if not 0 <= alpha <= 1:
             raise ZooError(f"{self.name}: alpha must be in [0, 1], got {alpha}")
-        U, s, _ = svd_basis(centre(X))
+        U, s, _ = svd_basis(centre(X), centred=True)
         if not len(s):
             raise MetricUndefined(f"{self.name}: the representation has no variance (every "
                                   "feature constant)")

@@ -213,7 +213,7 @@ def test_accepts_tensors_and_memmaps(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, needle", [
-    ({"precision": "float16"}, "precision must be one of float32, float64"),
+    ({"precision": "float16"}, "precision must be one of auto, float32, float64"),
     ({"n_eig": 10, "n_landmarks": 5}, "below n_eig"),
     ({"affinity": "manhattan"}, "unknown affinity 'manhattan'"),
     ({"sigma": 0.0}, "sigma must be > 0"),
