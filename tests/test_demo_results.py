@@ -11,7 +11,15 @@ import sys
 import pytest
 
 from tests.conftest import REPO
-from zoo.study.demo import DEMO_THREADS, KERNEL_PINS, README_END, README_START, readme_block
+from zoo.study.demo import (
+    DEMO_THREADS,
+    KERNEL_PINS,
+    MODELS,
+    README_END,
+    README_START,
+    demo_id,
+    readme_block,
+)
 
 RESULTS = REPO / "docs" / "demo_results.json"
 
@@ -30,8 +38,7 @@ def test_readme_tables_are_the_committed_results():
 def test_committed_results_came_from_a_pinned_run():
     results = committed()
     assert results["kernels_pinned"] is True and results["threads"] == DEMO_THREADS
-    assert set(results["models"]) == {"unetpp/resnet34.demo",
-                                      "mask2former/swin-base.ade-semantic.demo"}
+    assert set(results["models"]) == {demo_id(base) for base in MODELS}
 
 
 def test_readme_block_renders_every_number():
