@@ -208,12 +208,11 @@ def _blocks(models: Sequence[str | ZooModel], data: str | Dataset,
             progress: Progress | None, options: dict[str, Any] | None) -> Blocks:
     from zoo.data.resolve import as_dataset
     from zoo.features.cache import as_cache
-    from zoo.model.loading import load_model
+    from zoo.model.loading import load_models
     from zoo.model.selection import split_names
 
-    loaded = [load_model(m, weights=(weights or {}).get(m) if isinstance(m, str) else None,
-                         random_init=random_init, device=device, **(options or {}))
-              for m in models]
+    loaded = load_models(list(models), weights, random_init=random_init, device=device,
+                         **(options or {}))
     return load_blocks(loaded, as_dataset(data), split_names(layers), batch_size,
                        as_cache(cache), progress)
 

@@ -138,13 +138,12 @@ def compare_models(a: str | ModelSpec | ZooModel, b: str | ModelSpec | ZooModel,
     from zoo.data.resolve import as_dataset
     from zoo.features.cache import as_cache
     from zoo.features.layers import parse_reduction
-    from zoo.model.loading import check_device, load_model
+    from zoo.model.loading import check_device, load_models
     from zoo.model.selection import split_names
 
     parse_reduction(reduction)
     device = check_device(device)
-    model_a = load_model(a, random_init=random_init, device=device)
-    model_b = model_a if b == a else load_model(b, random_init=random_init, device=device)
+    model_a, model_b = load_models([a, b], random_init=random_init, device=device)
     return run(model_a, model_b, as_dataset(data), metrics, layers_a=split_names(layers_a),
                layers_b=split_names(layers_b), reduction=reduction, permutations=permutations,
                intervals=intervals, images=images, device=device, batch_size=batch_size,

@@ -53,7 +53,8 @@ def load_model(model: str | ModelSpec | ZooModel, *, weights: str | None = None,
                      **options)
 
 
-def load_models(names: Sequence[str], weights: Mapping[str, str] | None = None, *,
+def load_models(names: Sequence[str | ModelSpec | ZooModel],
+                weights: Mapping[str, str] | None = None, *,
                 random_init: bool = False, device: str = "cpu",
                 **options: Any) -> list[ZooModel]:
     """`load_model` of each name (a name given twice is loaded once), `weights` per name; the
