@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from zoo.cli.app import main
-from zoo.features.cache import FeatureCache, default_root
+from zoo.features.cache import FeatureCache
+from zoo.io import cache_root
 from zoo.model.base import ZooModel
 
 DATA = ("--data", "synthetic:12", "--batch-size", "4")
@@ -40,7 +41,7 @@ def entries() -> dict[str, tuple[int, int]]:
     """Complete entries: key -> (inode, mtime_ns) of the array file."""
     out = {}
     for entry in FeatureCache().entries():
-        stat = (default_root() / "features" / entry["key"] / "features.npy").stat()
+        stat = (cache_root() / "features" / entry["key"] / "features.npy").stat()
         out[entry["key"]] = (stat.st_ino, stat.st_mtime_ns)
     return out
 
@@ -66,7 +67,7 @@ def test_extract_after_matrix_extracts_nothing(tmp_path, forwards):
     matrix(tmp_path, "run")  # three extract units of 4 samples fill ranges of one entry each
     assert sum(forwards) == 12
     before = entries()
-    assert len(before) == 2 and not list((default_root() / "parts").glob("*/data-*"))
+    assert len(before) == 2 and not list((cache_root() / "parts").glob("*/data-*"))
     zoo("extract", "toy/cnn", *DATA, *LAYERS)
     zoo("compare", "toy/cnn", "toy/cnn", *DATA, *LAYERS, "--images", "0", "--out",
         str(tmp_path / "cmp"))  # no activation images: those are full maps, other entries
