@@ -76,23 +76,59 @@ def declare_layers(module: Any, plan: Sequence[PlanRow], extract: Extractor, siz
             for i, row in enumerate(plan)]
 
 
+def layers_without_weights(build: Callable[[], Any], plan: Callable[[Any], Sequence[PlanRow]],
+                           extract: Extractor, size: int) -> list[LayerInfo]:
+    """`declare_layers` on a `meta` build of the model (no weights, no compute); where the
+    library needs real values to build or run, on a fixed-seed CPU build instead."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            model = build()
+        return declare_layers(model, plan(model), extract, size)
+    except (NotImplementedError, RuntimeError):  # an op without a meta kernel
+        model = seeded(build).eval()
+        return declare_layers(model, plan(model), extract, size, device="cpu")
+
+
 def channels_last(row: PlanRow, t: torch.Tensor) -> torch.Tensor:
     """A feature in zoo's channels-last layout: NCHW maps permuted, vectors flattened."""
-    if t.ndim == 4 and not row.nhwc:
-        return t.permute(0, 2, 3, 1)
     if t.ndim > 2 and row.role == "embedding":
         return t.flatten(1)
+    if t.ndim == 4 and not row.nhwc:
+        return t.permute(0, 2, 3, 1)
     return t
+
+
+def hook_features(module: Any, rows: Sequence[PlanRow], forward: Callable[[], Any],
+                  out: dict[str, Any]) -> Any:
+    """Run `forward()` with forward hooks on the rows' modules, their first call's outputs put
+    channels-last into `out`; returns what `forward` returns."""
+    def hook(row: PlanRow, output: Any) -> None:  # returns None: the output is left as it is
+        if row.name not in out:
+            out[row.name] = channels_last(
+                row, output[0] if isinstance(output, (tuple, list)) else output)
+
+    mods = dict(module.named_modules())
+    handles = [mods[r.module].register_forward_hook(lambda _m, _i, o, r=r: hook(r, o))
+               for r in rows]
+    try:
+        return forward()
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def make_model(spec: ModelSpec, module: Any, layers: list[LayerInfo], plan: Sequence[PlanRow],
                extract: Extractor, path: str, source: WeightSource, input: InputConfig,
                device: str, provenance: dict[str, Any], variant: str = "",
-               transform: Callable[[Any], Any] | None = None) -> Any:
+               transform: Callable[[Any], Any] | None = None,
+               upstream: Extractor | None = None) -> Any:
     """A ZooModel whose `forward_layers` runs `extract` (the library's intermediates API,
     `path` names it) on the requested layers only; `provenance` is added to its provenance and
     `path` to its fingerprint. `transform` (one PIL image -> tensor) replaces the InputConfig
-    transform where the library's own object must run as is (torchvision Weights.transforms)."""
+    transform where the library's own object must run as is (torchvision Weights.transforms).
+    `upstream` is an independent call of the library's API, for `zoo check`."""
     import torch
 
     from zoo.model import ZooModel
@@ -101,6 +137,13 @@ def make_model(spec: ModelSpec, module: Any, layers: list[LayerInfo], plan: Sequ
 
     class LibraryModel(ZooModel):
         extraction_path = path
+
+        def upstream_features(self, x: torch.Tensor) -> dict[str, torch.Tensor] | None:
+            """Every layer through the library's own API called directly (None: no such API)."""
+            if upstream is None:
+                return None
+            with torch.inference_mode():
+                return upstream(self.module, x.to(self.device), list(plan))
 
         @torch.inference_mode()
         def forward_layers(self, x: torch.Tensor, layers: Sequence[str],

@@ -22,7 +22,8 @@ from zoo.errors import UnknownNameError, ZooError
 from zoo.families import ModelFamily, glob_match
 from zoo.plugin import CachedWeights, find_weights, load_options
 from zoo.plugins._generic import (PlanRow, channels_last, declare_layers, hf_cached_repos,
-                                  listing_row, load_index, make_model, seeded)
+                                  hook_features, layers_without_weights, listing_row, load_index,
+                                  make_model, seeded)
 from zoo.specs import InputConfig, LayerInfo, ModelSpec
 
 STEM_MODULES = ("stem", "act1", "bn1", "conv1", "conv_stem", "bn")
@@ -78,7 +79,9 @@ def resolve(rest: str) -> ModelSpec:
     name = f"{arch}.{cfg['tag']}" if cfg.get("tag") else arch
 
     def layers() -> list[LayerInfo]:
-        return _layers(arch, input.size)
+        return layers_without_weights(lambda: _create(arch, input.size, input.size),
+                                      lambda m: plan(m)[0], lambda m, x, r: extractor(m)[0](
+                                          m, x, r), input.size)
 
     return ModelSpec("timm", arch, _loader(arch, cfg), layers, tag=tag, input=input,
                      weights=f"timm {name}" if cfg.get("tag") else "none published (random init)",
@@ -166,7 +169,7 @@ def extractor(model: Any) -> tuple[Callable[..., dict[str, Any]], str]:
                     t = torch.cat([t[1], t[0]], 1) if t[1] is not None else t[0]
                 out[r.name] = channels_last(r, t)
         else:
-            final = _hooked(module, x, inter, out, head)
+            final = hook_features(module, inter, lambda: module.forward_features(x), out)
         if head:
             out["pre_logits"] = module.forward_head(final, pre_logits=True).flatten(1)
         return out
@@ -174,33 +177,26 @@ def extractor(model: Any) -> tuple[Callable[..., dict[str, Any]], str]:
     return run, "forward_intermediates" if api else "feature_info hooks"
 
 
-def _hooked(module: Any, x: Any, rows: Sequence[PlanRow], out: dict[str, Any],
-            full: bool) -> Any:
-    """Hooks on the rows' modules (models without forward_intermediates); the final features
-    when `full` (forward_features runs to the end)."""
-    mods = dict(module.named_modules())
-    handles = [mods[r.module].register_forward_hook(
-        lambda _m, _i, o, r=r: out.setdefault(r.name, channels_last(
-            r, o[0] if isinstance(o, (tuple, list)) else o))) for r in rows]
-    try:
-        return module.forward_features(x)
-    finally:
-        for h in handles:
-            h.remove()
-
-
-def _layers(arch: str, size: int) -> list[LayerInfo]:
+def upstream(module: Any, x: Any, rows: Sequence[PlanRow]) -> dict[str, Any] | None:
+    """timm's forward_intermediates called with its defaults (NCHW maps; prefix tokens apart),
+    laid out as zoo declares them: the independent reference of `zoo check`."""
     import torch
 
-    with torch.device("meta"):
-        model = _create(arch, size, size)
-    run, _ = extractor(model)
-    rows = plan(model)[0]
-    try:
-        return declare_layers(model, rows, run, size)
-    except (NotImplementedError, RuntimeError):  # an op without a meta kernel: a real build
-        model = seeded(lambda: _create(arch, size, size))
-        return declare_layers(model.eval(), rows, run, size, device="cpu")
+    _, api, tokens = plan(module)
+    if not api:
+        return None
+    inter = [r for r in rows if r.name != "pre_logits"]
+    kw = dict(return_prefix_tokens=True) if tokens else {}
+    feats = module.forward_intermediates(x, indices=len(inter), intermediates_only=True, **kw)
+    out = {}
+    for r, t in zip(inter, feats):
+        if isinstance(t, tuple):
+            patches = t[0].flatten(2).transpose(1, 2)
+            t = torch.cat([t[1], patches], 1) if t[1] is not None else patches
+            out[r.name] = t
+        else:
+            out[r.name] = t.permute(0, 2, 3, 1)
+    return out
 
 
 def _loader(arch: str, cfg: dict[str, Any]) -> Callable[..., Any]:
@@ -223,7 +219,8 @@ def _loader(arch: str, cfg: dict[str, Any]) -> Callable[..., Any]:
             if input.size != native else spec.layers()
         prov = {"library": "timm", "pretrained_cfg": {k: cfg.get(k) for k in (
             "architecture", "tag", "hf_hub_id", "license", "paper_ids", "url") if cfg.get(k)}}
-        return make_model(spec, model, layers, rows, run, path, source, input, device, prov)
+        return make_model(spec, model, layers, rows, run, path, source, input, device, prov,
+                          upstream=upstream)
 
     return load
 
