@@ -28,7 +28,6 @@ class ModelFamily:
     search: Callable[[str], list[dict[str, Any]]] = field(repr=False, compare=False)
     description: str = ""
     example: str = ""
-    summary: Callable[[], str] = field(default=lambda: "", repr=False, compare=False)
 
 
 def glob_match(names: list[str], pattern: str) -> list[str]:
