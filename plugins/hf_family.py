@@ -166,11 +166,25 @@ def plan(model: Any) -> list[PlanRow]:
     if n is None:
         raise ZooError(f"transformers {config.model_type}: cannot count its hidden states")
     prefix = prefix_tokens(model)
-    rows = [PlanRow(f"hidden_states.{i}", "embeddings" if i == 0 else f"layer {i}",
+    blocks = _block_list(model, n)
+    modules = dict(model.named_modules())
+    rows = [PlanRow(f"hidden_states.{i}",
+                    ("embeddings" if "embeddings" in modules else "") if i == 0 else
+                    (f"{blocks}.{i - 1}" if blocks else ""),
                     "stem" if i == 0 else "encoder", prefix) for i in range(n + 1)]
     if _has_pooler(model):
-        rows.append(PlanRow("pooler_output", "pooler", "embedding"))
+        rows.append(PlanRow("pooler_output", "pooler" if "pooler" in modules else "",
+                            "embedding"))
     return rows
+
+
+def _block_list(model: Any, n: int) -> str:
+    """The module path of the encoder's list of `n` layers/stages ("" when there is none)."""
+    import torch
+
+    return next((name for name, m in model.named_modules()
+                 if isinstance(m, torch.nn.ModuleList) and len(m) == n
+                 and name.startswith("encoder")), "")
 
 
 def _has_pooler(model: Any) -> bool:

@@ -12,7 +12,6 @@ The tag's `quick_gelu` setting is applied at build, as open_clip's factory does.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 from typing import Any
 
 from zoo import hookimpl
@@ -40,7 +39,6 @@ def _build_index() -> dict[str, Any]:
     return {"archs": open_clip.list_models(), "pretrained": pretrained}
 
 
-@lru_cache(maxsize=1)
 def index() -> dict[str, Any]:
     """open_clip's architectures and pretrained tags (hub id, preprocessing) when installed."""
     return load_index("open_clip", "open_clip_torch", _build_index)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 from typing import Any
 
 from zoo import hookimpl
@@ -41,7 +40,6 @@ def _build_index() -> dict[str, Any]:
     return {"archs": timm.list_models(), "pretrained": pretrained}
 
 
-@lru_cache(maxsize=1)
 def index() -> dict[str, Any]:
     """timm's architectures and pretrained tags (hub id, torch hub file) for the installed timm."""
     return load_index("timm", "timm", _build_index)
@@ -118,10 +116,16 @@ def _input(cfg: dict[str, Any]) -> InputConfig:
                        library="timm")
 
 
-def _create(arch: str, size: int, native: int, **kwargs: Any) -> Any:
-    """timm.create_model at input `size` (img_size passed where the model takes one)."""
+def _create(arch: str, size: int, native: int, tiny: bool = False, **kwargs: Any) -> Any:
+    """timm.create_model at input `size` (img_size passed where the model takes one); `tiny`:
+    depth=2 where the architecture takes a depth (ViT, BEiT, EVA...; tests)."""
     import timm
 
+    if tiny:
+        try:
+            return _create(arch, size, native, depth=2, **kwargs)
+        except TypeError:  # no single depth argument: the architecture as it is
+            pass
     if size != native:
         try:
             return timm.create_model(arch, img_size=size, **kwargs)
@@ -144,7 +148,9 @@ def plan(model: Any) -> tuple[list[PlanRow], bool, bool]:
     rows = [PlanRow(f["module"], f["module"],
                     "stem" if f["module"].split(".")[0] in STEM_MODULES else "encoder",
                     prefix if tokens else 0) for f in info]
-    return rows + [PlanRow("pre_logits", "head", "embedding")], api, tokens
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    head_path = next((n for n, m in model.named_modules() if m is head), "")
+    return rows + [PlanRow("pre_logits", head_path, "embedding")], api, tokens
 
 
 def extractor(model: Any) -> tuple[Callable[..., dict[str, Any]], str]:
@@ -208,7 +214,7 @@ def _loader(arch: str, cfg: dict[str, Any]) -> Callable[..., Any]:
         input = opts.input(spec)
         native = spec.input.size
         if source.random_init:
-            model = seeded(lambda: _create(arch, input.size, native))
+            model = seeded(lambda: _create(arch, input.size, native, opts.tiny))
         else:
             model = _create(arch, input.size, native, pretrained=True,
                             pretrained_cfg_overlay=dict(file=str(source.file())))
@@ -216,11 +222,11 @@ def _loader(arch: str, cfg: dict[str, Any]) -> Callable[..., Any]:
         rows = plan(model)[0]
         run, path = extractor(model)
         layers = declare_layers(model.eval(), rows, run, input.size, device="cpu") \
-            if input.size != native else spec.layers()
+            if input.size != native or opts.tiny else spec.layers()
         prov = {"library": "timm", "pretrained_cfg": {k: cfg.get(k) for k in (
             "architecture", "tag", "hf_hub_id", "license", "paper_ids", "url") if cfg.get(k)}}
         return make_model(spec, model, layers, rows, run, path, source, input, device, prov,
-                          upstream=upstream)
+                          variant="tiny" if opts.tiny else "", upstream=upstream)
 
     return load
 

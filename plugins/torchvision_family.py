@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from functools import lru_cache
 from typing import Any
 
 from zoo import hookimpl
@@ -45,7 +44,6 @@ def _build_index() -> dict[str, Any]:
     return {"models": out}
 
 
-@lru_cache(maxsize=1)
 def index() -> dict[str, Any]:
     """torchvision's classification models and their weights' file names."""
     return load_index("torchvision", "torchvision", _build_index)
