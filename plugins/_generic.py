@@ -84,7 +84,7 @@ def layers_without_weights(build: Callable[[], Any], plan: Callable[[Any], Seque
 
     try:
         with torch.device("meta"):
-            model = build()
+            model = build().eval()
         return declare_layers(model, plan(model), extract, size)
     except (NotImplementedError, RuntimeError):  # an op without a meta kernel
         model = seeded(build).eval()

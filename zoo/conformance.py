@@ -2,10 +2,11 @@
 call in their tests (`assert_conforms`).
 
 One fixed-seed batch goes through the model twice; each declared layer is checked against what
-came out: layout (rank), batch size, channels, stride (maps: size / height; tokens: patch grid),
-prefix tokens (the rest must form a square grid), finite values, determinism, a single-layer
-request equal to the all-layers one, and equality with the library's own intermediates API where
-the model offers one (`upstream_features`), within float32 tolerance.
+came out: layout (rank), batch size, channels, stride (maps: size / rows, rounded, as declared;
+tokens: size / patch grid side), prefix tokens (the rest must form a square grid), finite values,
+determinism, a single-layer request equal to the all-layers one, and equality with the library's
+own intermediates API where the model offers one (`upstream_features`), within float32
+tolerance.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def _check_layer(info: LayerInfo, feat: Any, again: Any, batch: int, size: int,
         problems.append(f"declared {info.channels} channels, got {shape[-1]}")
     if feat.ndim == 4 and info.layout == "NCHW":
         stride, grid = round(size / shape[1]), f"{shape[1]}x{shape[2]}"
-        if info.stride is not None and shape[1] * info.stride != size:
+        if info.stride is not None and stride != info.stride:
             problems.append(f"declared stride {info.stride} but {size} px gives {shape[1]} rows")
     if feat.ndim == 3 and info.layout == "NLC":
         patches = shape[1] - info.prefix_tokens
@@ -125,7 +126,7 @@ def _check_layer(info: LayerInfo, feat: Any, again: Any, batch: int, size: int,
                             "no square grid")
         else:
             stride, grid = round(size / side), f"{side}x{side}"
-            if info.stride is not None and side * info.stride != size:
+            if info.stride is not None and stride != info.stride:
                 problems.append(f"declared stride {info.stride} but the grid is {side}x{side} "
                                 f"at {size} px")
     if not bool(torch.isfinite(feat).all()):
