@@ -91,7 +91,7 @@ def token_grid(layer: str, shape: Sequence[int], prefix_tokens: int | Mapping[st
     tokens = int(shape[1])
     side = math.isqrt(max(tokens - declared, 0))
     if side == 0 or side * side != tokens - declared:
-        fits = [p for p in range(0, min(tokens, 9)) if math.isqrt(tokens - p) ** 2 == tokens - p]
+        fits = [p for p in range(min(tokens, 9)) if math.isqrt(tokens - p) ** 2 == tokens - p]
         way = (f"prefix_tokens={{{layer!r}: {fits[0]}}} leaves {tokens - fits[0]} = "
                f"{math.isqrt(tokens - fits[0])}x{math.isqrt(tokens - fits[0])} patches"
                if fits else f"prefix_tokens={{{layer!r}: N}}")
