@@ -157,6 +157,7 @@ def extractor(model: Any) -> tuple[Callable[..., dict[str, Any]], str]:
     """The extraction function for `model` and its path (forward_intermediates or hooks)."""
     rows, api, tokens = plan(model)
     order = {r.name: i for i, r in enumerate(rows[:-1])}
+    prefix = rows[0].prefix
 
     def run(module: Any, x: Any, wanted: Sequence[PlanRow]) -> dict[str, Any]:
         import torch
@@ -165,7 +166,9 @@ def extractor(model: Any) -> tuple[Callable[..., dict[str, Any]], str]:
         head = any(r.name == "pre_logits" for r in wanted)
         out: dict[str, Any] = {}
         if api:
-            kw = dict(output_fmt="NLC", return_prefix_tokens=True) if tokens else {}
+            # prefix tokens asked for only where there are some (timm 1.0.31's relpos ViT
+            # fails on return_prefix_tokens without them)
+            kw = dict(output_fmt="NLC", return_prefix_tokens=prefix > 0) if tokens else {}
             res = module.forward_intermediates(
                 x, indices=[order[r.name] for r in inter] or [0], intermediates_only=not head,
                 **kw)
@@ -192,16 +195,15 @@ def upstream(module: Any, x: Any, rows: Sequence[PlanRow]) -> dict[str, Any] | N
     if not api:
         return None
     inter = [r for r in rows if r.name != "pre_logits"]
-    kw = dict(return_prefix_tokens=True) if tokens else {}
+    kw = dict(return_prefix_tokens=True) if tokens and inter[0].prefix else {}
     feats = module.forward_intermediates(x, indices=len(inter), intermediates_only=True, **kw)
     out = {}
     for r, t in zip(inter, feats):
         if isinstance(t, tuple):
             patches = t[0].flatten(2).transpose(1, 2)
-            t = torch.cat([t[1], patches], 1) if t[1] is not None else patches
-            out[r.name] = t
-        else:
-            out[r.name] = t.permute(0, 2, 3, 1)
+            out[r.name] = torch.cat([t[1], patches], 1) if t[1] is not None else patches
+        else:  # NCHW maps: tokens without prefix come back on their grid too
+            out[r.name] = t.flatten(2).transpose(1, 2) if tokens else t.permute(0, 2, 3, 1)
     return out
 
 

@@ -1,9 +1,9 @@
 """The conformance sample: generic-family models built at random init (smallest configs, tiny
 inputs) pass `zoo check`'s checks, including equality with the library's intermediates API.
 
-Fast sample: 44 timm architectures, 8 transformers backbones from tiny configs written to a
-Hugging Face cache layout, 4 open_clip towers from tiny configs, 7 torchvision models. Larger
-builds are marked slow.
+Sample: 44 timm architectures (29 fast, 15 larger builds marked slow), 9 transformers backbones
+from tiny configs written to a Hugging Face cache layout, 4 open_clip towers from tiny configs,
+7 torchvision models (4 more marked slow).
 """
 
 from __future__ import annotations
@@ -16,25 +16,42 @@ import pytest
 from zoo.conformance import assert_conforms, check_model
 
 # name -> build options; families named in the issue: ViT, DeiT (distillation token), DINOv2
-# with registers, ConvNeXt, ResNet, EfficientNet, Swin, MaxViT, EVA, BEiT.
+# with registers, ConvNeXt, ResNet, EfficientNet, Swin, MaxViT, EVA, BEiT. The fast part runs in
+# `make test`; the larger builds (several seconds each on 2 cores) are marked slow.
 TIMM_FAST = {
     "test_byobnet": {}, "test_coatnet": {}, "test_convnext": {}, "test_convnext2": {},
     "test_convnext3": {}, "test_efficientnet": {}, "test_efficientnet_evos": {},
     "test_efficientnet_gn": {}, "test_efficientnet_ln": {}, "test_mambaout": {},
-    "test_maxvit": {}, "test_nfnet": {}, "test_resnet": {}, "test_vit": {}, "test_vit2": {},
-    "test_vit3": {}, "test_vit4": {}, "test_vit_relpos": {},
+    "test_resnet": {}, "test_vit": {}, "test_vit2": {}, "test_vit3": {}, "test_vit4": {},
+    "test_vit_relpos": {},
     "vit_tiny_patch16_224": {"tiny": True}, "deit_tiny_distilled_patch16_224": {"tiny": True},
     "vit_small_patch14_reg4_dinov2": {"tiny": True, "size": 112},
     "eva02_tiny_patch14_224": {"tiny": True}, "beit_base_patch16_224": {"tiny": True},
-    "beitv2_base_patch16_224": {"tiny": True}, "flexivit_small": {"tiny": True},
-    "vit_small_patch16_224": {"tiny": True}, "deit3_small_patch16_224": {"tiny": True},
-    "convnext_atto": {}, "convnextv2_atto": {}, "resnet10t": {}, "resnet18": {"size": 64},
-    "efficientnet_b0": {"size": 96}, "mobilenetv3_small_050": {}, "regnetx_002": {},
-    "ghostnet_050": {}, "lcnet_050": {}, "mobilevit_xxs": {}, "edgenext_xx_small": {},
-    "efficientvit_b0": {}, "fastvit_t8": {"size": 128}, "maxvit_pico_rw_256": {"size": 128},
-    "xcit_nano_12_p16_224": {"tiny": True}, "pvt_v2_b0": {"size": 128},
+    "flexivit_small": {"tiny": True}, "vit_small_patch16_224": {"tiny": True},
+    "deit3_small_patch16_224": {"tiny": True}, "xcit_nano_12_p16_224": {"tiny": True},
+    "resnet10t": {}, "resnet18": {"size": 64}, "efficientnet_b0": {"size": 96},
+    "convnext_atto": {},
+}
+TIMM_SLOW = {
+    "test_maxvit": {}, "test_nfnet": {}, "beitv2_base_patch16_224": {"tiny": True},
+    "convnextv2_atto": {}, "mobilenetv3_small_050": {}, "regnetx_002": {}, "ghostnet_050": {},
+    "lcnet_050": {}, "mobilevit_xxs": {}, "edgenext_xx_small": {}, "efficientvit_b0": {},
+    "fastvit_t8": {"size": 128}, "maxvit_pico_rw_256": {"size": 128}, "pvt_v2_b0": {"size": 128},
     "swin_tiny_patch4_window7_224": {},
 }
+TIMM_SAMPLE = {**TIMM_FAST, **TIMM_SLOW}
+
+
+@pytest.fixture(scope="module")
+def shared_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("zoo-index")
+
+
+@pytest.fixture(autouse=True)
+def shared_index(shared_index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One ZOO_CACHE_DIR (so one timm/open_clip/torchvision name index) for this module's
+    tests, instead of a rebuild per test."""
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(shared_index_dir))
 
 
 @pytest.mark.parametrize("arch", sorted(TIMM_FAST))
@@ -43,11 +60,17 @@ def test_timm_sample_conforms(arch: str) -> None:
     assert report.extraction in ("forward_intermediates", "feature_info hooks")
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", sorted(TIMM_SLOW))
+def test_timm_sample_larger_builds_conform(arch: str) -> None:
+    assert_conforms(f"timm/{arch}", **TIMM_SLOW[arch])
+
+
 def test_timm_sample_is_broad() -> None:
-    assert len(TIMM_FAST) >= 40
+    assert len(TIMM_SAMPLE) >= 40
     for family in ("vit_", "deit_", "reg4_dinov2", "convnext", "resnet", "efficientnet", "swin",
                    "maxvit", "eva", "beit"):
-        assert any(family in a for a in TIMM_FAST), family
+        assert any(family in a for a in TIMM_SAMPLE), family
 
 
 @pytest.mark.parametrize("arch,prefix", [("deit_tiny_distilled_patch16_224", 2),
