@@ -73,10 +73,12 @@ def main() -> None:
         signal.alarm(args.timeout)
         try:
             results[arch] = one(arch, args.tier, args.max_params)
-        except Timeout:
-            results[arch] = ("skip", f"over {args.timeout} s")
         except Exception as exc:  # noqa: BLE001 - every failure is reported, none stops the sweep
-            results[arch] = ("fail", f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+            if isinstance(exc, Timeout) or isinstance(exc.__cause__, Timeout):
+                results[arch] = ("skip", f"over {args.timeout} s")
+            else:
+                results[arch] = ("fail", f"{type(exc).__name__}: "
+                                         f"{' '.join(str(exc).split())[:200]}")
         finally:
             signal.alarm(0)
         if (i + 1) % 50 == 0:
