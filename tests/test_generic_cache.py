@@ -92,6 +92,7 @@ def test_timm_weights_found_offline_with_provenance_and_upstream_features(
     np.testing.assert_allclose(feats[blocks[-1]].data, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # two CLI subprocesses; the library path is tested in-process above/below
 def test_cli_extract_timm_and_hf_from_cache_offline(hf_cache: Path, tmp_path: Path) -> None:
     from transformers import Dinov2Config
 
