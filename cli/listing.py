@@ -16,19 +16,30 @@ if TYPE_CHECKING:
 KINDS = ("models", "metrics", "datasets")
 
 
-def list_cmd(kind: Annotated[str, typer.Argument(help="models, metrics or datasets")] = "models",
-             json_: JsonOpt = False) -> None:
-    """List registered models (with their tags), metrics or datasets."""
+def list_cmd(kind: Annotated[str, typer.Argument(
+        help="models, metrics, datasets, or a model glob such as 'timm/*vit*' or 'hf/*'")
+        ] = "models", json_: JsonOpt = False) -> None:
+    """List registered models (with their tags), metrics or datasets; a glob lists matching
+    models of every family, generic ones included, with whether weights are local."""
     from zoo.registry.host import get_registry
 
     registry = get_registry()
-    if kind not in KINDS:
-        raise UnknownNameError("list", kind, KINDS)
-    if kind == "models":
+    if kind not in KINDS and ("*" in kind or "/" in kind or "?" in kind):
+        from zoo.registry.families import search_models
+
+        rows = search_models(kind)
+        columns = ["id", "weights", "description"]
+    elif kind not in KINDS:
+        raise UnknownNameError("list", kind, KINDS, "or pass a glob such as 'timm/*vit*'")
+    elif kind == "models":
         rows = [{"id": s.id, "family": s.family, "default": s.default or
                  len(registry.families[s.family]) == 1, "input": s.input.size,
                  "weights": s.weights, "description": s.description}
                 for s in registry.models.values()]
+        rows += [{"id": f"{f.name}/...", "family": f.name, "default": False, "input": "-",
+                  "weights": "local caches", "description": f"{f.description}, e.g. "
+                  f"{f.example}; list with `zoo list '{f.name}/*'`"}
+                 for f in registry.model_families.values()]
         columns = ["id", "default", "input", "weights", "description"]
     elif kind == "metrics":
         from zoo.metrics.base import describe

@@ -7,7 +7,7 @@ import pytest
 
 from zoo.metrics.builtin import BUILTIN_METRICS
 from zoo.metrics.invariance import SHAPES, check_invariances, declared_invariances
-from zoo.registry import get_registry, reset_registry
+from zoo.registry.host import get_registry, reset_registry
 
 REGISTERED = sorted(get_registry().metrics)  # at collection: built-ins and installed plugins
 

@@ -115,8 +115,9 @@ def test_every_hook_is_typed_documented_and_in_the_readme():
     from zoo.registry import hookspecs
 
     hooks = [f for name, f in vars(hookspecs).items() if name.startswith("register_")]
-    assert {f.__name__ for f in hooks} == {"register_models", "register_metrics",
-                                           "register_datasets", "register_commands"}
+    assert {f.__name__ for f in hooks} == {"register_models", "register_model_families",
+                                           "register_metrics", "register_datasets",
+                                           "register_commands"}
     readme = (REPO / "README.md").read_text()
     for hook in hooks:
         assert inspect.getdoc(hook), hook.__name__

@@ -63,14 +63,17 @@ def load(model: str | ModelSpec, *, weights: str | None = None, random_init: boo
 
 def wrap(module: nn.Module, layers: Mapping[str, str] | Sequence[str], *,
          name: str = "custom/module", input: InputConfig | None = None,
-         roles: Mapping[str, str] | None = None, device: str = "cpu") -> ZooModel:
+         roles: Mapping[str, str] | None = None, device: str = "cpu",
+         prefix_tokens: int | Mapping[str, int] | None = None) -> ZooModel:
     """Any `nn.Module` as a zoo model, no plugin needed: `layers` maps layer names to module
-    paths (or lists module paths); layouts and widths are read from one probe forward pass."""
+    paths (or lists module paths); layouts and widths are read from one probe forward pass.
+    `prefix_tokens` (one count, or per layer) declares class/register tokens of token layers;
+    their patch grid is inferred, and tokens that form no grid are an error here."""
     from zoo.model.loading import check_device
     from zoo.model.wrapped import wrap_module
 
     return wrap_module(module, layers, name=name, input=input, roles=roles,
-                       device=check_device(device))
+                       device=check_device(device), prefix_tokens=prefix_tokens)
 
 
 def dataset(spec: str | Dataset, *, skip_bad: bool = False) -> Dataset:

@@ -82,9 +82,12 @@ def _feed_code(digest: Any, code: Any) -> None:
 
 def wrap_module(module: nn.Module, layers: Mapping[str, str] | Sequence[str], *,
                 name: str = "custom/module", input: InputConfig | None = None,
-                roles: Mapping[str, str] | None = None, device: str = "cpu") -> ZooModel:
+                roles: Mapping[str, str] | None = None, device: str = "cpu",
+                prefix_tokens: int | Mapping[str, int] | None = None) -> ZooModel:
     """A `ZooModel` for `module` whose layers are `{layer name: module path}` (a list of paths
-    names each layer after its path); see the module docstring for what is inferred."""
+    names each layer after its path); see the module docstring for what is inferred.
+    `prefix_tokens`: class/register tokens before the patches of token (NLC) layers, one count
+    for all or `{layer: count}`; each token layer's patches must form a square grid."""
     from zoo.model.base import ZooModel
     from zoo.registry.specs import InputConfig, LayerInfo, ModelSpec
 
@@ -106,16 +109,43 @@ def wrap_module(module: nn.Module, layers: Mapping[str, str] | Sequence[str], *,
         if len(shape) not in LAYOUT_BY_NDIM:
             raise ZooError(f"wrap: layer {layer!r} outputs shape {tuple(shape)}; only (N, C, H, "
                            "W) maps, (N, L, C) tokens and (N, C) vectors are supported")
+        layout = LAYOUT_BY_NDIM[len(shape)]
+        prefix, stride = (token_grid(layer, shape, prefix_tokens, cfg.size)
+                          if layout == "NLC" else (0, None))
         infos.append(LayerInfo(layer, paths[layer], (roles or {}).get(layer, "encoder"),
-                               LAYOUT_BY_NDIM[len(shape)],
-                               int(shape[1] if len(shape) == 4 else shape[-1]),
-                               depth=k / max(1, len(paths) - 1)))
+                               layout, int(shape[1] if len(shape) == 4 else shape[-1]),
+                               stride=stride, depth=k / max(1, len(paths) - 1),
+                               prefix_tokens=prefix))
     spec = ModelSpec(family or "custom", arch or "module", lambda *a, **k: None,
                      lambda: list(infos), input=cfg, weights="user module",
                      description=f"wrapped {type(module).__name__}")
     fingerprint = f"{state_fingerprint(module)}+forward:{forward_fingerprint(module)[:16]}"
     return ZooModel(spec, module, infos, fingerprint=fingerprint, random_init=False,
                     device=device, input=cfg, weights_source="in-memory nn.Module")
+
+
+def token_grid(layer: str, shape: Sequence[int], prefix_tokens: int | Mapping[str, int] | None,
+               size: int) -> tuple[int, int | None]:
+    """A token layer's declared prefix count and its patch stride (size / grid side); tokens that
+    form no square grid after the prefix are an error naming the layer and the way out."""
+    import math
+
+    declared = (prefix_tokens.get(layer, 0) if isinstance(prefix_tokens, Mapping)
+                else prefix_tokens or 0)
+    if isinstance(declared, bool) or not isinstance(declared, int) or declared < 0:
+        raise ZooError(f"wrap: prefix_tokens for layer {layer!r} must be a whole number >= 0, "
+                       f"got {declared!r}")
+    tokens = int(shape[1])
+    side = math.isqrt(max(tokens - declared, 0))
+    if side == 0 or side * side != tokens - declared:
+        fits = [p for p in range(min(tokens, 9)) if math.isqrt(tokens - p) ** 2 == tokens - p]
+        way = (f"prefix_tokens={{{layer!r}: {fits[0]}}} leaves {tokens - fits[0]} = "
+               f"{math.isqrt(tokens - fits[0])}x{math.isqrt(tokens - fits[0])} patches"
+               if fits else f"prefix_tokens={{{layer!r}: N}}")
+        raise ZooError(f"wrap: layer {layer!r} has {tokens} tokens, which minus {declared} "
+                       f"declared prefix tokens form no square patch grid; declare its class/"
+                       f"register tokens, e.g. {way}")
+    return declared, max(1, round(size / side))
 
 
 def _probe(module: nn.Module, paths: Mapping[str, str], size: int,

@@ -1,4 +1,4 @@
-"""The plugin boundary: four hooks, each handed a `register` callback (or the Typer app).
+"""The plugin boundary: five hooks, each handed a `register` callback (or the Typer app).
 
 Plugins implement any of them with `@zoo.hookimpl`; built-ins are ordinary plugins.
 """
@@ -13,6 +13,7 @@ import pluggy
 if TYPE_CHECKING:
     import typer
 
+    from zoo.registry.families import ModelFamily
     from zoo.registry.specs import DatasetSpec, ModelSpec
 
 hookspec = pluggy.HookspecMarker("zoo")
@@ -22,6 +23,12 @@ hookimpl = pluggy.HookimplMarker("zoo")
 @hookspec
 def register_models(register: Callable[[ModelSpec], None]) -> None:
     """Call `register(spec)` once per `ModelSpec` the plugin provides; keep it cheap (no torch)."""
+
+
+@hookspec
+def register_model_families(register: Callable[[ModelFamily], None]) -> None:
+    """Call `register(family)` once per `zoo.registry.families.ModelFamily` (any name of a
+    library, resolved on demand: `timm/<name>`); keep it cheap (no torch)."""
 
 
 @hookspec

@@ -30,7 +30,8 @@ from zoo.registry.protocols import KINDS
 from zoo.registry.specs import DatasetSpec, ModelSpec
 
 ENTRY_POINT_GROUP = "zoo"
-HOOKS = ("register_models", "register_metrics", "register_datasets", "register_commands")
+HOOKS = ("register_models", "register_model_families", "register_metrics", "register_datasets",
+         "register_commands")
 
 # Built-ins are ordinary plugins; the host only knows their module names.
 BUILTIN_PLUGINS = {
@@ -43,6 +44,10 @@ BUILTIN_PLUGINS = {
     "dinov2": "zoo.plugins.dinov2",
     "mae": "zoo.plugins.mae",
     "resnet-ssl": "zoo.plugins.resnet_ssl",
+    "timm": "zoo.plugins.timm_family",  # generic families: any name of the library
+    "hf": "zoo.plugins.hf_family",
+    "open_clip": "zoo.plugins.open_clip_family",
+    "torchvision": "zoo.plugins.torchvision_family",
     "trained": "zoo.plugins.trained",  # after the families: a trained default wins
 }
 
@@ -207,6 +212,8 @@ class Registry:
         self.models: dict[str, ModelSpec] = {}
         self.metrics: dict[str, Any] = {}
         self.datasets: dict[str, DatasetSpec] = {}
+        self.model_families: dict[str, Any] = {}  # name -> zoo.registry.families.ModelFamily
+        self._family_plugins: dict[str, PluginInfo] = {}
         self._load()
         self._collect()
 
@@ -245,7 +252,8 @@ class Registry:
     def _collect(self) -> None:
         for hook, add in (("register_models", self._add_model),
                           ("register_metrics", self._add_metric),
-                          ("register_datasets", self._add_dataset)):
+                          ("register_datasets", self._add_dataset),
+                          ("register_model_families", self._add_family)):
             self._call(hook, lambda info, add=add: {"register": functools.partial(add, info)})
 
     def add_commands(self, app: Any) -> None:
@@ -281,6 +289,28 @@ class Registry:
             spec, loader=checked_loader(spec.loader, info.name, spec.id),
             layers=guarded(spec.layers, info.name, f"layers() of {spec.id}"))
         self._add(self.models, "model", spec.id, spec, info)
+
+    def _add_family(self, info: PluginInfo, family: Any) -> None:
+        from zoo.registry.families import ModelFamily
+
+        if not isinstance(family, ModelFamily):
+            raise TypeError(f"register_model_families expects ModelFamily, got "
+                            f"{type(family).__name__}")
+        family = dataclasses.replace(
+            family, resolve=guarded(family.resolve, info.name, f"resolving {family.name}/..."),
+            search=guarded(family.search, info.name, f"listing {family.name}/..."))
+        self._add(self.model_families, "model family", family.name, family, info)
+        self._family_plugins[family.name] = info
+
+    def _resolve_generic(self, name: str) -> ModelSpec | None:
+        """The spec of `family/rest` from a generic family (built once, then registered)."""
+        family, _, rest = name.partition("/")
+        if family not in self.model_families or not rest:
+            return None
+        spec = self.model_families[family].resolve(rest)
+        if spec.id not in self.models:
+            self._add_model(self._family_plugins[family], spec)
+        return self.models[spec.id]
 
     def _add_metric(self, info: PluginInfo, metric: Any) -> None:
         missing = [a for a in ("name", "kind", "prepare", "score") if not hasattr(metric, a)]
@@ -324,6 +354,8 @@ class Registry:
                            f"zoo.load(...) or zoo.wrap(...), got {type(name).__name__}")
         if name in self.models:
             return self.models[name]
+        if (generic := self._resolve_generic(name)) is not None:
+            return generic
         candidates = self.families.get(name) or [
             s for s in self.models.values() if s.id.startswith(name + ".")]
         if candidates:
