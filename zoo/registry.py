@@ -35,6 +35,7 @@ BUILTIN_PLUGINS = {
     "metrics": "zoo.metrics.builtin",
     "commands": "zoo.cli.commands",
     "toy": "zoo.plugins.toy",
+    "pixels": "zoo.plugins.pixels",
     "unetpp": "zoo.plugins.unetpp",
     "mask2former": "zoo.plugins.mask2former",
     "clip": "zoo.plugins.clip",
