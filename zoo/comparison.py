@@ -16,7 +16,7 @@ import numpy as np
 from zoo.engine import all_pairs
 from zoo.errors import ZooError
 from zoo.features import pair_by_ids
-from zoo.results import P_ADJUST, adjust_pvalues, reason_counts, tidy_rows, value_scale
+from zoo.results import P_ADJUST, reason_counts, tidy_rows, value_scale
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -38,9 +38,10 @@ class MetricResult:
     """One metric's layer x layer matrix with NaN reasons and the statistics computed for it.
 
     `stats` holds (layers A x layers B) arrays: p_value (permutation), p_adjusted (Benjamini-Hochberg over
-    the layer pairs), ci_low/ci_high (grouped-jackknife 95% interval), baseline (expected
-    value for unrelated data).
-    `notes` are caveats for readers (e.g. why a statistic is missing).
+    the layer pairs), critical and calibrated (zoo.metrics.nulls), p_best/p_best_adjusted (on
+    each row's best cell: the best-match null), ci_low/ci_high (grouped-jackknife 95%
+    interval), baseline (expected value for unrelated data). `aggregates` holds the role-mean
+    and model-max nulls. `notes` are caveats for readers (e.g. why a statistic is missing).
     """
 
     metric: Any
@@ -48,6 +49,7 @@ class MetricResult:
     reasons: np.ndarray
     stats: dict[str, np.ndarray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    aggregates: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -128,7 +130,8 @@ class Comparison:
             j = int(better(row))
             match.update(best_b=self.b.layers[j].name, role_b=self.b.layers[j].role,
                          value=float(row[j]), reason="")
-            for key in ("p_value", "p_adjusted", "ci_low", "ci_high"):
+            for key in ("p_value", "p_adjusted", "calibrated", "p_best", "p_best_adjusted",
+                        "ci_low", "ci_high"):
                 if key in r.stats:
                     match[key] = float(r.stats[key][i, j])
             out.append(match)
@@ -148,6 +151,8 @@ class Comparison:
                             "mean": float(finite.mean()) if finite.size else None,
                             "max": float(finite.max()) if finite.size else None,
                             "pairs": int(block.size), "undefined": int(block.size - finite.size)})
+        for row, tested in zip(out, r.aggregates.get("roles", ())):  # same block order
+            row.update(p_mean=tested["p_mean"], p_mean_adjusted=tested["p_mean_adjusted"])
         return out
 
     def heatmap(self, metric: str | None = None, scale: str = "fixed") -> Figure:
@@ -183,6 +188,10 @@ class Comparison:
             if pairs and np.nanmin(raw) >= 0.05:  # p >= 1 / (permutations + 1)
                 out.append(f"With {round(1 / np.nanmin(raw)) - 1} permutations no p-value can "
                            "fall below 0.05: use at least 20.")
+        if r.aggregates:
+            from zoo.metrics.nulls import aggregate_notes
+
+            out += aggregate_notes(r.aggregates, self.a.names, self.b.names)
         return out
 
     def caveats(self, metric: str | None = None) -> list[str]:
@@ -243,17 +252,20 @@ def compare(a: FeatureSet, b: FeatureSet, metrics: Sequence[str | Any] | str | N
 def add_statistics(c: Comparison, r: MetricResult, permutations: int, intervals: bool,
                    device: str, progress: Progress | None = None,
                    params: dict[str, Any] | None = None) -> None:
-    """Permutation p-values (raw and Benjamini-Hochberg-adjusted), 95% intervals, and the expected value for
+    """Permutation p-values (raw and Benjamini-Hochberg-adjusted), calibrated scores and the
+    aggregate nulls (zoo.metrics.nulls), 95% intervals, and the expected value for
     unrelated data (biased linear CKA) for one metric of comparison `c`; a missing interval
     says why in the result's notes."""
-    from zoo.metrics.stats import confidence_intervals, expected_cka_matrix, permutation_pvalues
+    from zoo.metrics.nulls import null_statistics, permutation_draws
+    from zoo.metrics.stats import confidence_intervals, expected_cka_matrix
     from zoo.progress import tagged
 
     kw = params or {}
     if permutations:
-        p = permutation_pvalues(r.metric, c.paired_a, c.paired_b, permutations=permutations,
-                                device=device, progress=tagged(progress, r.name), **kw)
-        r.stats["p_value"], r.stats["p_adjusted"] = p, adjust_pvalues(p)
+        draws = permutation_draws(r.metric, c.paired_a, c.paired_b, permutations=permutations,
+                                  device=device, progress=tagged(progress, r.name), **kw)
+        stats, r.aggregates = null_statistics(draws, r.metric, c.a.roles, c.b.roles)
+        r.stats.update(stats)
     if intervals:
         try:
             low, high, why = confidence_intervals(r.metric, c.paired_a, c.paired_b,

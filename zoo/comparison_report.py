@@ -25,6 +25,7 @@ def summary(c: Comparison) -> dict[str, Any]:
                                "reference": getattr(r.metric, "reference", ""),
                                "best_matches": c.best_matches(name),
                                "role_summary": c.role_summary(name),
+                               "model_max": r.aggregates.get("max"),
                                "undefined": r.reason_counts(), "notes": r.notes,
                                "caveats": c.caveats(name),
                                "heatmap": f"heatmap_{slug(name)}.png"}
