@@ -11,7 +11,7 @@ from zoo.hookspecs import hookimpl
 # One module per command group; each defines `register(app)`.
 GROUPS = ("zoo.cli.listing", "zoo.cli.extract", "zoo.cli.cache", "zoo.cli.compare",
           "zoo.cli.matrix", "zoo.cli.train", "zoo.cli.demo", "zoo.cli.cut", "zoo.cli.align",
-          "zoo.cli.dissect")
+          "zoo.cli.dissect", "zoo.cli.validate")
 
 
 @hookimpl

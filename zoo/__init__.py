@@ -12,7 +12,7 @@ from zoo.errors import ZooError
 from zoo.hookspecs import hookimpl
 from zoo.specs import DatasetSpec, InputConfig, LayerInfo, ModelSpec
 
-API = ("list_models", "load", "wrap", "dataset", "extract", "compare", "matrix")
+API = ("list_models", "load", "wrap", "dataset", "extract", "compare", "matrix", "validate")
 SUBPACKAGES = ("metrics", "align", "concepts")
 __all__ = ["ZooError", "hookimpl", "ModelSpec", "LayerInfo", "InputConfig", "DatasetSpec",
            *API]

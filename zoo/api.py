@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from zoo.model import ZooModel
     from zoo.progress import Progress
     from zoo.specs import InputConfig, ModelSpec
+    from zoo.validation import Validation
 
 def list_models(pattern: str = "*") -> list[ModelSpec]:
     """Registered models whose id (`family/arch.tag`) matches the glob `pattern`."""
@@ -188,3 +189,15 @@ def matrix(models: Sequence[str], data: str | Dataset, metric: str = "cka", *,
                       reduction=reduction, random_init=random_init, weights=dict(weights or {}),
                       device=check_device(device), batch_size=batch_size, run=run,
                       cache=cache, progress=progress)
+
+
+def validate(metrics: str | Sequence[str] | None = None, *, setting: str = "quick",
+             seeds: int | None = None, device: str = "cpu", threads: int | None = 1,
+             progress: Progress | None = None) -> Validation:
+    """Which metric to trust: train small CNNs from several seeds and design groups on generated
+    gratings, then score every metric by layer identification, monotonicity, group separation
+    and correlation with output differences (see zoo.validation)."""
+    from zoo.validation import validate as run
+
+    return run(metrics, setting=setting, seeds=seeds, device=check_device(device),
+               threads=threads, progress=progress)
