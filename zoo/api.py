@@ -146,11 +146,13 @@ def compare(a: FeatureSet | str | ModelSpec | ZooModel, b: FeatureSet | str | Mo
             device: str = "cpu",
             batch_size: int = 16, cache: bool | FeatureCache = True,
             progress: Progress | None = None, workers: int = 0,
-            precision: str = "fp32") -> Comparison:
+            precision: str = "fp32", baseline: str | None = None,
+            baseline_weights: str | None = None) -> Comparison:
     """Compare two feature sets (from `extract`), or two models over `data`, layer by layer on
     the same samples: every metric on every layer pair, with permutation p-values and 95%
     intervals (grouped jackknife, coverage-tested metrics only) when asked and, for models, `images` PCA-to-RGB activation maps (`workers` and
-    `precision` as in `extract`)."""
+    `precision` as in `extract`). `baseline` "random-init" or "seed" adds B's twin as a
+    reference band (zoo.baselines; a trained model's seed twin is `baseline_weights`)."""
     from zoo.comparison import compare as compare_sets
     from zoo.comparison import compare_models
     from zoo.featureset import FeatureSet
@@ -161,6 +163,9 @@ def compare(a: FeatureSet | str | ModelSpec | ZooModel, b: FeatureSet | str | Mo
                             device=device, progress=progress)
     if isinstance(a, FeatureSet) or isinstance(b, FeatureSet):
         raise ZooError("pass two feature sets (from zoo.extract) or two models, not one of each")
+    if baseline_weights and baseline != "seed":
+        raise ZooError("baseline_weights is the checkpoint of a seed twin: use it with "
+                       "baseline='seed'")
     if data is None:
         raise ZooError("comparing models needs data=...: a dataset name or folder")
     from zoo.features import parse_reduction
@@ -168,11 +173,21 @@ def compare(a: FeatureSet | str | ModelSpec | ZooModel, b: FeatureSet | str | Mo
     parse_reduction(reduction)
     model_a = _model(a)
     model_b = model_a if b == a else _model(b)
-    return compare_models(model_a, model_b, dataset(data), metrics, layers_a=split_names(layers_a),
-                          layers_b=split_names(layers_b), reduction=reduction,
-                          permutations=permutations, intervals=intervals, images=images,
-                          device=device, batch_size=batch_size, cache=feature_cache(cache),
-                          progress=progress, workers=workers, precision=precision)
+    data, store = dataset(data), feature_cache(cache)
+    twin = None
+    if baseline:  # built first: a twin that cannot exist is refused before any extraction
+        from zoo.baselines import add_baseline, make_twin
+
+        twin = make_twin(model_b, baseline, baseline_weights)
+    c = compare_models(model_a, model_b, data, metrics, layers_a=split_names(layers_a),
+                       layers_b=split_names(layers_b), reduction=reduction,
+                       permutations=permutations, intervals=intervals, images=images,
+                       device=device, batch_size=batch_size, cache=store,
+                       progress=progress, workers=workers, precision=precision)
+    if twin is not None:
+        add_baseline(c, twin, baseline, data, batch_size=batch_size, cache=store,
+                     progress=progress)
+    return c
 
 
 def matrix(models: Sequence[str], data: str | Dataset, metric: str = "cka", *,
