@@ -69,3 +69,7 @@ def test_validate_end_to_end_on_a_tiny_setting():
         d for d in ("random-labels", "shortcut", "noise") for _ in range(2)]
     again = validate("cka", seeds=2, config=tiny)
     assert again.rows[0] == result.rows[0]  # seeded: the same networks and numbers
+
+
+def test_a_metric_undefined_everywhere_has_no_layer_identification():
+    assert np.isnan(layer_identification(np.full((6, 6), np.nan), 2, 3))

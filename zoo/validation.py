@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from zoo.progress import Progress
 
 SETTINGS = {"quick": NetConfig(),
-            "full": NetConfig(size=32, width=64, depth=10, train=20000, eval=5000, epochs=20)}
+            "full": NetConfig(size=32, width=128, depth=10, train=20000, eval=5000, epochs=20,
+                              downsample=4)}
 SEEDS = {"quick": 5, "full": 10}
 DESIGN_SEEDS = 2
 # Kornblith et al. 2019, Table 2 (layer identification, 10 CIFAR-10 CNNs from different seeds)
@@ -153,7 +154,10 @@ def oriented(values: np.ndarray, kind: str) -> np.ndarray:
 
 def layer_identification(alike: np.ndarray, seeds: int, depth: int) -> float:
     """Fraction of (seed a, seed b != a, layer i) whose best match in b is layer i; `alike`
-    is the (seeds x depth)^2 matrix, larger = more alike; an all-undefined row is a miss."""
+    is the (seeds x depth)^2 matrix, larger = more alike; an all-undefined row is a miss, and
+    NaN when every row is (the metric has no value on these layers)."""
+    if not np.isfinite(alike).any():
+        return float("nan")
     hits = total = 0
     for a in range(seeds):
         for b in range(seeds):
@@ -226,7 +230,7 @@ def score_metric(metric: Any, networks: Sequence[Network], seeds: int, depth: in
     separation = group_separation(oriented(last, metric.kind), [n.design for n in networks])
     undefined = sorted({str(r) for r in reasons[np.isnan(values)]})
     return {"metric": metric.name, "kind": metric.kind,
-            "layer_identification": layer_identification(alike, seeds, depth),
+            "layer_identification": _cell(layer_identification(alike, seeds, depth)),
             "monotonicity_violations": _cell(monotonicity_violations(alike, seeds, depth)),
             **{f"auprc_{d}": _cell(v) for d, v in separation.items()},
             "auprc_mean": _cell(float(np.nanmean(list(separation.values())))
@@ -283,7 +287,8 @@ def validate(metrics: str | Sequence[str] | None = None, *, setting: str = "quic
             if progress:
                 tagged(progress, metric.name)("score", k + 1, len(chosen))
     settings = {"setting": setting, "seeds": seeds, "design_seeds": design_seeds,
-                **asdict(cfg), "layers": cfg.layer_names(), "reduction": "gap",
+                **asdict(cfg), "layers": cfg.layer_names(),
+                "reduction": {0: "flatten", 1: "gap"}.get(cfg.pool, f"grid:{cfg.pool}"),
                 "chance_layer_identification": 1 / cfg.depth,
                 "chance_auprc": _chance_auprc(seeds, design_seeds)}
     return Validation(rows, networks, settings)
