@@ -132,7 +132,7 @@ def band_figure(c: Comparison, key: str, kind: str) -> Figure:
         ax.set_xticks(x, c.a.names if k == len(names) - 1 else [""] * len(x), rotation=90,
                       fontsize=7)
         ax.legend(fontsize=7, loc="best")
-    fig.suptitle(f"{c.a.label}: best match per layer in {c.b.label} vs its {kind} twin",
+    fig.suptitle(f"{c.a.label}: best match per layer\nin {c.b.label} vs its {kind} twin",
                  fontsize=9)
     fig.tight_layout()
     return fig
