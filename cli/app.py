@@ -21,7 +21,7 @@ HELP = ("Compare the internal representations of a zoo of vision models, layer b
 # One module per built-in command group; each defines `register(app)`. The CLI registers them
 # itself (the core never imports the CLI), then lets plugins add theirs.
 GROUPS = ("listing", "extract", "cache", "compare", "matrix", "train", "demo", "cut", "align",
-          "dissect", "check")
+          "dissect", "check", "validate")
 
 
 def build_app() -> typer.Typer:

@@ -163,18 +163,27 @@ def print_comparison(c: Any) -> None:
           f"{len(c.a.layers)} x {len(c.b.layers)} layers")
     for fs in (c.a, c.b):
         print(provenance_lines(fs.provenance))
-    rows = [[s["metric"], s["role_a"], s["role_b"], s["mean"], s["max"],
-             s["undefined"] or ""] for name in c.results for s in c.role_summary(name)]
-    print_table("summary by role (mean / max over layer pairs; n/a: undefined)",
-                ["metric", "role A", "role B", "mean", "max", "undefined"], rows)
+    summaries = [s for name in c.results for s in c.role_summary(name)]
+    tested = any("p_mean_adjusted" in s for s in summaries)
+    rows = [[s["metric"], s["role_a"], s["role_b"], s["mean"], s["max"], s["undefined"] or ""]
+            + ([s.get("p_mean_adjusted")] if tested else []) for s in summaries]
+    print_table("summary by role (mean / max over layer pairs; n/a: undefined"
+                + ("; p: the mean against the permutation null's means, BH-adjusted"
+                   if tested else "") + ")",
+                ["metric", "role A", "role B", "mean", "max", "undefined"]
+                + (["p mean"] if tested else []), rows)
     first = c.metrics[0]
     matches = c.best_match_rows(first)
-    with_p = any("p_adjusted" in m for m in matches)
+    with_p = any("p_best_adjusted" in m for m in matches)
     print_table(f"best match in {c.b.label} for each layer of {c.a.label} ({first}"
-                + (", p Benjamini-Hochberg-adjusted" if with_p else "") + ")",
-                ["layer A", "role", "best layer B", "role", first] + (["p"] if with_p else []),
+                + ("; p: the best value against the null's best over B's layers, "
+                   "Benjamini-Hochberg-adjusted; calibrated: beyond the null's 95% critical "
+                   "value" if with_p else "") + ")",
+                ["layer A", "role", "best layer B", "role", first]
+                + (["calibrated", "p"] if with_p else []),
                 [[m["layer_a"], m["role_a"], m["best_b"] or m["reason"], m["role_b"],
-                  m["value"]] + ([m.get("p_adjusted")] if with_p else []) for m in matches])
+                  m["value"]] + ([m.get("calibrated"), m.get("p_best_adjusted")]
+                                 if with_p else []) for m in matches])
     for name, r in c.results.items():
         reasons = list(r.reason_counts().items())
         for why, count in reasons[:REASONS_SHOWN]:  # reasons may name the metric already

@@ -45,6 +45,12 @@ IntervalsOpt = Annotated[bool, typer.Option("--intervals", help="95% confidence 
                                             "metrics whose coverage is tested)")]
 OutOpt = Annotated[str | None, typer.Option("--out", "-o", help="output folder (default: a new "
                                             "runs/compare-A-vs-B-<hash>)")]
+BaselineOpt = Annotated[str | None, typer.Option("--baseline", help="add B's twin as a "
+                        "reference band: random-init (same architecture, random weights) or "
+                        "seed (another seed: --baseline-weights, or another init seed when B "
+                        "is random-init)")]
+BaselineWeightsOpt = Annotated[str | None, typer.Option("--baseline-weights", help="checkpoint "
+                               "of B trained from another seed (for --baseline seed)")]
 ImagesOpt = Annotated[int, typer.Option("--images", min=0, help="images shown as PCA-to-RGB "
                                         "activation maps in the report")]
 
@@ -60,7 +66,8 @@ def compare_cmd(model_a: Annotated[str, typer.Argument(help="first model (rows)"
                 skip_bad: SkipBadOpt = False, no_cache: NoCacheOpt = False,
                 size: SizeOpt = None, crop_pct: CropPctOpt = None,
                 trust_weights: TrustWeightsOpt = False, loader_workers: LoaderWorkersOpt = 0,
-                precision: PrecisionOpt = "fp32", json_: JsonOpt = False) -> None:
+                precision: PrecisionOpt = "fp32", baseline: BaselineOpt = None,
+                baseline_weights: BaselineWeightsOpt = None, json_: JsonOpt = False) -> None:
     """Compare two models layer by layer on the same images (rows paired by sample id)."""
     from zoo.api import compare_models
     from zoo.comparisons.comparison import resolve_metrics
@@ -81,13 +88,15 @@ def compare_cmd(model_a: Annotated[str, typer.Argument(help="first model (rows)"
         "data": dataset.fingerprint, "layers": chosen, "metrics": [m.name for m in metrics],
         "reduction": reduction, "permutations": permutations, "intervals": intervals,
         "weights": [za.fingerprint, zb.fingerprint], "images": images,
-        "precision": precision}, overwrite)
+        "precision": precision, "baseline": baseline, "baseline_weights": baseline_weights},
+        overwrite)
     with progress_bar() as progress:
         comparison = compare_models(za, zb, dataset, metrics, layers_a=chosen[model_a],
                              layers_b=chosen[model_b], reduction=reduction,
                              permutations=permutations, intervals=intervals, images=images,
                              device=device, batch_size=batch_size, cache=not no_cache,
-                             progress=progress, workers=loader_workers, precision=precision)
+                             progress=progress, workers=loader_workers, precision=precision,
+                             baseline=baseline, baseline_weights=baseline_weights)
     comparison.save(folder, overwrite=overwrite)
     if json_:
         print_json(summary(comparison) | {"out": str(folder)})

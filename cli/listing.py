@@ -59,6 +59,10 @@ def list_cmd(kind: Annotated[str, typer.Argument(
         print_json(rows)
     else:
         print_table(f"{len(rows)} {kind}", columns, [[r[c] for c in columns] for r in rows])
+        if kind == "metrics":
+            from zoo.metrics.nulls import METHODS
+
+            print(f"statistics (zoo compare --permutations N), for every metric: {METHODS}")
 
 
 def info_cmd(model: Annotated[str, typer.Argument(help="model id or family")],

@@ -59,6 +59,25 @@ def _check_k(name: str, k: int, n: int) -> None:
                               "the same whatever the data")
 
 
+def unit_rows(name: str, X: np.ndarray) -> np.ndarray:
+    """Each sample scaled to unit length; an all-zero sample has no cosine (undefined)."""
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    if not np.all(norms > 0):
+        raise MetricUndefined(f"{name}: sample {int(np.argmin(norms))} is all zeros, so its "
+                              "cosine similarity is undefined")
+    return X / norms
+
+
+def cosine_neighbours(name: str, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(unit rows, (n, k) indices of each sample's k nearest other samples by cosine
+    similarity of the raw vectors, nearest first; ties by index)."""
+    _check_k(name, k, len(X))
+    Xn = unit_rows(name, X)
+    sim = Xn @ Xn.T
+    np.fill_diagonal(sim, -np.inf)
+    return Xn, np.argsort(-sim, axis=1, kind="stable")[:, :k]
+
+
 class MutualKNN(Metric):
     """Mutual k-NN alignment (Huh et al. 2024): mean over samples of |N_A(i) & N_B(i)| / k.
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.engine.allpairs import all_pairs, check_rows, prepare_all, score_all
+from zoo.engine.allpairs import all_pairs, check_rows, prepare_all
 from zoo.errors import ZooError
 from zoo.metrics import MetricUndefined, get
 from zoo.metrics.cka import LinearCKA
@@ -29,31 +29,11 @@ def permutation_pvalues(metric: str | Any, reps_a: Sequence[np.ndarray],
     distance. p = (1 + #extreme) / (1 + permutations), so never 0. NaN where undefined. With
     reps_b=None, p[i, j] shuffles layer j, so p need not be exactly symmetric.
     """
-    if permutations < 1:
-        raise ZooError(f"permutations must be >= 1, got {permutations}")
-    m = get(metric, **params)
-    n = check_rows(reps_a, reps_b)
-    targets = list(reps_a if reps_b is None else reps_b)
-    kw = dict(device=device, chunk_size=chunk_size)
-    states_a, why_a = prepare_all(m, reps_a)
-    if reps_b is None:
-        observed, _ = score_all(m, states_a, why_a, **kw)
-    else:
-        observed, _ = score_all(m, states_a, why_a, *prepare_all(m, targets), **kw)
-    rng = np.random.default_rng(seed)
-    extreme = np.zeros(observed.shape)
-    undefined = np.isnan(observed)
-    for k in range(permutations):
-        perm = rng.permutation(n)
-        shuffled = prepare_all(m, [t[perm] for t in targets])
-        null, _ = score_all(m, states_a, why_a, *shuffled, **kw)
-        undefined |= np.isnan(null)
-        extreme += null >= observed if m.kind == "similarity" else null <= observed
-        if progress:
-            progress("permutation", k + 1, permutations)
-    p = (1.0 + extreme) / (1.0 + permutations)
-    p[undefined] = np.nan
-    return p
+    from zoo.metrics.nulls import pair_pvalues, permutation_draws
+
+    return pair_pvalues(permutation_draws(metric, reps_a, reps_b, permutations=permutations,
+                                          seed=seed, device=device, chunk_size=chunk_size,
+                                          progress=progress, **params))
 
 
 # Metrics whose interval has a coverage test behind it (tests/test_metrics_intervals.py,

@@ -9,7 +9,7 @@ from scipy.stats import kendalltau, ortho_group, pearsonr, spearmanr
 
 from zoo.errors import UnknownNameError, ZooError
 from zoo.metrics.base import KINDS, MetricUndefined, describe
-from zoo.metrics.builtin import BUILTIN_METRICS, register_metrics
+from zoo.metrics.builtin import BUILTIN_METRICS, OUTPUT_METRICS, register_metrics
 from zoo.metrics.cca import CCA, PWCCA, SVCCA
 from zoo.metrics.invariance import INVARIANCES
 from zoo.metrics.linreg import LinearPredictivity, fold_indices
@@ -272,7 +272,7 @@ def test_information_imbalance_hand_case():
 
 # --- protocol --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("cls", BUILTIN_METRICS, ids=lambda c: c.name)
+@pytest.mark.parametrize("cls", BUILTIN_METRICS + OUTPUT_METRICS, ids=lambda c: c.name)
 def test_every_metric_states_what_it_is(cls):
     info = describe(cls())
     assert re.fullmatch(r"[a-z]+(-[a-z]+)*", info["name"])
@@ -285,4 +285,5 @@ def test_every_metric_states_what_it_is(cls):
 def test_builtin_plugin_registers_every_metric():
     registered = []
     register_metrics(registered.append)
-    assert sorted(m.name for m in registered) == sorted(c.name for c in BUILTIN_METRICS)
+    assert sorted(m.name for m in registered) == sorted(c.name for c in BUILTIN_METRICS
+                                                        + OUTPUT_METRICS)

@@ -13,7 +13,7 @@ from zoo.registry.hookspecs import hookimpl
 from zoo.registry.specs import DatasetSpec, InputConfig, LayerInfo, ModelSpec
 
 API = ("list_models", "load", "wrap", "dataset", "extract", "compare", "compare_models",
-       "matrix", "open")
+       "matrix", "open", "validate")
 SUBPACKAGES = ("metrics", "align", "concepts")
 __all__ = ["ZooError", "hookimpl", "ModelSpec", "LayerInfo", "InputConfig", "DatasetSpec",
            *API]

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from zoo.model.base import ZooModel
     from zoo.progress import Progress
     from zoo.registry.specs import InputConfig, ModelSpec
+    from zoo.study.validation import Validation
 
 # The file that marks each kind of saved result folder, and the class that reads it back.
 OPENERS = {"results.json": "zoo.comparisons.comparison:Comparison",
@@ -133,10 +134,13 @@ def compare_models(a: str | ModelSpec | ZooModel, b: str | ModelSpec | ZooModel,
                    permutations: int = 0, intervals: bool = False, images: int = 0,
                    random_init: bool = False, device: str = "cpu", batch_size: int = 16,
                    cache: bool | FeatureCache = True, progress: Progress | None = None,
-                   workers: int = 0, precision: str = "fp32") -> Comparison:
+                   workers: int = 0, precision: str = "fp32", baseline: str | None = None,
+                   baseline_weights: str | None = None) -> Comparison:
     """Extract two models over `data` and compare them layer by layer (as `zoo compare` does),
     with `images` PCA-to-RGB activation maps; names load with their weights, or fixed-seed
-    random weights with `random_init=True` (`workers`, `precision` as in `extract`)."""
+    random weights with `random_init=True` (`workers`, `precision` as in `extract`).
+    `baseline` "random-init" or "seed" adds B's twin as a reference band
+    (zoo.comparisons.baselines; a trained model's seed twin is `baseline_weights`)."""
     from zoo.comparisons.comparison import compare_models as run
     from zoo.data.resolve import as_dataset
     from zoo.features.cache import as_cache
@@ -146,11 +150,24 @@ def compare_models(a: str | ModelSpec | ZooModel, b: str | ModelSpec | ZooModel,
 
     parse_reduction(reduction)
     device = check_device(device)
+    if baseline_weights and baseline != "seed":
+        raise ZooError("baseline_weights is the checkpoint of a seed twin: use it with "
+                       "baseline='seed'")
     model_a, model_b = load_models([a, b], random_init=random_init, device=device)
-    return run(model_a, model_b, as_dataset(data), metrics, layers_a=split_names(layers_a),
-               layers_b=split_names(layers_b), reduction=reduction, permutations=permutations,
-               intervals=intervals, images=images, device=device, batch_size=batch_size,
-               cache=as_cache(cache), progress=progress, workers=workers, precision=precision)
+    data, store = as_dataset(data), as_cache(cache)
+    twin = None
+    if baseline:  # built first: a twin that cannot exist is refused before any extraction
+        from zoo.comparisons.baselines import add_baseline, make_twin
+
+        twin = make_twin(model_b, baseline, baseline_weights)
+    c = run(model_a, model_b, data, metrics, layers_a=split_names(layers_a),
+            layers_b=split_names(layers_b), reduction=reduction, permutations=permutations,
+            intervals=intervals, images=images, device=device, batch_size=batch_size,
+            cache=store, progress=progress, workers=workers, precision=precision)
+    if twin is not None:
+        add_baseline(c, twin, baseline, data, batch_size=batch_size, cache=store,
+                     progress=progress)
+    return c
 
 
 def matrix(models: Sequence[str], data: str | Dataset, metric: str | Any = "cka", *,
@@ -184,3 +201,16 @@ def open(folder: str | Path) -> Any:  # noqa: A001 - zoo.open reads what .save w
             return getattr(importlib.import_module(module), name).load(folder)
     raise ZooError(f"{folder} holds no saved zoo result (none of {', '.join(OPENERS)}); pass "
                    "a folder written by .save() or a zoo command's --out")
+
+
+def validate(metrics: str | Sequence[str] | None = None, *, setting: str = "quick",
+             seeds: int | None = None, device: str = "cpu", threads: int | None = 1,
+             progress: Progress | None = None) -> Validation:
+    """Which metric to trust: train small CNNs from several seeds and design groups on generated
+    gratings, then score every metric by layer identification, monotonicity, group separation
+    and correlation with output differences (see zoo.study.validation)."""
+    from zoo.model.loading import check_device
+    from zoo.study.validation import validate as run
+
+    return run(metrics, setting=setting, seeds=seeds, device=check_device(device),
+               threads=threads, progress=progress)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo.engine.allpairs import all_pairs
-from zoo.engine.results import P_ADJUST, adjust_pvalues, reason_counts, tidy_rows, value_scale
+from zoo.engine.results import P_ADJUST, reason_counts, tidy_rows, value_scale
 from zoo.errors import ZooError
 from zoo.features.layers import check_same_data, pair_by_ids
 from zoo.result import Result
@@ -40,10 +40,11 @@ class MetricResult:
     """One metric's layer x layer matrix with NaN reasons and the statistics computed for it.
 
     `stats` holds (layers A x layers B) arrays: p_value (permutation), p_adjusted
-    (Benjamini-Hochberg over
-    the layer pairs), ci_low/ci_high (grouped-jackknife 95% interval), baseline (expected
-    value for unrelated data).
-    `notes` are caveats for readers (e.g. why a statistic is missing).
+    (Benjamini-Hochberg over the layer pairs), critical and calibrated (zoo.metrics.nulls),
+    p_best/p_best_adjusted (on each row's best cell: the best-match null), ci_low/ci_high
+    (grouped-jackknife 95% interval), baseline (expected value for unrelated data). `aggregates`
+    holds the role-mean and model-max nulls. `notes` are caveats for readers (e.g. why a
+    statistic is missing).
     """
 
     metric: Any
@@ -51,6 +52,7 @@ class MetricResult:
     reasons: np.ndarray
     stats: dict[str, np.ndarray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    aggregates: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -184,7 +186,8 @@ class Comparison(Result):
             j = int(better(row))
             match.update(best_b=self.b.layers[j].name, role_b=self.b.layers[j].role,
                          value=float(row[j]), reason="")
-            for key in ("p_value", "p_adjusted", "ci_low", "ci_high"):
+            for key in ("p_value", "p_adjusted", "calibrated", "p_best", "p_best_adjusted",
+                        "ci_low", "ci_high"):
                 if key in r.stats:
                     match[key] = float(r.stats[key][i, j])
             out.append(match)
@@ -204,6 +207,8 @@ class Comparison(Result):
                             "mean": float(finite.mean()) if finite.size else None,
                             "max": float(finite.max()) if finite.size else None,
                             "pairs": int(block.size), "undefined": int(block.size - finite.size)})
+        for row, tested in zip(out, r.aggregates.get("roles", ())):  # same block order
+            row.update(p_mean=tested["p_mean"], p_mean_adjusted=tested["p_mean_adjusted"])
         return out
 
     def heatmap(self, metric: str | None = None, scale: str = "fixed") -> Figure:
@@ -239,6 +244,10 @@ class Comparison(Result):
             if pairs and np.nanmin(raw) >= 0.05:  # p >= 1 / (permutations + 1)
                 out.append(f"With {round(1 / np.nanmin(raw)) - 1} permutations no p-value can "
                            "fall below 0.05: use at least 20.")
+        if r.aggregates:
+            from zoo.metrics.nulls import aggregate_notes
+
+            out += aggregate_notes(r.aggregates, self.a.names, self.b.names)
         return out
 
     def caveats(self, metric: str | None = None) -> list[str]:
@@ -306,17 +315,19 @@ def check_comparable(a: FeatureSet, b: FeatureSet) -> None:
 
 def add_statistics(c: Comparison, r: MetricResult, permutations: int, intervals: bool,
                    device: str, progress: Progress | None = None) -> None:
-    """Permutation p-values (raw and Benjamini-Hochberg-adjusted), 95% intervals, and the expected
-    value for
+    """Permutation p-values (raw and Benjamini-Hochberg-adjusted), calibrated scores and the
+    aggregate nulls (zoo.metrics.nulls), 95% intervals, and the expected value for
     unrelated data (biased linear CKA) for one metric of comparison `c`; a missing interval
     says why in the result's notes."""
-    from zoo.metrics.stats import confidence_intervals, expected_cka_matrix, permutation_pvalues
+    from zoo.metrics.nulls import null_statistics, permutation_draws
+    from zoo.metrics.stats import confidence_intervals, expected_cka_matrix
     from zoo.progress import tagged
 
     if permutations:
-        p = permutation_pvalues(r.metric, c.paired_a, c.paired_b, permutations=permutations,
-                                device=device, progress=tagged(progress, r.name))
-        r.stats["p_value"], r.stats["p_adjusted"] = p, adjust_pvalues(p)
+        draws = permutation_draws(r.metric, c.paired_a, c.paired_b, permutations=permutations,
+                                  device=device, progress=tagged(progress, r.name))
+        stats, r.aggregates = null_statistics(draws, r.metric, c.a.roles, c.b.roles)
+        r.stats.update(stats)
     if intervals:
         try:
             low, high, why = confidence_intervals(r.metric, c.paired_a, c.paired_b,

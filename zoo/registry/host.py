@@ -38,6 +38,7 @@ BUILTIN_PLUGINS = {
     "datasets": "zoo.plugins.datasets",
     "metrics": "zoo.metrics.builtin",
     "toy": "zoo.plugins.toy",
+    "pixels": "zoo.plugins.pixels",
     "unetpp": "zoo.plugins.unetpp",
     "mask2former": "zoo.plugins.mask2former",
     "clip": "zoo.plugins.clip",

@@ -26,6 +26,7 @@ def summary(c: Comparison) -> dict[str, Any]:
                                "reference": getattr(r.metric, "reference", ""),
                                "best_matches": c.best_match_rows(name),
                                "role_summary": c.role_summary(name),
+                               "model_max": r.aggregates.get("max"),
                                "undefined": r.reason_counts(), "notes": r.notes,
                                "caveats": c.caveats(name),
                                "heatmap": f"heatmap_{slug(name)}.png"}
