@@ -25,9 +25,7 @@ def list_cmd(kind: Annotated[str, typer.Argument(
 
     registry = get_registry()
     if kind not in KINDS and ("*" in kind or "/" in kind or "?" in kind):
-        from zoo.registry.families import search_models
-
-        rows = search_models(kind)
+        rows = registry.search(kind)
         columns = ["id", "weights", "description"]
     elif kind not in KINDS:
         raise UnknownNameError("list", kind, KINDS, "or pass a glob such as 'timm/*vit*'")

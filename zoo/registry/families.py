@@ -34,18 +34,3 @@ def glob_match(names: list[str], pattern: str) -> list[str]:
     """The names matching a glob, case-insensitively (`timm/*vit*` finds `timm/ViT...` too)."""
     pattern = pattern.lower()
     return [n for n in names if fnmatch.fnmatchcase(n.lower(), pattern)]
-
-
-def search_models(pattern: str) -> list[dict[str, Any]]:
-    """Listing rows for registered models and every generic family's names matching `pattern`."""
-    from zoo.registry.host import get_registry
-
-    registry = get_registry()
-    rows = [{"id": s.id, "weights": s.weights, "description": s.description}
-            for s in registry.models.values()
-            if glob_match([s.id], pattern) or glob_match([s.family], pattern)]
-    for family in registry.model_families.values():
-        head = pattern.split("/", 1)[0]
-        if fnmatch.fnmatchcase(family.name, head) or "/" not in pattern:
-            rows += family.search(pattern if "/" in pattern else f"{family.name}/{pattern}")
-    return rows

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fnmatch
 import functools
 import importlib
 import math
@@ -366,6 +367,20 @@ class Registry:
             return defaults[-1] if prefer_trained else defaults[0]
         raise UnknownNameError("model", name, list(self.families) + list(self.models),
                                "See `zoo list models`")
+
+    def search(self, pattern: str) -> list[dict[str, Any]]:
+        """Listing rows (`id`, `weights`, `description`) for the registered models and every
+        generic family's names matching the glob `pattern` (`zoo list PATTERN`)."""
+        from zoo.registry.families import glob_match
+
+        rows = [{"id": s.id, "weights": s.weights, "description": s.description}
+                for s in self.models.values()
+                if glob_match([s.id], pattern) or glob_match([s.family], pattern)]
+        for family in self.model_families.values():
+            head = pattern.split("/", 1)[0]
+            if fnmatch.fnmatchcase(family.name, head) or "/" not in pattern:
+                rows += family.search(pattern if "/" in pattern else f"{family.name}/{pattern}")
+        return rows
 
     def metric(self, name: str) -> Any:
         if name not in self.metrics:
