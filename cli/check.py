@@ -25,8 +25,9 @@ def check_cmd(model: Annotated[str, typer.Argument(help="model id, e.g. timm/con
     """Check MODEL against zoo's contract: declared layouts, channels, strides, prefix tokens and
     grids against one batch, determinism, and equality with the library's intermediates API.
     Random init unless --weights; exits 1 when a check fails."""
-    from zoo.api import check_device, load
+    from zoo.api import load
     from zoo.model.conformance import check_model
+    from zoo.model.loading import check_device
 
     zmodel = load(model, weights=weights, random_init=not weights, device=check_device(device),
                   **load_options(size))

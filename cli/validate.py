@@ -35,7 +35,7 @@ def validate_cmd(quick: Annotated[bool, typer.Option(
                  overwrite: OverwriteOpt = False, json_: JsonOpt = False) -> None:
     """Which measure to trust: layer identification across seeds, monotonicity, design-group
     separation and correlation with output differences, per metric."""
-    from zoo.api import check_device
+    from zoo.model.loading import check_device
     from zoo.study.validation import validate
 
     setting = "quick" if quick else "full"

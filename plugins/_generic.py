@@ -187,12 +187,12 @@ def load_index(library: str, dist: str, build: Callable[[], dict[str, Any]]) -> 
     """The name index of `library` for its installed version: read from ZOO_CACHE_DIR/index, or
     built once by `build()` (imports the library) and written atomically, refreshed when the
     installed version changes."""
-    from zoo.features.cache import default_root
+    from zoo.io import cache_root
 
     ver = library_version(dist)
     if not ver:
         raise ZooError(f"{library} is not installed; pip install {dist}")
-    path = default_root() / "index" / f"{library}-{ver}.json"
+    path = cache_root() / "index" / f"{library}-{ver}.json"
     if path.is_file():
         try:
             return json.loads(path.read_text())

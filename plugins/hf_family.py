@@ -116,9 +116,9 @@ def _input(config: Any, folder: Path | None) -> InputConfig:
 
 
 def _default_processor(model_type: str) -> Path:
-    from zoo.features.cache import default_root
+    from zoo.io import cache_root
 
-    target = (default_root() / "hf-processors" / library_version("transformers") / model_type)
+    target = (cache_root() / "hf-processors" / library_version("transformers") / model_type)
     if not (target / "preprocessor_config.json").is_file():
         from transformers.models.auto.image_processing_auto import IMAGE_PROCESSOR_MAPPING_NAMES
 

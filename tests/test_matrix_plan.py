@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from zoo import plan as planmod
+from zoo.comparisons import plan as planmod
 from zoo.comparisons.plan import (
     STAGES,
     assemble,

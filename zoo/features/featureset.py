@@ -143,7 +143,8 @@ def extract_set(model: ZooModel, dataset: Dataset, layers: Sequence[str] | None 
     """Extract `layers` (names or globs; None: all) of a loaded model, ordered by depth;
     `dtype` float16 halves the cache (stored precision, keyed apart); `workers` loader
     processes decode images; `precision` bf16/fp16 runs the forward under autocast."""
-    from zoo.features.extraction import check_arguments, extract, select_layers
+    from zoo.features.extraction import check_arguments, extract
+    from zoo.model.selection import select_layers
 
     check_arguments(model, dataset, list(layers or []), reduction, batch_size, cache)
     names = select_layers(list(model.layers), layers, model.id)
