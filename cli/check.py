@@ -10,6 +10,7 @@ from zoo.cli.common import (
     DeviceOpt,
     JsonOpt,
     SizeOpt,
+    TrustWeightsOpt,
     WeightsOpt,
     load_options,
     print_json,
@@ -21,7 +22,7 @@ def check_cmd(model: Annotated[str, typer.Argument(help="model id, e.g. timm/con
               weights: WeightsOpt = None, device: DeviceOpt = "cpu", size: SizeOpt = None,
               batch: Annotated[int, typer.Option("--batch", min=1, help="images in the probe "
                                                  "batch")] = 2,
-              json_: JsonOpt = False) -> None:
+              trust_weights: TrustWeightsOpt = False, json_: JsonOpt = False) -> None:
     """Check MODEL against zoo's contract: declared layouts, channels, strides, prefix tokens and
     grids against one batch, determinism, and equality with the library's intermediates API.
     Random init unless --weights; exits 1 when a check fails."""
@@ -30,7 +31,7 @@ def check_cmd(model: Annotated[str, typer.Argument(help="model id, e.g. timm/con
     from zoo.model.loading import check_device
 
     zmodel = load(model, weights=weights, random_init=not weights, device=check_device(device),
-                  **load_options(size))
+                  **load_options(size, trust=trust_weights))
     report = check_model(zmodel, batch=batch)
     if json_:
         print_json({"model": report.model, "ok": report.ok, "extraction": report.extraction,

@@ -20,7 +20,7 @@ def test_impossible_twins_are_refused():
         make_twin(toy, "random-init")
     with pytest.raises(zoo.ZooError, match="does not take zoo's init seed"):
         make_twin(toy, "seed")
-    with pytest.raises(zoo.ZooError, match="--baseline-weights PATH"):
+    with pytest.raises(zoo.ZooError, match="baseline_weights=PATH"):
         make_twin(zoo.load("pixels"), "seed")  # not random-init: needs the other checkpoint
     with pytest.raises(zoo.ZooError, match="unknown baseline 'noise'"):
         make_twin(toy, "noise")

@@ -55,7 +55,7 @@ def test_unknown_names_are_one_line_errors() -> None:
 
 
 def test_missing_weights_say_where_they_were_looked_for() -> None:
-    with pytest.raises(ZooError, match="timm/resnet18.a1_in1k.*--random-init"):
+    with pytest.raises(ZooError, match="timm/resnet18.a1_in1k.*random_init=True"):
         zoo.load("timm/resnet18")
 
 

@@ -1,6 +1,6 @@
 """Aggregate nulls and calibrated scores (zoo.metrics.nulls): known answers on constructed draws,
 uniform best-match and model-max p-values under a planted null, rejection under planted signal,
-and the columns they add to `zoo.compare(...).table()`."""
+and the columns they add to `zoo.compare_models(...).table()`."""
 
 from __future__ import annotations
 
@@ -137,8 +137,8 @@ def test_planted_shared_signal_is_rejected():
 def test_comparison_table_carries_calibrated_scores_and_aggregate_pvalues():
     import zoo
 
-    result = zoo.compare("toy/cnn", "toy/vit", "cka,procrustes-angular", data="samples",
-                         permutations=9, cache=False)
+    result = zoo.compare_models("toy/cnn", "toy/vit", "samples", "cka,procrustes-angular",
+                                permutations=9, cache=False)
     table = result.table()
     for column in ("p_value", "p_adjusted", "critical", "calibrated", "p_best",
                    "p_best_adjusted"):
@@ -146,8 +146,7 @@ def test_comparison_table_carries_calibrated_scores_and_aggregate_pvalues():
     # one best-match p per layer of A and metric, on that layer's best cell
     best = table.dropna(subset=["p_best"])
     assert len(best) == 2 * len(result.a.layers)
-    for m in result.best_matches("cka"):
-        assert {"calibrated", "p_best", "p_best_adjusted"} <= set(m)
+    assert {"calibrated", "p_best", "p_best_adjusted"} <= set(result.best_matches("cka").columns)
     roles = result.role_summary("cka")
     assert all("p_mean" in r and "p_mean_adjusted" in r for r in roles)
     assert any("Model-level best pair" in n for n in result.baseline_notes("cka"))

@@ -83,7 +83,7 @@ def test_pixels_refuses_weights_and_is_deterministic(model, tmp_path):
 
 
 def test_compare_pixels_with_a_model():
-    result = zoo.compare("pixels", "toy/cnn", "cka", data="samples", cache=False)
+    result = zoo.compare_models("pixels", "toy/cnn", "samples", "cka", cache=False)
     assert result.values("cka").index.tolist() == [n for n in zoo.load("pixels").layers]
     assert np.isfinite(result.values("cka").to_numpy()).all()
 

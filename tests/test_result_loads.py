@@ -45,7 +45,7 @@ def runs(tmp_path_factory):
             "learned": (learned, maps),
             "pairwise": (pairwise, pairwise.save(root / "pairwise")),
             "dissect": (cnn, folders["cnn"]),
-            "lce": (emb, zoo.concepts.save_lce(emb, root / "lce"))}
+            "lce": (emb, emb.save(root / "lce"))}
 
 
 KINDS = ["cut", "cut-maps", "learned", "pairwise", "dissect", "lce"]

@@ -32,7 +32,9 @@ if TYPE_CHECKING:
     from zoo.progress import Progress
 
 DEFAULT_METRICS = ("cka", "cka-debiased", "cka-rbf", "svcca", "rsa")
-STATS = ("p_value", "p_adjusted", "ci_low", "ci_high", "baseline")  # per-pair statistics
+# A saved row's labels; every other column but `value` is a per-pair statistic.
+LABELS = {f"{k}_{s}" for k in ("model", "layer", "role", "depth", "random_init") for s in "ab"} | {
+    "metric", "reason", "n", "reduction"}
 
 
 @dataclass
@@ -149,10 +151,9 @@ class Comparison(Result):
                 i, j = index_a[row["layer_a"]], index_b[row["layer_b"]]
                 values[i, j] = np.nan if row["value"] is None else row["value"]
                 reasons[i, j] = row["reason"]
-                for key in STATS:
-                    if key in row:
-                        stats.setdefault(key, np.full(shape, np.nan))[i, j] = (
-                            np.nan if row[key] is None else row[key])
+                for key in (k for k in row if k not in LABELS and k != "value"):
+                    stats.setdefault(key, np.full(shape, np.nan))[i, j] = (
+                        np.nan if row[key] is None else row[key])
             c.results[name] = MetricResult(get(name), values, reasons, stats,
                                            list(meta["notes"]))
         return c

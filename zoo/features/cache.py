@@ -615,5 +615,5 @@ def as_cache(cache: bool | FeatureCache | None) -> FeatureCache | None:
         return FeatureCache()
     if cache is None or cache is False or isinstance(cache, FeatureCache):
         return cache or None
-    raise ZooError(f"cache must be True, False or a zoo FeatureCache, not "
-                   f"{type(cache).__name__} (a folder: FeatureCache(path))")
+    raise ZooError(f"cache=: expected True, False or a zoo FeatureCache, got "
+                   f"{type(cache).__name__} (for a folder: FeatureCache(path))")

@@ -154,7 +154,7 @@ def refusal(path: Path, unsafe: Sequence[str]) -> WeightsError:
     return WeightsError(
         f"{path} pickles Python objects that weights-only loading refuses ({', '.join(unsafe)}); "
         "loading it would run code from the file, so zoo did not: if you trust its source, "
-        "pass --trust-weights (Python: trust_weights=True)")
+        "pass --trust-weights")
 
 
 def unsafe_globals(path: Path, exc: Exception | None = None) -> list[str]:
