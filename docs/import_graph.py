@@ -3,27 +3,21 @@
     python docs/import_graph.py            # writes docs/images/import-graph.dot and .png
 
 The tree is copied into a temporary folder laid out as the installed package (align/ ->
-zoo/align, ...), as tests/test_architecture.py does, and read with grimp (import-linter's
-graph); imports under TYPE_CHECKING are left out. Dashed edges are lazy imports inside save()
-and load().
+zoo/align, ...) by tests/test_architecture.py's `package_copy` and read with grimp
+(import-linter's graph); imports under TYPE_CHECKING are left out. Dashed edges are lazy imports
+inside save() and load().
 """
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-MAPPED = ("align", "metrics", "concepts", "cli", "plugins")
-LAZY_SAVE = {("zoo.align.pipeline", "zoo.align.report"),
-             ("zoo.align.pipeline", "zoo.align.saved"),
-             ("zoo.concepts.embedding", "zoo.concepts.report"),
-             ("zoo.concepts.embedding", "zoo.concepts.plot"),
-             ("zoo.concepts.embedding", "zoo.concepts.saved"),
-             ("zoo.concepts.pipeline", "zoo.concepts.saved")}
+sys.path.insert(0, str(REPO))
+from tests.test_architecture import LAZY_SAVE, package_copy  # noqa: E402 - after the path
 
 
 def group(module: str) -> str:
@@ -35,10 +29,7 @@ def group(module: str) -> str:
 def edges() -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
     """(imports, lazy save imports) between sub-packages."""
     with tempfile.TemporaryDirectory() as tmp:
-        shutil.copytree(REPO / "zoo", Path(tmp) / "zoo")
-        for folder in MAPPED:
-            shutil.copytree(REPO / folder, Path(tmp) / "zoo" / folder)
-        sys.path.insert(0, tmp)
+        sys.path.insert(0, str(package_copy(Path(tmp))))
         import grimp
 
         graph = grimp.build_graph("zoo", exclude_type_checking_imports=True)
