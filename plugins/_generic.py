@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import ZooError
+from zoo.registry.families import glob_match
 from zoo.registry.specs import InputConfig, LayerInfo, ModelSpec
 
 if TYPE_CHECKING:
@@ -243,3 +244,19 @@ def hf_cached_repos() -> dict[str, Path]:
 def listing_row(model_id: str, present: bool, description: str) -> dict[str, Any]:
     """One `zoo list PATTERN` row of a generic family."""
     return {"id": model_id, "weights": "local" if present else "-", "description": description}
+
+
+def search_index(family: str, idx: dict[str, Any], pattern: str,
+                 architecture: str) -> list[dict[str, Any]]:
+    """`zoo list` rows for the `family/<arch>` and `family/<arch>.<tag>` ids of a library's name
+    index (`archs`, and `pretrained` tags with their HF hub id) that match `pattern`; a tag's
+    weights are local when its hub repo is cached, and `architecture` describes a bare arch."""
+    cached = set(hf_cached_repos())
+    prefix = f"{family}/"
+    ids = [prefix + a for a in idx["archs"]] + [prefix + n for n in idx["pretrained"]]
+    rows = []
+    for model_id in sorted(glob_match(ids, pattern)):
+        entry = idx["pretrained"].get(model_id[len(prefix):])
+        rows.append(listing_row(model_id, bool(entry and entry["hub"] in cached),
+                                f"{family} pretrained tag" if entry else architecture))
+    return rows

@@ -19,14 +19,13 @@ from zoo.errors import UnknownNameError, ZooError
 from zoo.plugin import CachedWeights, find_weights, load_into, load_options
 from zoo.plugins._generic import (
     PlanRow,
-    hf_cached_repos,
     layers_without_weights,
-    listing_row,
     load_index,
     make_model,
+    search_index,
     seeded,
 )
-from zoo.registry.families import ModelFamily, glob_match
+from zoo.registry.families import ModelFamily
 from zoo.registry.specs import InputConfig, LayerInfo, ModelSpec
 
 FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
@@ -53,16 +52,7 @@ def index() -> dict[str, Any]:
 
 def search(pattern: str) -> list[dict[str, Any]]:
     """`open_clip/<arch>` and `open_clip/<arch>.<tag>` ids matching `pattern`."""
-    idx = index()
-    cached = set(hf_cached_repos())
-    ids = [f"open_clip/{a}" for a in idx["archs"]] + [f"open_clip/{n}" for n in idx["pretrained"]]
-    rows = []
-    for model_id in sorted(glob_match(ids, pattern)):
-        entry = idx["pretrained"].get(model_id[10:])
-        rows.append(listing_row(model_id, bool(entry and entry["hub"] in cached),
-                                "open_clip pretrained tag" if entry else
-                                "open_clip architecture (--random-init)"))
-    return rows
+    return search_index("open_clip", index(), pattern, "open_clip architecture (--random-init)")
 
 
 def resolve(rest: str) -> ModelSpec:

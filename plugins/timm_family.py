@@ -23,15 +23,14 @@ from zoo.plugins._generic import (
     PlanRow,
     channels_last,
     declare_layers,
-    hf_cached_repos,
     hook_features,
     layers_without_weights,
-    listing_row,
     load_index,
     make_model,
+    search_index,
     seeded,
 )
-from zoo.registry.families import ModelFamily, glob_match
+from zoo.registry.families import ModelFamily
 from zoo.registry.specs import InputConfig, LayerInfo, ModelSpec
 
 STEM_MODULES = ("stem", "act1", "bn1", "conv1", "conv_stem", "bn")
@@ -56,16 +55,8 @@ def index() -> dict[str, Any]:
 
 def search(pattern: str) -> list[dict[str, Any]]:
     """`timm/<arch>` and `timm/<arch>.<tag>` ids matching `pattern`, with cached weights."""
-    idx = index()
-    cached = set(hf_cached_repos())
-    ids = [f"timm/{a}" for a in idx["archs"]] + [f"timm/{n}" for n in idx["pretrained"]]
-    rows = []
-    for model_id in sorted(glob_match(ids, pattern)):
-        entry = idx["pretrained"].get(model_id[5:])
-        present = bool(entry and entry["hub"] in cached)
-        rows.append(listing_row(model_id, present, "timm pretrained tag" if entry else
-                                "timm architecture (default tag's weights, or --random-init)"))
-    return rows
+    return search_index("timm", index(), pattern,
+                        "timm architecture (default tag's weights, or --random-init)")
 
 
 def resolve(rest: str) -> ModelSpec:
