@@ -73,7 +73,6 @@ CACHE_BYTES = 1 << 30  # K (n, m) is held between passes when it fits in 1 GiB
 PRECISIONS = ("auto", "float32", "float64")
 TRUNCATION_COSINE = 0.9999  # "auto" keeps float32 when its cut-off moves the landmark cut less
 EIGSH_MIN = 512  # C wider than this: top eigenpairs by Lanczos instead of a full eigh
-K_ROUTE_MIN = 0.7  # float32 forms C through K^T D^-1 K when r > this x m (see ncut)
 
 
 class DroppedDirectionsWarning(UserWarning):
@@ -132,55 +131,79 @@ def _fix_signs(vecs: np.ndarray) -> np.ndarray:
     return vecs * np.where(peak < 0, -1.0, 1.0).astype(vecs.dtype)
 
 
-def _cutoff(precision: str, n: int, A: torch.Tensor) -> float:
-    """Kernel eigenvalues at or below this are not resolved in `precision`: n^1.5 eps times the
-    largest self-affinity (module doc); independent of the landmark count."""
-    return float(n) ** 1.5 * float(np.finfo(precision).eps) * float(A.diagonal().max())
+def _cutoff(precision: str, n: int, m: int, A: torch.Tensor) -> float:
+    """Pivots at or below this are not resolved in `precision`: s^1.5 eps times the largest
+    self-affinity, s = max(m, min(n, DEFAULT_LANDMARKS)) (module doc): it does not grow with
+    the landmark count up to the default, so more landmarks keep more directions there."""
+    s = max(m, min(n, DEFAULT_LANDMARKS))
+    return float(s) ** 1.5 * float(np.finfo(precision).eps) * float(A.diagonal().max())
+
+
+@dataclass(frozen=True)
+class LandmarkBasis:
+    """The kept landmarks (positions among the FPS landmarks, pivot order) and R = L^-T (r, r,
+    float64, upper triangular) with A[kept, kept] = L L^T, so that Phi = K[:, kept] R."""
+
+    kept: np.ndarray
+    basis: torch.Tensor
+    precision: str
+    note: str
 
 
 def _landmark_basis(A: torch.Tensor, n: int, n_eig: int, sigma: float,
-                    precision: str) -> tuple[torch.Tensor, str, str]:
-    """R = Q_r S_r^-1/2 (m, r, float64) from A = Q S Q^T (float64) over the eigenvalues the
-    working precision resolves, that precision ("auto" resolved) and a note on the choice."""
+                    precision: str) -> LandmarkBasis:
+    """Pivoted Cholesky of A (float64, LAPACK dpstrf) stopped at the working precision's
+    cut-off; "auto" resolved to float32 where its shorter factor keeps the landmark cut."""
     import torch
+    from scipy.linalg import lapack
 
-    vals, vecs = torch.linalg.eigh(A.double())
-    kept = {p: vals > _cutoff(p, n, A) for p in PRECISIONS[1:]}
-    counts = {p: int(keep.sum()) for p, keep in kept.items()}
+    dense = A.double().cpu().numpy()
+    m = len(dense)
+    factor, piv, rank, info = lapack.dpstrf(dense, tol=_cutoff("float64", n, m, A), lower=1)
+    if info < 0:
+        raise ZooError(f"the landmark kernel could not be factored (LAPACK dpstrf info={info})")
+    pivots = np.diag(factor)[:rank] ** 2  # non-increasing: each is the largest left
+    counts = {"float64": int(rank), "float32": int((pivots > _cutoff("float32", n, m, A)).sum())}
+    lower = np.tril(factor[:, :rank])  # rows in pivot order
+    order = piv - 1
     note = ""
     if precision == "auto":
         precision = "float32"
         if counts["float32"] < counts["float64"]:
-            cosine = _truncated_cosine(A, vals, vecs, kept["float32"], n_eig)
+            short = np.zeros((m, counts["float32"]))
+            short[order] = lower[:, :counts["float32"]]
+            cosine = _truncated_cosine(dense, short, n_eig)
             if not cosine >= TRUNCATION_COSINE:
                 precision = "float64"
                 note = (f"float32 resolves {counts['float32']} of the {counts['float64']} "
                         f"landmark directions float64 does at sigma={sigma:.4g}, and the cut "
                         f"needs the rest (top-{n_eig} landmark-graph cosine {cosine:.4f}); "
                         "computed in float64")
-    dropped = len(A) - counts["float64"]
+    dropped = m - counts["float64"]
     if dropped and precision == "float64" and not note:
         warnings.warn(
-            f"{dropped} of {len(A)} Nystrom landmark directions are below float64 resolution "
-            f"(kernel eigenvalue < {_cutoff('float64', n, A):.1e}) and were dropped: those "
-            f"landmarks (near-)duplicate others or the features vary smoothly at "
-            f"sigma={sigma:.4g}, so they add nothing to the cut. Use fewer landmarks (about "
-            f"{counts['float64']}) for the same result faster, or a smaller sigma to resolve "
-            "finer structure.", DroppedDirectionsWarning, stacklevel=3)
-    keep = kept[precision]
-    return vecs[:, keep] / vals[keep].sqrt(), precision, note
+            f"{dropped} of {m} Nystrom landmark directions are below float64 resolution "
+            f"(their kernel rows lie within {_cutoff('float64', n, m, A):.1e} of the others' "
+            f"span) and were dropped: those landmarks (near-)duplicate others or the features "
+            f"vary smoothly at sigma={sigma:.4g}, so they add nothing to the cut. Use fewer "
+            f"landmarks (about {counts['float64']}) for the same result faster, or a smaller "
+            "sigma to resolve finer structure.", DroppedDirectionsWarning, stacklevel=3)
+    r = counts[precision]
+    inverse, info = lapack.dtrtri(lower[:r, :r], lower=1)
+    if info != 0:
+        raise ZooError(f"the landmark kernel factor is singular (LAPACK dtrtri info={info}); "
+                       "raise sigma or use fewer landmarks")
+    return LandmarkBasis(order[:r], torch.from_numpy(np.tril(inverse).T.copy()).to(A.device),
+                         precision, note)
 
 
-def _truncated_cosine(A: torch.Tensor, vals: torch.Tensor, vecs: torch.Tensor,
-                      short: torch.Tensor, k: int) -> float:
+def _truncated_cosine(dense: np.ndarray, short: np.ndarray, k: int) -> float:
     """Smallest principal-angle cosine between the top-k normalized-cut spaces of the landmark
-    graph A and of Q_s S_s Q_s^T over the `short` directions (0 if that one is degenerate)."""
-    factor = (vecs[:, short] * vals[short].sqrt()).cpu().numpy()
-    if factor.shape[1] < k:
+    graph A (`dense`) and of F F^T for the shorter factor F (`short`); 0 if one is degenerate."""
+    if short.shape[1] < k:
         return 0.0
-    dense = A.double().cpu().numpy()
     full = _landmark_cut(lambda x: dense @ x, len(dense), k)
-    truncated = _landmark_cut(lambda x: factor @ (factor.T @ x), len(dense), k)
+    truncated = _landmark_cut(lambda x: short @ (short.T @ x), len(dense), k)
     if full is None or truncated is None:
         return 0.0
     return float(subspace_cosines(full, truncated).min())
@@ -254,12 +277,14 @@ def ncut(X: Any, n_eig: int = 20, n_landmarks: int = DEFAULT_LANDMARKS,
                        "has at most n_landmarks eigenvectors")
     chunk = chunk_rows or max(256, CHUNK_BYTES // (4 * m))
     kernel = _kernel(X, affinity, sigma, seed, device, chunk)
-    landmarks = farthest_point_sampling(X, m, kernel.prepare, seed, device, chunk, progress)
-    marks = kernel.prepare(rows_of(X, np.sort(landmarks), device, torch.float64))
-    basis, precision, note = _landmark_basis(kernel(marks, marks), n, n_eig, kernel.sigma,
-                                             precision)
+    landmarks = np.sort(farthest_point_sampling(X, m, kernel.prepare, seed, device, chunk,
+                                                progress))
+    marks = kernel.prepare(rows_of(X, landmarks, device, torch.float64))
+    found = _landmark_basis(kernel(marks, marks), n, n_eig, kernel.sigma, precision)
+    basis, precision, note = found.basis, found.precision, found.note
     if basis.shape[1] < n_eig:
         raise ZooError(_too_few(basis.shape[1], n_eig, kernel.sigma, precision))
+    marks, m = marks[found.kept], len(found.kept)  # the pivots span the rest (module doc)
     dtype = getattr(torch, precision)
     itemsize = torch.empty((), dtype=dtype).element_size()
     chunk = chunk_rows or max(256, CHUNK_BYTES // (itemsize * m))
@@ -289,7 +314,7 @@ def ncut(X: Any, n_eig: int = 20, n_landmarks: int = DEFAULT_LANDMARKS,
         _report(progress, "degrees", k, len(starts))
     total = basis.T @ colsum  # Phi^T 1
     # C from Phi, or from G = K^T D^-1 K in float64 where that is cheaper (module doc).
-    via_k = precision == "float32" and basis.shape[1] > K_ROUTE_MIN * m
+    via_k = precision == "float32"
     weights = (basis @ total if via_k else total).to(dtype)  # degrees = K A_r^+ K^T 1
     degrees = torch.empty(n, dtype=torch.float64, device=device)
     gram = torch.zeros(len(weights), len(weights), dtype=torch.float64, device=device)
