@@ -2,43 +2,44 @@
 
 Nystrom (Fowlkes, Belongie, Chung, Malik 2004, one-shot form): with K (n, m) the affinities of
 every node to m landmarks and A (m, m) those among the landmarks, the full graph is approximated
-by W ~ K A^+ K^T (exact on the landmark rows). Stable form: with A = Q S Q^T, keep the
-directions the working precision resolves (below),
-R = Q_r S_r^-1/2 and Phi = K R (n, r), so that W ~ Phi Phi^T. Degrees d = Phi (Phi^T 1),
-Phi~ = D^-1/2 Phi, and the top eigenvectors of C = Phi~^T Phi~ = V L V^T give those of the
-normalised graph, U = Phi~ V L^-1/2, eigenvalues L. A rounding error in K reaches Phi scaled by
-||R|| <= (n^1.5 eps max(diag A))^-1/2, whereas rounding in a Gram matrix of K sandwiched
-between A^-1/2 factors is scaled by the condition number of A: so Phi is formed first, except
-where that Gram matrix is float64 and the cut-off is float32's (below).
+by W ~ K A^+ K^T (exact on the landmark rows). Stable form without any dense eigendecomposition
+of A: a pivoted Cholesky factorisation P^T A P = L L^T (LAPACK dpstrf, blocked, a ninth of an
+eigh's work) stopped where the largest remaining pivot is below what the working precision
+resolves (below) keeps r landmarks whose kernel rows span the others' to that resolution; with
+R = L_r^-T, Phi = K_r R (n, r) gives W ~ Phi Phi^T (the Nystrom approximation on the kept
+landmarks). Degrees d = Phi (Phi^T 1), Phi~ = D^-1/2 Phi, and the top eigenvectors of
+C = Phi~^T Phi~ = V L V^T give those of the normalised graph, U = Phi~ V L^-1/2, eigenvalues L,
+found by Lanczos on C (r x r) when it is wide. A rounding error in K reaches Phi scaled by
+||R|| ~ (smallest kept pivot)^-1/2, whereas rounding in a Gram matrix of K sandwiched between
+R factors is scaled by the condition number of A_r: so Phi is formed first, except where that
+Gram matrix is float64 and the cut-off is float32's (below).
 
-Precision. The landmark kernel A is always decomposed in float64 (an eigh costs the same in
-either precision on CPU). A direction is resolved in a working precision when its eigenvalue
-exceeds n^1.5 eps max(diag A): above the rounding of A's entries (||dA|| <= m eps max(diag A),
-m <= n) and of the eigh, and independent of the landmark count, so by eigenvalue interlacing
-(farthest-point landmarks are nested) more landmarks never keep fewer directions. (The former
-cut-off m eps s_max grew like m^2, and kept 30 directions at 256 landmarks but 20 at 2048.)
-`precision="float32"` forms K, Phi and the per-chunk Gram products in float32 (twice the
-float64 matrix-multiply rate, half the memory), accumulating degrees and C in float64; rounding
-in K reaches Phi scaled by (eps32 / s_min)^1/2 per direction. `precision="float64"` does it all
-in float64: with every node a landmark the result is then the exact cut to float64 rounding, and
-dropped directions (near-duplicate landmarks, smooth features) are announced by a
-`DroppedDirectionsWarning`. `precision="auto"` (the default) decides from the data: float32 when
-its cut-off keeps every direction float64 resolves, or when the directions it drops do not move
-the top-n_eig space of the landmark graph (principal-angle cosine >= TRUNCATION_COSINE between
-the cuts of Q S Q^T over both sets of directions); otherwise float64, with a note in the result.
-Smooth, low-dimensional features (a 2-d manifold in 384-d, as trained features often are) have a
-Gaussian kernel whose spectrum decays exponentially, so few directions are resolved: under the
-former cut-off float32 kept 24 there and its k-means partition had ARI 0.73-0.89 against the
-exact cut's (or it could not give 20 eigenvectors at all); now float32 keeps 37 and agrees,
-and where n_eig needs more than float32 resolves, "auto" computes in float64.
+Precision. A is always factored in float64. A pivot (the squared distance of a landmark's
+kernel row from the span of those already kept) is resolved in a working precision when it
+exceeds s^1.5 eps max(diag A), s = max(m, min(n, DEFAULT_LANDMARKS)): above the rounding of
+A's entries (||dA|| <= m eps max(diag A)) and of the factorisation. The cut-off does not grow
+with the landmark count up to the default (the former m eps s_max grew like m^2, and kept 30
+directions at 256 landmarks but 20 at 2048), and it stops growing with n past the default
+landmark count (the former n^1.5 eps exceeded every pivot in float32 from about 40,000 rows,
+which forced float64, twice the work, from there on). `precision="float32"` forms K, Phi and
+the per-chunk Gram products in float32 (twice the float64 matrix-multiply rate, half the
+memory), accumulating degrees and C in float64. `precision="float64"` does it all in float64:
+with every node a landmark the result is then the exact cut to float64 rounding, and dropped
+landmarks (near-duplicates, smooth features) are announced by a `DroppedDirectionsWarning`.
+`precision="auto"` (the default) decides from the data: float32 when its cut-off keeps every
+landmark float64 resolves, or when the ones it drops do not move the top-n_eig space of the
+landmark graph (principal-angle cosine >= TRUNCATION_COSINE between the cuts of A and of its
+shorter factor); otherwise float64, with a note in the result. Smooth, low-dimensional
+features (a 2-d manifold in 384-d, as trained features often are) have a Gaussian kernel whose
+spectrum decays exponentially, so few landmarks are resolved in float32, and where n_eig needs
+more, "auto" computes in float64.
 
-Cost O(n m (d + r) + n r^2): three chunked passes over the rows (column sums of K, then C,
-then U), with K held when n x m fits in CACHE_BYTES, else recomputed per pass so memory stays
-O(chunk x m + m^2) beyond the result. In float32, when r is close to m, C = R^T G R is formed
-from G = K^T D^-1 K in float64 instead (n m^2 / 2 float64 against n (m r + r^2 / 2) float32
-multiply-adds); G's float64 rounding, amplified by at most cond(A_r) <= m / (n^1.5 eps32)
-<= 1 / (n^0.5 eps32), stays below ~1e-10, while rounding in K reaches C the same way on both
-routes.
+Cost O(n m d + n r^2 + m^3 / 3): three chunked passes over the rows (column sums of K, then C,
+then U), with K held when n x r fits in CACHE_BYTES, else recomputed per pass so memory stays
+O(chunk x m + m^2) beyond the result. In float32, C = R^T G R is formed from G = K^T D^-1 K in
+float64 (n r^2 / 2 float64 against n (r^2 + r^2 / 2) float32 multiply-adds for Phi and its
+Gram); G's float64 rounding, amplified by at most cond(A_r), stays far below float32's
+rounding in K, which reaches C the same way on both routes.
 """
 
 from __future__ import annotations
@@ -157,22 +158,23 @@ def _landmark_basis(A: torch.Tensor, n: int, n_eig: int, sigma: float,
     import torch
     from scipy.linalg import lapack
 
-    dense = A.double().cpu().numpy()
-    m = len(dense)
-    factor, piv, rank, info = lapack.dpstrf(dense, tol=_cutoff("float64", n, m, A), lower=1)
+    m = len(A)
+    cutoff = {p: _cutoff(p, n, m, A) for p in PRECISIONS[1:]}
+    # A is a temporary of the caller's: factored in place (no second m x m copy)
+    factor, piv, rank, info = lapack.dpstrf(A.double().cpu().numpy(), tol=cutoff["float64"],
+                                            lower=1, overwrite_a=1)
     if info < 0:
         raise ZooError(f"the landmark kernel could not be factored (LAPACK dpstrf info={info})")
     pivots = np.diag(factor)[:rank] ** 2  # non-increasing: each is the largest left
-    counts = {"float64": int(rank), "float32": int((pivots > _cutoff("float32", n, m, A)).sum())}
-    lower = np.tril(factor[:, :rank])  # rows in pivot order
+    counts = {"float64": int(rank), "float32": int((pivots > cutoff["float32"]).sum())}
     order = piv - 1
     note = ""
     if precision == "auto":
         precision = "float32"
         if counts["float32"] < counts["float64"]:
-            short = np.zeros((m, counts["float32"]))
-            short[order] = lower[:, :counts["float32"]]
-            cosine = _truncated_cosine(dense, short, n_eig)
+            full = np.zeros((m, rank))
+            full[order] = np.tril(factor[:, :rank])  # A = full full^T to float64 resolution
+            cosine = _truncated_cosine(full, counts["float32"], n_eig)
             if not cosine >= TRUNCATION_COSINE:
                 precision = "float64"
                 note = (f"float32 resolves {counts['float32']} of the {counts['float64']} "
@@ -183,30 +185,32 @@ def _landmark_basis(A: torch.Tensor, n: int, n_eig: int, sigma: float,
     if dropped and precision == "float64" and not note:
         warnings.warn(
             f"{dropped} of {m} Nystrom landmark directions are below float64 resolution "
-            f"(their kernel rows lie within {_cutoff('float64', n, m, A):.1e} of the others' "
+            f"(their kernel rows lie within {cutoff['float64']:.1e} of the others' "
             f"span) and were dropped: those landmarks (near-)duplicate others or the features "
             f"vary smoothly at sigma={sigma:.4g}, so they add nothing to the cut. Use fewer "
             f"landmarks (about {counts['float64']}) for the same result faster, or a smaller "
             "sigma to resolve finer structure.", DroppedDirectionsWarning, stacklevel=3)
     r = counts[precision]
-    inverse, info = lapack.dtrtri(lower[:r, :r], lower=1)
+    inverse, info = lapack.dtrtri(factor[:r, :r], lower=1, overwrite_c=1)
     if info != 0:
         raise ZooError(f"the landmark kernel factor is singular (LAPACK dtrtri info={info}); "
                        "raise sigma or use fewer landmarks")
-    return LandmarkBasis(order[:r], torch.from_numpy(np.tril(inverse).T.copy()).to(A.device),
+    return LandmarkBasis(order[:r], torch.from_numpy(np.tril(inverse)).T.to(A.device),
                          precision, note)
 
 
-def _truncated_cosine(dense: np.ndarray, short: np.ndarray, k: int) -> float:
+def _truncated_cosine(full: np.ndarray, short: int, k: int) -> float:
     """Smallest principal-angle cosine between the top-k normalized-cut spaces of the landmark
-    graph A (`dense`) and of F F^T for the shorter factor F (`short`); 0 if one is degenerate."""
-    if short.shape[1] < k:
+    graph F F^T (`full`, the float64 factor) and of its first `short` columns; 0 if one is
+    degenerate."""
+    if short < k:
         return 0.0
-    full = _landmark_cut(lambda x: dense @ x, len(dense), k)
-    truncated = _landmark_cut(lambda x: short @ (short.T @ x), len(dense), k)
-    if full is None or truncated is None:
+    head = full[:, :short]
+    whole = _landmark_cut(lambda x: full @ (full.T @ x), len(full), k)
+    truncated = _landmark_cut(lambda x: head @ (head.T @ x), len(full), k)
+    if whole is None or truncated is None:
         return 0.0
-    return float(subspace_cosines(full, truncated).min())
+    return float(subspace_cosines(whole, truncated).min())
 
 
 def _landmark_cut(apply: Callable[[np.ndarray], np.ndarray], m: int,
@@ -282,6 +286,7 @@ def ncut(X: Any, n_eig: int = 20, n_landmarks: int = DEFAULT_LANDMARKS,
     marks = kernel.prepare(rows_of(X, landmarks, device, torch.float64))
     found = _landmark_basis(kernel(marks, marks), n, n_eig, kernel.sigma, precision)
     basis, precision, note = found.basis, found.precision, found.note
+    _report(progress, "basis", 0, 1)
     if basis.shape[1] < n_eig:
         raise ZooError(_too_few(basis.shape[1], n_eig, kernel.sigma, precision))
     marks, m = marks[found.kept], len(found.kept)  # the pivots span the rest (module doc)
