@@ -65,10 +65,11 @@ def test_hf_default_config_of_the_named_type_at_random_init() -> None:
 
     assert default_type("dinov2-with-registers-small", ["dinov2", "dinov2_with_registers",
                                                         "vit"]) == "dinov2_with_registers"
-    layers = {l.name: l for l in zoo.load("hf/facebook/dinov2-small",
-                                          random_init=True).layers.values()}
+    model = zoo.load("hf/facebook/dinov2-small", random_init=True)
+    layers = {l.name: l for l in model.layers.values()}
     assert layers["hidden_states.12"].prefix_tokens == 1
     assert layers["hidden_states.12"].channels == 768  # Dinov2Config() default (base)
+    assert model.provenance()["config"].startswith("Dinov2Config() defaults")  # said, not hidden
 
 
 def test_wrap_prefix_tokens_gap_and_grid() -> None:
