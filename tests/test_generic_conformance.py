@@ -108,6 +108,10 @@ def test_timm_model_args_reconfigure_the_build() -> None:
     narrow = zoo.load("timm/test_vit", random_init=True, model_args={"embed_dim": 32})
     assert default.layers["blocks.0"].channels == 64 and narrow.layers["blocks.0"].channels == 32
     assert narrow.fingerprint != default.fingerprint
+    # random init is keyed by the weights as built (a timm upgrade that changes init re-extracts)
+    from zoo.model.wrapped import state_fingerprint
+
+    assert default.fingerprint.endswith(":" + state_fingerprint(default.module)[:16])
     assert narrow.provenance()["model_args"] == {"embed_dim": 32}
     with pytest.raises(ZooError, match=r"model_args \['embed_dimm'\]"):
         zoo.load("timm/test_vit", random_init=True, model_args={"embed_dimm": 32})
