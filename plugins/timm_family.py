@@ -128,8 +128,8 @@ def _create(arch: str, size: int, native: int, tiny: bool = False, **kwargs: Any
     if tiny:
         try:
             return _create(arch, size, native, depth=2, **kwargs)
-        except TypeError:  # no single depth argument: the architecture as it is
-            pass
+        except (TypeError, AssertionError):  # no single depth argument, or one that means
+            pass  # something else (RegNet's total block count): the architecture as it is
     if size != native:
         try:
             return timm.create_model(arch, img_size=size, **kwargs)
@@ -162,6 +162,10 @@ def extractor(model: Any) -> tuple[Callable[..., dict[str, Any]], str]:
     rows, api, tokens = plan(model)
     order = {r.name: i for i, r in enumerate(rows[:-1])}
     prefix = rows[0].prefix
+    # the pooled embedding needs every block run: some models (Hiera) stop after the last
+    # requested intermediate by default
+    full = {"stop_early": False} if api and "stop_early" in inspect.signature(
+        model.forward_intermediates).parameters else {}
 
     def run(module: Any, x: Any, wanted: Sequence[PlanRow]) -> dict[str, Any]:
         import torch
@@ -173,6 +177,8 @@ def extractor(model: Any) -> tuple[Callable[..., dict[str, Any]], str]:
             # prefix tokens asked for only where there are some (timm 1.0.31's relpos ViT
             # fails on return_prefix_tokens without them)
             kw = dict(output_fmt="NLC", return_prefix_tokens=prefix > 0) if tokens else {}
+            if head:
+                kw.update(full)
             res = module.forward_intermediates(
                 x, indices=[order[r.name] for r in inter] or [0], intermediates_only=not head,
                 **kw)

@@ -1,7 +1,7 @@
 """The conformance sample: generic-family models built at random init (smallest configs, tiny
 inputs) pass `zoo check`'s checks, including equality with the library's intermediates API.
 
-Sample: 44 timm architectures, 9 transformers backbones from tiny configs written to a Hugging
+Sample: 46 timm architectures, 9 transformers backbones from tiny configs written to a Hugging
 Face cache layout, 4 open_clip towers from tiny configs, 7 torchvision models (4 more marked
 slow).
 """
@@ -41,6 +41,10 @@ TIMM_SAMPLE = {
     "mobilenetv3_small_050": {}, "regnetx_002": {}, "ghostnet_050": {}, "lcnet_050": {},
     "mobilevit_xxs": {}, "edgenext_xx_small": {}, "efficientvit_b0": {},
     "fastvit_t8": {"size": 128}, "pvt_v2_b0": {"size": 128},
+    # regressions the sweep found: Hiera's forward_intermediates stops early by default (the
+    # pooled embedding needs every block); RegNet's `depth` is its total block count (`tiny`
+    # leaves it as it is)
+    "hiera_tiny_224": {"size": 128}, "regnety_002": {"tiny": True},
 }
 
 
