@@ -128,8 +128,8 @@ def _create(arch: str, size: int, native: int, tiny: bool = False, **kwargs: Any
     if tiny:
         try:
             return _create(arch, size, native, depth=2, **kwargs)
-        except (TypeError, AssertionError):  # no single depth argument, or one that means
-            pass  # something else (RegNet's total block count): the architecture as it is
+        except (TypeError, AssertionError, ValueError):  # no single depth argument, or one
+            pass  # that means something else (RegNet's block count, PiT's per-stage list)
     if size != native:
         try:
             return timm.create_model(arch, img_size=size, **kwargs)

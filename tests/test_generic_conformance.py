@@ -1,7 +1,7 @@
 """The conformance sample: generic-family models built at random init (smallest configs, tiny
 inputs) pass `zoo check`'s checks, including equality with the library's intermediates API.
 
-Sample: 46 timm architectures, 9 transformers backbones from tiny configs written to a Hugging
+Sample: 47 timm architectures, 9 transformers backbones from tiny configs written to a Hugging
 Face cache layout, 4 open_clip towers from tiny configs, 7 torchvision models (4 more marked
 slow).
 """
@@ -42,9 +42,9 @@ TIMM_SAMPLE = {
     "mobilevit_xxs": {}, "edgenext_xx_small": {}, "efficientvit_b0": {},
     "fastvit_t8": {"size": 128}, "pvt_v2_b0": {"size": 128},
     # regressions the sweep found: Hiera's forward_intermediates stops early by default (the
-    # pooled embedding needs every block); RegNet's `depth` is its total block count (`tiny`
-    # leaves it as it is)
-    "hiera_tiny_224": {"size": 128}, "regnety_002": {"tiny": True},
+    # pooled embedding needs every block); RegNet's `depth` is its total block count and PiT's a
+    # per-stage list (`tiny` builds them as they are)
+    "hiera_tiny_224": {"size": 128}, "regnety_002": {"tiny": True}, "pit_ti_224": {"tiny": True},
 }
 
 
