@@ -58,12 +58,18 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=1, help="every K-th architecture")
     parser.add_argument("--max-params", type=float, default=100.0, help="millions (check)")
     parser.add_argument("--timeout", type=int, default=120, help="seconds per architecture")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: tiny builds gain nothing from more on a shared "
+                             "CPU, and lose a lot)")
     parser.add_argument("--out", default="", help="write per-architecture results (JSON)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import os
 
     import timm
+    import torch
+
+    torch.set_num_threads(args.threads)
 
     archs = timm.list_models()[::args.every]
     signal.signal(signal.SIGALRM, _alarm)

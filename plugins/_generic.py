@@ -127,8 +127,10 @@ def make_model(spec: ModelSpec, module: Any, layers: list[LayerInfo], plan: Sequ
                upstream: Extractor | None = None) -> Any:
     """A ZooModel whose `forward_layers` runs `extract` (the library's intermediates API,
     `path` names it) on the requested layers only; `provenance` is added to its provenance and
-    `path` to its fingerprint. `transform` (one PIL image -> tensor) replaces the InputConfig
-    transform where the library's own object must run as is (torchvision Weights.transforms).
+    `path` and the build `variant` (a reduced or reconfigured build, with weights too) to its
+    fingerprint, and at random init the built weights' hash. `transform` (one PIL image ->
+    tensor) replaces the InputConfig transform where the library's own object must run as is
+    (torchvision Weights.transforms).
     `upstream` is an independent call of the library's API, for `zoo check`."""
     import torch
 
@@ -161,7 +163,12 @@ def make_model(spec: ModelSpec, module: Any, layers: list[LayerInfo], plan: Sequ
                 return super().preprocess(images)
             return torch.stack([transform(im.convert("RGB")) for im in images])
 
-    fingerprint = source.fingerprint(variant) + f":{path}"
+    fingerprint = source.fingerprint(variant) + (
+        f":{variant}" if variant and not source.random_init else "") + f":{path}"
+    if source.random_init:  # keyed by the weights as built: a library upgrade may change init
+        from zoo.model.wrapped import state_fingerprint
+
+        fingerprint += f":{state_fingerprint(module)[:16]}"
     return LibraryModel(spec, module, layers, fingerprint=fingerprint,
                         random_init=source.random_init, device=device, input=input,
                         source=source)

@@ -235,7 +235,8 @@ def _loader(config: Any) -> Callable[..., Any]:
         layers = spec.layers() if input.size == spec.input.size else layers_without_weights(
             lambda: _build(config), plan, extract, input.size)
         prov = {"library": "transformers", "model_type": config.model_type,
-                "config": config.name_or_path or "default config of the type"}
+                "config": config.name_or_path or f"{type(config).__name__}() defaults: no "
+                "cached config.json, so not the repo's own sizes"}
         return make_model(spec, model.float(), layers, rows, extract, "output_hidden_states",
                           source, input, device, prov)
 

@@ -8,11 +8,15 @@ without it runs forward hooks on its `feature_info` modules. Preprocessing: `res
 on the tag's `pretrained_cfg`, run by timm's `create_transform`. Weights: the tag's HF hub cache
 entry (`timm/<name>.<tag>`), torch hub's checkpoint file, or --weights, loaded by timm's own
 `load_pretrained` (its filter resamples position embeddings); never downloaded.
+Build option `model_args` (a dict): keyword arguments for timm.create_model (a smaller
+`embed_dim`, `depths`, `dynamic_img_size=True`, ...).
 """
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -117,15 +121,15 @@ def _input(cfg: dict[str, Any]) -> InputConfig:
 
 
 def _create(arch: str, size: int, native: int, tiny: bool = False, **kwargs: Any) -> Any:
-    """timm.create_model at input `size` (img_size passed where the model takes one); `tiny`:
-    depth=2 where the architecture takes a depth (ViT, BEiT, EVA...; tests)."""
+    """timm.create_model at input `size` (img_size passed where the model takes one) with
+    `kwargs`; `tiny`: depth=2 where the architecture takes a depth (ViT, BEiT, EVA...; tests)."""
     import timm
 
     if tiny:
         try:
             return _create(arch, size, native, depth=2, **kwargs)
-        except TypeError:  # no single depth argument: the architecture as it is
-            pass
+        except (TypeError, AssertionError, ValueError):  # no single depth argument, or one
+            pass  # that means something else (RegNet's block count, PiT's per-stage list)
     if size != native:
         try:
             return timm.create_model(arch, img_size=size, **kwargs)
@@ -158,6 +162,10 @@ def extractor(model: Any) -> tuple[Callable[..., dict[str, Any]], str]:
     rows, api, tokens = plan(model)
     order = {r.name: i for i, r in enumerate(rows[:-1])}
     prefix = rows[0].prefix
+    # the pooled embedding needs every block run: some models (Hiera) stop after the last
+    # requested intermediate by default
+    full = {"stop_early": False} if api and "stop_early" in inspect.signature(
+        model.forward_intermediates).parameters else {}
 
     def run(module: Any, x: Any, wanted: Sequence[PlanRow]) -> dict[str, Any]:
         import torch
@@ -169,6 +177,8 @@ def extractor(model: Any) -> tuple[Callable[..., dict[str, Any]], str]:
             # prefix tokens asked for only where there are some (timm 1.0.31's relpos ViT
             # fails on return_prefix_tokens without them)
             kw = dict(output_fmt="NLC", return_prefix_tokens=prefix > 0) if tokens else {}
+            if head:
+                kw.update(full)
             res = module.forward_intermediates(
                 x, indices=[order[r.name] for r in inter] or [0], intermediates_only=not head,
                 **kw)
@@ -210,27 +220,54 @@ def upstream(module: Any, x: Any, rows: Sequence[PlanRow]) -> dict[str, Any] | N
 def _loader(arch: str, cfg: dict[str, Any]) -> Callable[..., Any]:
     def load(spec: ModelSpec, weights: str | None = None, random_init: bool = False,
              device: str = "cpu", **options: Any) -> Any:
-        opts = load_options(spec, options)
+        opts = load_options(spec, options, extra=("model_args",))
+        args = _model_args(spec, opts.extra.get("model_args"))
         source = find_weights(spec, weights, random_init, opts, spec.sources,
                               accepts="a timm state dict (.safetensors, .pth, .bin)")
         input = opts.input(spec)
         native = spec.input.size
-        if source.random_init:
-            model = seeded(lambda: _create(arch, input.size, native, opts.tiny))
-        else:
-            model = _create(arch, input.size, native, pretrained=True,
-                            pretrained_cfg_overlay=dict(file=str(source.file())))
+        try:
+            if source.random_init:
+                model = seeded(lambda: _create(arch, input.size, native, opts.tiny, **args))
+            else:
+                model = _create(arch, input.size, native, pretrained=True,
+                                pretrained_cfg_overlay=dict(file=str(source.file())), **args)
+        except TypeError as exc:
+            if not args:
+                raise
+            raise ZooError(f"{spec.id}: timm.create_model does not take model_args "
+                           f"{sorted(args)}: {exc}") from None
+        if not source.random_init:
             source = source.detected("timm state dict")
         rows = plan(model)[0]
         run, path = extractor(model)
         layers = declare_layers(model.eval(), rows, run, input.size, device="cpu") \
-            if input.size != native or opts.tiny else spec.layers()
+            if input.size != native or opts.tiny or args else spec.layers()
         prov = {"library": "timm", "pretrained_cfg": {k: cfg.get(k) for k in (
             "architecture", "tag", "hf_hub_id", "license", "paper_ids", "url") if cfg.get(k)}}
+        if args:
+            prov["model_args"] = args
+        variant = ":".join(v for v in ("tiny" if opts.tiny else "", "args-" + hashlib.sha256(
+            json.dumps(args, sort_keys=True).encode()).hexdigest()[:12] if args else "") if v)
         return make_model(spec, model, layers, rows, run, path, source, input, device, prov,
-                          variant="tiny" if opts.tiny else "", upstream=upstream)
+                          variant=variant, upstream=upstream)
 
     return load
+
+
+def _model_args(spec: ModelSpec, args: Any) -> dict[str, Any]:
+    """The `model_args` build option checked: a dict of JSON-able create_model keywords."""
+    if args is None:
+        return {}
+    if not isinstance(args, dict) or not all(isinstance(k, str) for k in args):
+        raise ZooError(f"{spec.id}: model_args={args!r} must be a dict of timm.create_model "
+                       "keyword arguments, e.g. {'embed_dim': 192}")
+    try:
+        json.dumps(args)
+    except TypeError as exc:
+        raise ZooError(f"{spec.id}: model_args values must be numbers, strings, lists or "
+                       f"dicts (they key the feature cache): {exc}") from None
+    return dict(args)
 
 
 @hookimpl

@@ -13,7 +13,7 @@ import torch
 
 import zoo
 from tests.conftest import run_zoo
-from tests.test_generic_conformance import write_hf_repo
+from tests.test_generic_conformance import one_thread, write_hf_repo  # noqa: F401 - autouse fixture: one torch thread for tiny builds
 from zoo.model.weights import sha256_of
 
 COMMIT = "fedcba9876543210fedcba9876543210fedcba98"

@@ -65,16 +65,20 @@ def test_hf_default_config_of_the_named_type_at_random_init() -> None:
 
     assert default_type("dinov2-with-registers-small", ["dinov2", "dinov2_with_registers",
                                                         "vit"]) == "dinov2_with_registers"
-    layers = {l.name: l for l in zoo.load("hf/facebook/dinov2-small",
-                                          random_init=True).layers.values()}
+    model = zoo.load("hf/facebook/dinov2-small", random_init=True)
+    layers = {l.name: l for l in model.layers.values()}
     assert layers["hidden_states.12"].prefix_tokens == 1
     assert layers["hidden_states.12"].channels == 768  # Dinov2Config() default (base)
+    assert model.provenance()["config"].startswith("Dinov2Config() defaults")  # said, not hidden
 
 
 def test_wrap_prefix_tokens_gap_and_grid() -> None:
-    from torchvision.models import vit_b_16
+    """torchvision's ViT-B/16 token layout (class token + 14x14 patches at 224 px) in a narrow,
+    4-block build of the same class."""
+    from torchvision.models import VisionTransformer
 
-    module = vit_b_16()
+    module = VisionTransformer(image_size=224, patch_size=16, num_layers=4, num_heads=2,
+                               hidden_dim=32, mlp_dim=64)
     with pytest.raises(ZooError, match=r"layer 'b3' has 197 tokens.*prefix_tokens=\{'b3': 1\}"):
         zoo.wrap(module, {"b3": "encoder.layers.encoder_layer_3"})
     wrapped = zoo.wrap(module, {"b3": "encoder.layers.encoder_layer_3"}, prefix_tokens={"b3": 1})

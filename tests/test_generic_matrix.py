@@ -10,7 +10,9 @@ import pytest
 import torch
 
 import zoo
-from tests.test_generic_conformance import OPEN_CLIP_TINY, tiny_open_clip, write_hf_repo  # noqa: F401
+
+# fixtures: one torch thread for this module's tiny builds (autouse), the tiny open_clip configs
+from tests.test_generic_conformance import one_thread, tiny_open_clip, write_hf_repo  # noqa: F401
 
 MODELS = ["timm/test_vit", "hf/tiny-org/dinov2-tiny", "open_clip/tiny-ViT",
           "torchvision/squeezenet1_1"]
