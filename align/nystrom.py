@@ -185,9 +185,9 @@ def _landmark_basis(A: torch.Tensor, n: int, n_eig: int, sigma: float,
     if dropped and precision == "float64" and not note:
         warnings.warn(
             f"{dropped} of {m} Nystrom landmark directions are below float64 resolution "
-            f"(their kernel rows lie within {cutoff['float64']:.1e} of the others' "
-            f"span) and were dropped: those landmarks (near-)duplicate others or the features "
-            f"vary smoothly at sigma={sigma:.4g}, so they add nothing to the cut. Use fewer "
+            f"(pivots <= {cutoff['float64']:.1e}: the others span them) and were dropped: "
+            f"those landmarks (near-)duplicate others or the features vary smoothly at "
+            f"sigma={sigma:.4g}, so they add nothing to the cut. Use fewer "
             f"landmarks (about {counts['float64']}) for the same result faster, or a smaller "
             "sigma to resolve finer structure.", DroppedDirectionsWarning, stacklevel=3)
     r = counts[precision]

@@ -9,7 +9,8 @@ Reproducible on any x86-64 machine: training amplifies the last bit of every sum
 of floating-point operations is fixed, not left to the machine. Before torch loads,
 `pin_kernels` pins the kernels torch, oneDNN and MKL pick to AVX2 (MKL in its strict
 conditional-reproducibility mode), and the whole demo runs with DEMO_THREADS threads (how sums
-are split depends on it) and deterministic algorithms. `demo_results` are the numbers the README
+are split depends on it), deterministic algorithms and oneDNN off (its blocking follows the
+CPU's cache sizes). `demo_results` are the numbers the README
 shows; `docs/update_demo.py` writes them to docs/demo_results.json and the README's tables.
 """
 
@@ -74,7 +75,12 @@ def run_demo(retrain: bool = False, permutations: int = 50, device: str = "cpu",
     torch.set_num_threads(DEMO_THREADS)
     torch.use_deterministic_algorithms(True)
     try:
-        return _run(retrain, permutations, device, say, progress)
+        # oneDNN sizes its convolution blocking from the CPU's cache sizes, so its sums can
+        # split differently on another CPU model even at a pinned ISA (the likely reason a run
+        # on an AMD EPYC differed from the README's earlier numbers); without it, convolutions
+        # are im2col + MKL GEMM, which MKL_CBWR pins.
+        with torch.backends.mkldnn.flags(enabled=False):
+            return _run(retrain, permutations, device, say, progress)
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
