@@ -2,9 +2,11 @@
 
 Layers: one per `feature_info` entry (ViT/EVA/BEiT blocks, ConvNeXt/ResNet/Swin stages, the
 stem where timm lists it), named by its module path, then `pre_logits`, the pooled embedding
-(`forward_head(..., pre_logits=True)`). Features come from `forward_intermediates` (NLC with
-the model's `num_prefix_tokens` class/register/distillation tokens first, or NCHW maps); a model
-without it runs forward hooks on its `feature_info` modules. Preprocessing: `resolve_data_config`
+(`forward_head(..., pre_logits=True)`), where the model has timm's classification interface
+(encoder-only towers such as the Gemma 4 and Qwen3 ViT encoders have none). Features come
+from `forward_intermediates` (NLC with the model's `num_prefix_tokens` class/register/
+distillation tokens first, or NCHW maps); a model without it runs forward hooks on its
+`feature_info` modules. Preprocessing: `resolve_data_config`
 on the tag's `pretrained_cfg`, run by timm's `create_transform`. Weights: the tag's HF hub cache
 entry (`timm/<name>.<tag>`), torch hub's checkpoint file, or --weights, loaded by timm's own
 `load_pretrained` (its filter resamples position embeddings); never downloaded.
@@ -152,15 +154,25 @@ def plan(model: Any) -> tuple[list[PlanRow], bool, bool]:
     rows = [PlanRow(f["module"], f["module"],
                     "stem" if f["module"].split(".")[0] in STEM_MODULES else "encoder",
                     prefix if tokens else 0) for f in info]
-    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    if not _pools(model):  # encoder-only towers (Gemma 4, Qwen3, MobileNetV5 encoders)
+        return rows, api, tokens
+    head = model.get_classifier()
     head_path = next((n for n, m in model.named_modules() if m is head), "")
     return rows + [PlanRow("pre_logits", head_path, "embedding")], api, tokens
+
+
+def _pools(model: Any) -> bool:
+    """Whether the model has timm's classification interface, so `forward_head(x,
+    pre_logits=True)` gives a pooled embedding (encoder-only towers raise there)."""
+    head = getattr(model, "forward_head", None)
+    return (hasattr(model, "get_classifier") and head is not None
+            and "pre_logits" in inspect.signature(head).parameters)
 
 
 def extractor(model: Any) -> tuple[Callable[..., dict[str, Any]], str]:
     """The extraction function for `model` and its path (forward_intermediates or hooks)."""
     rows, api, tokens = plan(model)
-    order = {r.name: i for i, r in enumerate(rows[:-1])}
+    order = {r.name: i for i, r in enumerate(r for r in rows if r.name != "pre_logits")}
     prefix = rows[0].prefix
     # the pooled embedding needs every block run: some models (Hiera) stop after the last
     # requested intermediate by default

@@ -44,6 +44,15 @@ def test_info_declares_layers_without_weights() -> None:
     assert info["input"]["library"] == "timm" and info["input"]["crop_pct"] == 0.95
 
 
+def test_encoder_only_towers_declare_no_pooled_embedding() -> None:
+    """timm's Qwen3 ViT encoder has no classification interface (its forward_head raises):
+    its blocks are declared and no `pre_logits` (the full registry sweep failed here)."""
+    result = run_zoo("info", "timm/qwen3_vit_88m_enc", "--json")
+    assert result.returncode == 0, result.stderr
+    names = [l["name"] for l in json.loads(result.stdout)["layers"]]
+    assert "blocks.11" in names and "pre_logits" not in names
+
+
 def test_unknown_names_are_one_line_errors() -> None:
     assert_user_error(run_zoo("info", "timm/convnext_tinyy"), "timm architecture",
                       "convnext_tiny")
