@@ -47,8 +47,8 @@ OutOpt = Annotated[str | None, typer.Option("--out", "-o", help="output folder (
                                             "runs/compare-A-vs-B-<hash>)")]
 BaselineOpt = Annotated[str | None, typer.Option("--baseline", help="add B's twin as a "
                         "reference band: random-init (same architecture, random weights) or "
-                        "seed (another seed: --baseline-weights, or another init seed when B "
-                        "is random-init)")]
+                        "seed (another seed: --baseline-weights); when B is random-init, either "
+                        "is another init seed")]
 BaselineWeightsOpt = Annotated[str | None, typer.Option("--baseline-weights", help="checkpoint "
                                "of B trained from another seed (for --baseline seed)")]
 ImagesOpt = Annotated[int, typer.Option("--images", min=0, help="images shown as PCA-to-RGB "

@@ -22,7 +22,7 @@ MetricsOpt = Annotated[list[str] | None, typer.Option("--metric", "-m", help="me
 
 
 def validate_cmd(quick: Annotated[bool, typer.Option(
-                     "--quick/--full", help="quick: 5 seeds of 6-layer CNNs on 16 px gratings "
+                     "--quick/--full", help="quick: 5 seeds of 6-layer CNNs on 8 px gratings "
                      "(CPU minutes); full: 10 seeds of 10-layer CNNs on 32 px (a GPU)")] = True,
                  metric: MetricsOpt = None,
                  seeds: Annotated[int | None, typer.Option(min=2, help="normal networks "

@@ -16,9 +16,9 @@ from zoo.comparisons.comparison import compare
 
 def test_impossible_twins_are_refused():
     toy = zoo.load("toy/cnn")  # random-init from its own fixed seed
-    with pytest.raises(zoo.ZooError, match="already random-init"):
+    with pytest.raises(zoo.ZooError, match="no random-init twin other than itself; compare it"):
         make_twin(toy, "random-init")
-    with pytest.raises(zoo.ZooError, match="does not take zoo's init seed"):
+    with pytest.raises(zoo.ZooError, match="no seed twin other than itself; pass"):
         make_twin(toy, "seed")
     with pytest.raises(zoo.ZooError, match="baseline_weights=PATH"):
         make_twin(zoo.load("pixels"), "seed")  # not random-init: needs the other checkpoint
@@ -49,6 +49,23 @@ def test_seed_twin_band_equals_a_against_the_twin(tmp_path):
     assert "Reference band: seed twin" in report and "data:image/png;base64," in report
 
 
+def test_a_random_init_models_random_init_twin_is_another_random_init():
+    model_b = zoo.load("resnet-ssl", random_init=True, tiny=True, size=64)
+    twin = make_twin(model_b, "random-init", tiny=True)
+    seed_twin = make_twin(model_b, "seed", tiny=True)
+    assert twin.random_init and twin.fingerprint != model_b.fingerprint
+    assert twin.fingerprint == seed_twin.fingerprint  # both: the init seed TWIN_SEED
+    differs = [not torch.equal(p, q) for p, q in zip(twin.module.parameters(),
+                                                     model_b.module.parameters())]
+    assert any(differs)
+    data = zoo.dataset("samples")
+    a = zoo.extract("toy/cnn", data, cache=False)
+    c = compare(a, zoo.extract(model_b, data, layers="layer1", cache=False), "cka")
+    add_baseline(c, twin, "random-init", data)
+    assert any("B is itself random-init, so the twin is another random init" in n
+               for n in c.result("cka").notes)
+
+
 @pytest.mark.slow
 def test_compare_with_a_random_init_band_cli(tmp_path):
     trained = tmp_path / "toy.pt"
@@ -63,5 +80,5 @@ def test_compare_with_a_random_init_band_cli(tmp_path):
     assert "twin_random_init" in (out / "results.csv").read_text().splitlines()[0]
     refused = run_zoo("compare", "pixels", "toy/cnn", "--random-init", "--baseline",
                       "random-init", "-o", str(tmp_path / "no"))
-    assert_user_error(refused, "already random-init")
+    assert_user_error(refused, "toy/cnn does not take zoo's init seed", "no random-init twin")
     assert not (tmp_path / "no").exists()

@@ -6,11 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import zoo
+from tests.test_plugins import _fake_distribution
+from zoo.registry.host import reset_registry
 from zoo.study.validation import (
     group_separation,
     layer_identification,
     monotonicity_violations,
     output_correlation,
+    representation_metrics,
     validate,
 )
 from zoo.study.validation_nets import NetConfig, grating_images, with_shortcut
@@ -78,3 +82,45 @@ def test_validate_end_to_end_on_a_tiny_setting():
 
 def test_a_metric_undefined_everywhere_has_no_layer_identification():
     assert np.isnan(layer_identification(np.full((6, 6), np.nan), 2, 3))
+
+
+# A third-party plugin's own linear CKA, as a distance: 1 - <Kx, Ky>_F / (|Kx|_F |Ky|_F) of the
+# centred linear Gram matrices; scored by validate, it must give exactly the built-in cka's row
+# (the four checks depend only on the order of the values, which agree to float64 rounding).
+CKA_DISTANCE_PLUGIN = """
+import numpy as np
+import zoo
+
+
+class OneMinusCKA:
+    name, kind, symmetric = "one-minus-cka", "distance", True
+
+    def prepare(self, X):
+        X = np.asarray(X, dtype=np.float64)
+        X = X - X.mean(axis=0)
+        gram = X @ X.T
+        return gram / np.linalg.norm(gram)
+
+    def score(self, a, b):
+        return 1.0 - float(np.sum(a * b))
+
+
+@zoo.hookimpl
+def register_metrics(register):
+    register(OneMinusCKA())
+"""
+
+
+@pytest.mark.slow
+def test_validate_scores_a_third_party_metric_plugin_like_a_built_in(tmp_path, monkeypatch):
+    _fake_distribution(tmp_path, "zoo_cka_distance", CKA_DISTANCE_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reset_registry()  # discovered through its entry point, as an installed plugin would be
+    assert "one-minus-cka" in [m.name for m in representation_metrics(None)]  # in the default
+    tiny = NetConfig(size=8, width=6, depth=3, train=96, eval=40, epochs=1, batch=32)
+    table = zoo.validate("cka,one-minus-cka", seeds=3, config=tiny).table().set_index("metric")
+    assert table.loc["one-minus-cka", "kind"] == "distance"
+    checks = ["layer_identification", "monotonicity_violations", "auprc_random-labels",
+              "auprc_shortcut", "auprc_noise", "auprc_mean", "rho_output"]
+    assert table.loc["one-minus-cka", checks].notna().all()
+    assert table.loc["one-minus-cka", checks].tolist() == table.loc["cka", checks].tolist()

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from zoo.progress import Progress
     from zoo.registry.specs import InputConfig, ModelSpec
     from zoo.study.validation import Validation
+    from zoo.study.validation_nets import NetConfig
 
 # The file that marks each kind of saved result folder, and the class that reads it back.
 OPENERS = {"results.json": "zoo.comparisons.comparison:Comparison",
@@ -205,12 +206,13 @@ def open(folder: str | Path) -> Any:  # noqa: A001 - zoo.open reads what .save w
 
 def validate(metrics: str | Sequence[str] | None = None, *, setting: str = "quick",
              seeds: int | None = None, device: str = "cpu", threads: int | None = 1,
-             progress: Progress | None = None) -> Validation:
+             config: NetConfig | None = None, progress: Progress | None = None) -> Validation:
     """Which metric to trust: train small CNNs from several seeds and design groups on generated
     gratings, then score every metric by layer identification, monotonicity, group separation
-    and correlation with output differences (see zoo.study.validation)."""
+    and correlation with output differences (see zoo.study.validation; `config`, a
+    zoo.study.validation_nets.NetConfig, overrides the setting's sizes)."""
     from zoo.model.loading import check_device
     from zoo.study.validation import validate as run
 
     return run(metrics, setting=setting, seeds=seeds, device=check_device(device),
-               threads=threads, progress=progress)
+               threads=threads, config=config, progress=progress)

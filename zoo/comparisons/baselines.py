@@ -1,6 +1,7 @@
 """Reference bands for a comparison: model B's random-init twin or seed twin, compared with A
 on the same samples and layers, so every value of A vs B can be read against what the same
-architecture gives without training (random-init) or from another seed (seed).
+architecture gives without training (random-init) or from another seed (seed). A random-init B
+is its own random-init twin, so its twin of either kind is another random init.
 
 The twin's values go into each metric's stats as `twin_random_init` / `twin_seed` (a column of
 `table()`), a note under every heatmap and in the report gives the band over A's layers, and
@@ -47,7 +48,8 @@ def init_seed(seed: int) -> Iterator[None]:
 def make_twin(model: ZooModel, kind: str, weights: str | None = None, **options: Any
               ) -> ZooModel:
     """`model`'s random-init twin, or its seed twin: `weights` (the same model trained from
-    another seed), or for a random-init model the same architecture initialised from TWIN_SEED."""
+    another seed). For a random-init model both are the same architecture initialised from
+    TWIN_SEED (random weights other than its own: its random-init twin cannot be itself)."""
     from zoo.model.loading import load_model as load
 
     if kind not in BASELINES:
@@ -55,12 +57,9 @@ def make_twin(model: ZooModel, kind: str, weights: str | None = None, **options:
     device = str(model.device)
     if model.input != model.spec.input:  # the user's size / crop_pct reach the twin too
         options = {"size": model.input.size, "crop_pct": model.input.crop_pct, **options}
-    if kind == "random-init":
-        if model.random_init:
-            raise ZooError(f"{model.id} is already random-init, so its random-init twin is "
-                           "itself; use --baseline seed for another initialisation")
+    if kind == "random-init" and not model.random_init:
         return load(model.spec, random_init=True, device=device, **options)
-    if weights:
+    if kind == "seed" and weights:
         return load(model.spec, weights=weights, device=device, **options)
     if not model.random_init:
         raise ZooError(f"a seed twin of {model.id}'s trained weights is the same model trained "
@@ -69,8 +68,10 @@ def make_twin(model: ZooModel, kind: str, weights: str | None = None, **options:
         twin = load(model.spec, random_init=True, device=device, **options)
     if all(_same(p, q) for p, q in zip(model.module.state_dict().values(),
                                        twin.module.state_dict().values())):
+        way_out = ("compare it with trained weights (--weights)" if kind == "random-init"
+                   else "pass --baseline-weights PATH")
         raise ZooError(f"{model.id} does not take zoo's init seed (its random init is fixed), "
-                       "so it has no seed twin; pass --baseline-weights PATH")
+                       f"so it has no {kind} twin other than itself; {way_out}")
     return twin
 
 
@@ -92,16 +93,27 @@ def add_baseline(c: Comparison, twin: ZooModel, kind: str, dataset: Dataset, *,
                            progress)
     band = compare(c.a, twin_set, [r.metric for r in c.results.values()], progress=progress)
     key = "twin_" + kind.replace("-", "_")
+    what = twin_description(kind, c.b.random_init)
     for name, r in c.results.items():
         values = band.results[name].values
         r.stats[key] = values
         best = _best_per_row(values, r.metric.kind)
         if np.isfinite(best).any():
-            r.notes.append(f"Reference band ({kind} twin of {c.b.label}): A's best match in the "
-                           f"twin scores {np.nanmin(best):.3f}-{np.nanmax(best):.3f} over A's "
-                           f"layers (column {key}).")
+            r.notes.append(f"Reference band ({kind} twin of {c.b.label}: {what}): A's best "
+                           f"match in the twin scores {np.nanmin(best):.3f}-"
+                           f"{np.nanmax(best):.3f} over A's layers (column {key}).")
     c.sections.append((f"Reference band: {kind} twin of {c.b.label}",
                        _band_html(c, key, kind)))
+
+
+def twin_description(kind: str, b_random_init: bool) -> str:
+    """What the twin is, in words: a random-init model's twin of either kind is another random
+    init (init seed TWIN_SEED), since the model is already its own random-init twin."""
+    if b_random_init:
+        return (f"B is itself random-init, so the twin is another random init (init seed "
+                f"{TWIN_SEED})")
+    return ("same architecture, random weights" if kind == "random-init"
+            else "same architecture trained from another seed")
 
 
 def _best_per_row(values: np.ndarray, kind: str) -> np.ndarray:
@@ -148,7 +160,7 @@ def _band_html(c: Comparison, key: str, kind: str) -> str:
     buffer = io.BytesIO()
     FigureCanvasAgg(band_figure(c, key, kind)).print_png(buffer)
     data = base64.b64encode(buffer.getvalue()).decode()
-    return (f"<p>Grey: A's best match per layer in the {kind} twin of B (same architecture, "
-            f"{'random weights' if kind == 'random-init' else 'another seed'}); a value of A vs "
-            f"B inside the band is what the twin already gives. Per pair: column {key}.</p>"
+    return (f"<p>Grey: A's best match per layer in the {kind} twin of B "
+            f"({twin_description(kind, c.b.random_init)}); a value of A vs B inside the band is "
+            f"what the twin already gives. Per pair: column {key}.</p>"
             f"<img src='data:image/png;base64,{data}' alt='reference band'>")

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 SETTINGS = {"quick": NetConfig(),
             "full": NetConfig(size=32, width=128, depth=10, train=20000, eval=5000, epochs=20,
-                              downsample=4)}
+                              downsample=4, pool=4)}  # 4 x 4 maps: 2048 features a layer
 SEEDS = {"quick": 5, "full": 10}
 DESIGN_SEEDS = 2
 # Kornblith et al. 2019, Table 2 (layer identification, 10 CIFAR-10 CNNs from different seeds)
