@@ -18,8 +18,8 @@ counted once), so below the diagonal only ~n STRIP_ROWS / 2 entries are formed a
 (`gram_tiles`). 256-row strips rather than 128 halve the number of small products per block:
 on a busy 2-core machine each small product waits for both threads (a 2000-sample, 48-layer
 run took 16.2 s with 128-row strips and 6.8 s with 512 while another job held a core), while
-quiet runs differ by under 5%. Each tile is formed once and used for every pair at once, so nothing is
-recomputed; the block size follows a memory budget.
+quiet runs differ by under 5%. Each tile is formed once and used for every pair at once, so
+nothing is recomputed; the block size follows a memory budget.
 
 float32 is used from FLOAT32_MIN_SAMPLES samples up (`precision="auto"`): below that the Gram
 work is small and float64 keeps results exact to ~1e-12; it is never used where float32 matrix
