@@ -37,6 +37,10 @@ class AlignedCosine(Metric):
 
     def _prepare(self, X: np.ndarray, **_: Any) -> State:
         unit_rows(self.name, X)  # an all-zero sample has no cosine: undefined, as in repsim
+        if X.shape[1] > X.shape[0]:
+            # Wider than tall: the rows' coordinates in their own span (X^T = Q R, X Q = R^T),
+            # an isometry, so the same value from n x n work instead of a d x d SVD per pair.
+            X = np.linalg.qr(X.T)[1].T
         return State(n=len(X), raw=X, norms=np.linalg.norm(X, axis=1))
 
     def _score(self, a: State, b: State, **_: Any) -> float:

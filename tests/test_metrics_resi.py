@@ -112,6 +112,12 @@ def test_aligned_cosine_matches_scipy_procrustes(data):
     assert compute("aligned-cosine", X, 2 * X @ ortho_group.rvs(6, random_state=4)) == \
         pytest.approx(1.0, abs=TOL)
     assert compute("aligned-cosine", X, X + 5.0) < 1 - 1e-3  # uncentred: no translation invariance
+    # wider than tall (d > n): computed in the rows' own span, still repsim's value
+    rng = np.random.default_rng(5)
+    A, B = rng.normal(size=(12, 40)), rng.normal(size=(12, 30))
+    for P, Q in ((A, B), (B, A), (A, A[:, :7])):
+        assert compute("aligned-cosine", P, Q) == pytest.approx(repsim_aligned_cosine(P, Q),
+                                                                abs=TOL)
 
 
 def test_output_measures_match_scipy():
