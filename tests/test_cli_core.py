@@ -125,8 +125,10 @@ def test_an_os_error_is_one_line_with_the_way_out(tmp_path):
 
 def test_sigint_during_extraction_then_resume(tmp_path):
     env = {**__import__("os").environ, "ZOO_CACHE_DIR": str(tmp_path)}
+    # 256 px one-image batches: at the toy's own size all 400 forwards can finish between this
+    # process's polls on a fast machine, and then there is nothing left to interrupt
     args = [sys.executable, "-m", "zoo", "extract", "toy/cnn", "--data", "synthetic:400",
-            "-l", "stage1", "-b", "1"]
+            "-l", "stage1", "-b", "1", "--size", "256"]
     proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
@@ -142,6 +144,7 @@ def test_sigint_during_extraction_then_resume(tmp_path):
     assert "Traceback" not in err and "zoo: error: interrupted; finished work is cached" in err
     assert 0 < finished_ranges() < 400
     rerun = run_zoo("extract", "toy/cnn", "--data", "synthetic:400", "-l", "stage1", "-b", "50",
+                    "--size", "256",
                     env={"ZOO_CACHE_DIR": str(tmp_path)})
     assert rerun.returncode == 0, rerun.stderr
 
