@@ -3,6 +3,7 @@ environment faults (Ctrl-C, OS errors, invalid train options)."""
 
 from __future__ import annotations
 
+import gc
 import json
 import signal
 import subprocess
@@ -125,8 +126,9 @@ def test_an_os_error_is_one_line_with_the_way_out(tmp_path):
 
 def test_sigint_during_extraction_then_resume(tmp_path):
     env = {**__import__("os").environ, "ZOO_CACHE_DIR": str(tmp_path)}
-    # 256 px one-image batches: at the toy's own size all 400 forwards can finish between this
-    # process's polls on a fast machine, and then there is nothing left to interrupt
+    # 256 px one-image batches, and no garbage collection in this (large, late-in-the-suite)
+    # process while it waits: in full-suite runs all 400 toy forwards sometimes finished before
+    # the signal went out, and then there was nothing left to interrupt
     args = [sys.executable, "-m", "zoo", "extract", "toy/cnn", "--data", "synthetic:400",
             "-l", "stage1", "-b", "1", "--size", "256"]
     proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
@@ -135,10 +137,14 @@ def test_sigint_during_extraction_then_resume(tmp_path):
     def finished_ranges() -> int:  # one checksummed line per stored batch of the entry
         return sum(len(p.read_text().splitlines()) for p in tmp_path.glob("parts/*/*.ranges"))
 
-    while not finished_ranges():  # extraction has started storing batches
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
+    gc.disable()
+    try:
+        while not finished_ranges():  # extraction has started storing batches
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+    finally:
+        gc.enable()
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "zoo: error: interrupted; finished work is cached" in err
