@@ -124,6 +124,14 @@ def test_an_os_error_is_one_line_with_the_way_out(tmp_path):
     assert_user_error(result, "Permission denied (/srv/shared/out); fix its permissions")
 
 
+def _as_a_shell_starts_it() -> None:
+    """In the child before exec: SIGINT unblocked and at its default action, as a shell starts
+    a command (a signal mask or ignored SIGINT left in the test process would be inherited,
+    and then Ctrl-C could never reach zoo)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_sigint_during_extraction_then_resume(tmp_path):
     env = {**__import__("os").environ, "ZOO_CACHE_DIR": str(tmp_path)}
     # 256 px one-image batches, and no garbage collection in this (large, late-in-the-suite)
@@ -131,8 +139,9 @@ def test_sigint_during_extraction_then_resume(tmp_path):
     # the signal went out, and then there was nothing left to interrupt
     args = [sys.executable, "-m", "zoo", "extract", "toy/cnn", "--data", "synthetic:400",
             "-l", "stage1", "-b", "1", "--size", "256"]
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])  # this process's mask, for the record
     proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_as_a_shell_starts_it)
     deadline = time.monotonic() + 240
     def finished_ranges() -> int:  # one checksummed line per stored batch of the entry
         return sum(len(p.read_text().splitlines()) for p in tmp_path.glob("parts/*/*.ranges"))
@@ -147,7 +156,7 @@ def test_sigint_during_extraction_then_resume(tmp_path):
     finally:
         gc.enable()
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, (err, f"signalled after {stored} stored batches")
+    assert proc.returncode == 130, (err, f"signalled after {stored} stored batches", blocked)
     assert "Traceback" not in err and "zoo: error: interrupted; finished work is cached" in err
     assert 0 < finished_ranges() < 400
     rerun = run_zoo("extract", "toy/cnn", "--data", "synthetic:400", "-l", "stage1", "-b", "50",
