@@ -21,7 +21,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.errors import ZooError
+from zoo.errors import UnknownNameError, ZooError
 from zoo.registry.families import glob_match
 from zoo.registry.specs import InputConfig, LayerInfo, ModelSpec
 
@@ -267,3 +267,16 @@ def search_index(family: str, idx: dict[str, Any], pattern: str,
         rows.append(listing_row(model_id, bool(entry and entry["hub"] in cached),
                                 f"{family} pretrained tag" if entry else architecture))
     return rows
+
+
+def arch_and_tag(family: str, idx: dict[str, Any], rest: str) -> tuple[str, str]:
+    """`<arch>[.<tag>]` split and checked against the family's index (its `archs` and its
+    `pretrained` `<arch>.<tag>` names): an unknown one is an error listing close names."""
+    arch, _, tag = rest.partition(".")
+    if arch not in idx["archs"]:
+        raise UnknownNameError(f"{family} architecture", arch, idx["archs"],
+                               f"See `zoo list '{family}/*'`")
+    tags = [n.partition(".")[2] for n in idx["pretrained"] if n.partition(".")[0] == arch]
+    if tag and tag not in tags:
+        raise UnknownNameError(f"pretrained tag of {family}/{arch}", tag, tags)
+    return arch, tag

@@ -15,10 +15,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from zoo import hookimpl
-from zoo.errors import UnknownNameError, ZooError
+from zoo.errors import ZooError
 from zoo.plugin import CachedWeights, find_weights, load_into, load_options
 from zoo.plugins._generic import (
     PlanRow,
+    arch_and_tag,
     layers_without_weights,
     load_index,
     make_model,
@@ -57,14 +58,8 @@ def search(pattern: str) -> list[dict[str, Any]]:
 
 def resolve(rest: str) -> ModelSpec:
     """The spec of `open_clip/<arch>[.<tag>]`."""
-    arch, _, tag = rest.partition(".")
     idx = index()
-    if arch not in idx["archs"]:
-        raise UnknownNameError("open_clip architecture", arch, idx["archs"],
-                               "See `zoo list 'open_clip/*'`")
-    tags = [n.partition(".")[2] for n in idx["pretrained"] if n.partition(".")[0] == arch]
-    if tag and tag not in tags:
-        raise UnknownNameError(f"pretrained tag of open_clip/{arch}", tag, tags)
+    arch, tag = arch_and_tag("open_clip", idx, rest)
     cfg = idx["pretrained"].get(f"{arch}.{tag}", {}) if tag else {}
     build = _builder(arch, cfg)
     input = _input(build, cfg)

@@ -23,10 +23,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from zoo import hookimpl
-from zoo.errors import UnknownNameError, ZooError
+from zoo.errors import ZooError
 from zoo.plugin import CachedWeights, find_weights, load_options
 from zoo.plugins._generic import (
     PlanRow,
+    arch_and_tag,
     channels_last,
     declare_layers,
     hook_features,
@@ -67,14 +68,7 @@ def search(pattern: str) -> list[dict[str, Any]]:
 
 def resolve(rest: str) -> ModelSpec:
     """The spec of `timm/<arch>[.<tag>]` (an unknown name lists close ones)."""
-    arch, _, tag = rest.partition(".")
-    idx = index()
-    if arch not in idx["archs"]:
-        raise UnknownNameError("timm architecture", arch, idx["archs"],
-                               "See `zoo list 'timm/*'`")
-    tags = [n.partition(".")[2] for n in idx["pretrained"] if n.partition(".")[0] == arch]
-    if tag and tag not in tags:
-        raise UnknownNameError(f"pretrained tag of timm/{arch}", tag, tags)
+    arch, tag = arch_and_tag("timm", index(), rest)
     cfg = _pretrained_cfg(arch, tag)
     cached = [CachedWeights(cfg["hf_hub_id"])] if cfg.get("hf_hub_id") else []
     if cfg.get("url"):

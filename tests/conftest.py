@@ -63,6 +63,20 @@ def _run_in_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(["zoo", *args], code, out.getvalue(), err.getvalue())
 
 
+def run_without_torch(*argvs: list[str]) -> subprocess.CompletedProcess:
+    """Run the CLI once per argv in one fresh interpreter (each must exit 0) and check it never
+    imported torch: the fast start-up path of listing and help."""
+    code = ("import sys\nfrom zoo.cli.app import main\n"
+            f"for argv in {[list(a) for a in argvs]!r}:\n"
+            "    try:\n        main(argv)\n    except SystemExit as e:\n"
+            "        assert e.code == 0, (argv, e.code)\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().endswith("NO-TORCH"), result.stderr
+    return result
+
+
 def assert_user_error(result: subprocess.CompletedProcess, *needles: str) -> None:
     """Exit 2, one `zoo: error:` line naming the problem, and no traceback."""
     assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)

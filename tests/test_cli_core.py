@@ -11,21 +11,12 @@ import time
 
 import numpy as np
 
-from tests.conftest import REPO, assert_user_error, run_zoo
+from tests.conftest import REPO, assert_user_error, run_without_torch, run_zoo
 from tests.test_plugins import _fake_distribution
 
 
 def test_list_info_and_help_do_not_import_torch():
-    code = ("import sys\nfrom zoo.cli.app import main\n"
-            "for argv in (['list'], ['list', 'metrics'], ['--help'], ['info', 'toy/cnn']):\n"
-            "    try:\n        main(argv)\n    except SystemExit as e:\n"
-            "        assert e.code == 0, (argv, e.code)\n"
-            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr)\n")
-    import subprocess
-
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert result.stderr.strip().endswith("NO-TORCH"), result.stderr
+    run_without_torch(["list"], ["list", "metrics"], ["--help"], ["info", "toy/cnn"])
 
 
 def test_list_json_has_models_and_datasets():

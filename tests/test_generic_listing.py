@@ -4,28 +4,19 @@ errors, and `zoo.wrap(prefix_tokens=...)`."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
 
 import zoo
-from tests.conftest import assert_user_error, run_zoo
+from tests.conftest import assert_user_error, run_without_torch, run_zoo
 from zoo.errors import UnknownNameError, ZooError
 
 
 def test_list_glob_without_importing_torch() -> None:
     """The index is built once per library version; a later `zoo list GLOB` imports no torch."""
     assert run_zoo("list", "timm/resnet1*").returncode == 0  # builds the index (same cache dir)
-    code = ("import sys\nfrom zoo.cli.app import main\n"
-            "for argv in (['list'], ['list', 'timm/*vit_small*', '--json']):\n"
-            "    try:\n        main(argv)\n    except SystemExit as e:\n"
-            "        assert e.code == 0, (argv, e.code)\n"
-            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert result.stderr.strip().endswith("NO-TORCH"), result.stderr
+    result = run_without_torch(["list"], ["list", "timm/*vit_small*", "--json"])
     assert "timm/..." in result.stdout and "hf/..." in result.stdout
     rows = json.loads(result.stdout[result.stdout.index("\n[\n") + 1:])
     ids = {r["id"] for r in rows}
