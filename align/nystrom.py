@@ -3,43 +3,44 @@
 Nystrom (Fowlkes, Belongie, Chung, Malik 2004, one-shot form): with K (n, m) the affinities of
 every node to m landmarks and A (m, m) those among the landmarks, the full graph is approximated
 by W ~ K A^+ K^T (exact on the landmark rows). Stable form without any dense eigendecomposition
-of A: a pivoted Cholesky factorisation P^T A P = L L^T (LAPACK dpstrf, blocked, a ninth of an
-eigh's work) stopped where the largest remaining pivot is below what the working precision
-resolves (below) keeps r landmarks whose kernel rows span the others' to that resolution; with
-R = L_r^-T, Phi = K_r R (n, r) gives W ~ Phi Phi^T (the Nystrom approximation on the kept
-landmarks). Degrees d = Phi (Phi^T 1), Phi~ = D^-1/2 Phi, and the top eigenvectors of
-C = Phi~^T Phi~ = V L V^T give those of the normalised graph, U = Phi~ V L^-1/2, eigenvalues L,
-found by Lanczos on C (r x r) when it is wide. A rounding error in K reaches Phi scaled by
-||R|| ~ (smallest kept pivot)^-1/2, whereas rounding in a Gram matrix of K sandwiched between
-R factors is scaled by the condition number of A_r: so Phi is formed first, except where that
-Gram matrix is float64 and the cut-off is float32's (below).
+of A: a pivoted Cholesky factorisation P^T A P = L L^T (LAPACK dpstrf, blocked, m^3 / 3
+multiply-adds, a small fraction of an eigh's work) stopped where the largest remaining pivot is
+below what the working precision resolves (below) keeps r landmarks whose kernel rows span the
+others' to that resolution; with R = L_r^-T, Phi = K_r R (n, r) gives W ~ Phi Phi^T (the Nystrom
+approximation on the kept landmarks). Degrees d = Phi (Phi^T 1), Phi~ = D^-1/2 Phi, and the top
+eigenvectors of C = Phi~^T Phi~ = V L V^T give those of the normalised graph, U = Phi~ V L^-1/2,
+eigenvalues L, found by Lanczos on C (r x r) when it is wide. A rounding error in K reaches Phi
+scaled by ||R|| ~ (smallest kept pivot)^-1/2, whereas rounding in a Gram matrix of K sandwiched
+between R factors is scaled by the condition number of A_r: so Phi is formed first, except where
+that Gram matrix is float64 and the cut-off is float32's (below).
 
-Precision. A is always factored in float64. A pivot (the squared distance of a landmark's
-kernel row from the span of those already kept) is resolved in a working precision when it
-exceeds s^1.5 eps max(diag A), s = max(m, min(n, DEFAULT_LANDMARKS)): above the rounding of
-A's entries (||dA|| <= m eps max(diag A)) and of the factorisation. The cut-off does not grow
-with the landmark count up to the default (the former m eps s_max grew like m^2, and kept 30
-directions at 256 landmarks but 20 at 2048), and it stops growing with n past the default
-landmark count (the former n^1.5 eps exceeded every pivot in float32 from about 40,000 rows,
-which forced float64, twice the work, from there on). `precision="float32"` forms K, Phi and
-the per-chunk Gram products in float32 (twice the float64 matrix-multiply rate, half the
-memory), accumulating degrees and C in float64. `precision="float64"` does it all in float64:
-with every node a landmark the result is then the exact cut to float64 rounding, and dropped
-landmarks (near-duplicates, smooth features) are announced by a `DroppedDirectionsWarning`.
-`precision="auto"` (the default) decides from the data: float32 when its cut-off keeps every
-landmark float64 resolves, or when the ones it drops do not move the top-n_eig space of the
-landmark graph (principal-angle cosine >= TRUNCATION_COSINE between the cuts of A and of its
-shorter factor); otherwise float64, with a note in the result. Smooth, low-dimensional
-features (a 2-d manifold in 384-d, as trained features often are) have a Gaussian kernel whose
-spectrum decays exponentially, so few landmarks are resolved in float32, and where n_eig needs
-more, "auto" computes in float64.
+Precision. A is always factored in float64. A pivot (the squared distance of a landmark's kernel
+row from the span of those already kept) is resolved in a working precision when it exceeds
+s^1.5 eps max(diag A), s = max(m, min(n, DEFAULT_LANDMARKS)): above the rounding of A's entries
+(||dA|| <= m eps max(diag A)) and of the factorisation. The cut-off does not grow with the
+landmark count up to the default (the former m eps s_max grew like m^2, and kept 30 directions
+at 256 landmarks but 20 at 2048), and it stops growing with n past the default landmark count
+(the former n^1.5 eps exceeded every pivot in float32 from about 40,000 rows, which forced
+float64, twice the work, from there on). With pivots, unlike eigenvalues, more landmarks can
+keep a few fewer (30, 28, 28, 28 at 75-600 landmarks on a smooth manifold): the greedy pivot
+order changes with the set. `precision="float32"` forms K in float32 (twice the float64
+matrix-multiply rate, half the memory), accumulating degrees and C in float64.
+`precision="float64"` does it all in float64: with every node a landmark the result is then the
+exact cut to float64 rounding, and dropped landmarks (near-duplicates, smooth features) are
+announced by a `DroppedDirectionsWarning`. `precision="auto"` (the default) decides from the
+data: float32 when its cut-off keeps every landmark float64 resolves, or when the ones it drops
+do not move the top-n_eig space of the landmark graph (principal-angle cosine >=
+TRUNCATION_COSINE between the cuts of A and of its shorter factor); otherwise float64, with a
+note in the result. Smooth, low-dimensional features (a 2-d manifold in 384-d, as trained
+features often are) have a Gaussian kernel whose spectrum decays exponentially, so few landmarks
+are resolved in float32, and where n_eig needs more, "auto" computes in float64.
 
 Cost O(n m d + n r^2 + m^3 / 3): three chunked passes over the rows (column sums of K, then C,
 then U), with K held when n x r fits in CACHE_BYTES, else recomputed per pass so memory stays
 O(chunk x m + m^2) beyond the result. In float32, C = R^T G R is formed from G = K^T D^-1 K in
 float64 (n r^2 / 2 float64 against n (r^2 + r^2 / 2) float32 multiply-adds for Phi and its
-Gram); G's float64 rounding, amplified by at most cond(A_r), stays far below float32's
-rounding in K, which reaches C the same way on both routes.
+Gram); G's float64 rounding, amplified by at most cond(A_r), stays far below float32's rounding
+in K, which reaches C the same way on both routes.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def _fix_signs(vecs: np.ndarray) -> np.ndarray:
 def _cutoff(precision: str, n: int, m: int, A: torch.Tensor) -> float:
     """Pivots at or below this are not resolved in `precision`: s^1.5 eps times the largest
     self-affinity, s = max(m, min(n, DEFAULT_LANDMARKS)) (module doc): it does not grow with
-    the landmark count up to the default, so more landmarks keep more directions there."""
+    the landmark count up to the default, nor with the node count past it."""
     s = max(m, min(n, DEFAULT_LANDMARKS))
     return float(s) ** 1.5 * float(np.finfo(precision).eps) * float(A.diagonal().max())
 
