@@ -14,7 +14,8 @@
    2) and peak RSS above the loaded process (worst of 2), each run in a fresh process; zoo's
    time per stage from its progress callback.
 ncut-pytorch is an optional benchmark dependency (`pip install -e '.[bench]'`); without it
-only zoo's figures are printed. The machine may be shared: the load average is printed.
+only zoo's figures are printed. The machine may be shared: the machine (BLAS/LAPACK vendors,
+threads) and the load average are printed (benchmarks/machine.py), and ratios are what to quote.
 
 Run: .venv/bin/python benchmarks/bench_ncut.py [--quick] [--full] [--device cuda]
 (about 8 minutes on 2 cores; --quick: n = 5,000 and 20,000; --full: about 10 more minutes)
@@ -26,12 +27,12 @@ import argparse
 import importlib.metadata
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 import time
 
 import numpy as np
+from machine import describe, load_line  # benchmarks/machine.py
 
 D, K, N_EIG = 768, 10, 10
 SCALE_EIG = 20
@@ -168,7 +169,7 @@ def scale(n: int, device: str) -> None:
         runs[method] = {**best, "peak_mb": max(r["peak_mb"] for r in tries),
                         "before_mb": max(r["before_mb"] for r in tries)}
     print(f"\nscale: n={n} d={D}, {SCALE_EIG} eigenvectors, input {n * D * 4 / 2**20:.0f} MB "
-          f"float32, device {device}, load average {os.getloadavg()[0]:.1f}")
+          f"float32, device {device}, {load_line()}")
     print(f"{'method':<14}{'wall s':>9}{'peak RSS MB':>13}{'above loaded MB':>17}")
     for name, r in runs.items():
         print(f"{name:<14}{r['seconds']:>9.2f}{r['peak_mb']:>13.0f}"
@@ -195,13 +196,14 @@ def main() -> None:
     args = parser.parse_args()
     ref = (f"ncut-pytorch {importlib.metadata.version('ncut-pytorch')}" if have_reference()
            else "ncut-pytorch not installed (pip install -e '.[bench]'): zoo only")
-    print(f"load average at start: {os.getloadavg()[0]:.1f}; {ref}")
+    print(describe())
+    print(ref)
     for spread in (0.3, 0.12):
         accuracy(5_000 if args.quick else 20_000, spread, args.device)
     sizes = [20_000] if args.quick else [20_000, 100_000] + ([1_000_000] if args.full else [])
     for n in sizes:
         scale(n, args.device)
-    print(f"load average at end: {os.getloadavg()[0]:.1f}")
+    print(f"at the end: {load_line()}")
 
 
 if __name__ == "__main__":
