@@ -228,3 +228,42 @@ def test_bad_arguments_are_user_errors(kwargs, needle):
 def test_identical_rows_have_no_bandwidth():
     with pytest.raises(ZooError, match="identical"):
         ncut(np.ones((40, 3), np.float32), n_eig=2, n_landmarks=10)
+
+
+def _krylov_against_graph_pass(monkeypatch: pytest.MonkeyPatch, span: float) -> None:
+    """The default float32 cut (block Krylov on the held K; KRYLOV_SPAN = `span`) against the
+    same cut through the G pass alone, on 10 clusters with 1024 landmarks (r >= KRYLOV_MIN)."""
+    from zoo.align import nystrom
+
+    X, _ = blobs(3000, 10, 64, 0.6)
+    graph = nystrom._graph
+    monkeypatch.setattr(nystrom, "KRYLOV_MIN", 10**9)
+    reference = ncut(X, n_eig=20, n_landmarks=1024, precision="float32")
+    monkeypatch.setattr(nystrom, "KRYLOV_MIN", 512)
+    monkeypatch.setattr(nystrom, "KRYLOV_SPAN", span)
+    calls = []
+    monkeypatch.setattr(nystrom, "_graph", lambda *a: calls.append(1) or graph(*a))
+    krylov = ncut(X, n_eig=20, n_landmarks=1024, precision="float32")
+    r = krylov.directions
+    assert r >= 512 and r == reference.directions
+    if span < 0.1:  # one Krylov step cannot reach the tolerance: the G pass gives the result
+        assert calls and np.array_equal(krylov.eigvecs, reference.eigvecs)
+        return
+    assert not calls, "the G pass ran"
+    # Ritz pairs with residuals <= tol = sqrt(r) eps32 are exact for a matrix within tol of
+    # C; C applied in float32 and C from the float64 G differ by about as much: eigenvalues
+    # within 2 tol, and the 10 cluster directions within a principal angle 2 tol / gap (the
+    # gap to the bulk), less float32 storage of the returned vectors.
+    tol = np.sqrt(r) * F32
+    np.testing.assert_allclose(krylov.eigvals, reference.eigvals, rtol=0, atol=2 * tol)
+    gap = reference.eigvals[9] - reference.eigvals[10]
+    bound = np.sqrt(1 - (2 * tol / gap) ** 2) - 10 * F32
+    assert subspace_cosines(krylov.eigvecs[:, :10], reference.eigvecs[:, :10]).min() >= bound
+
+
+def test_krylov_top_eigenpairs_equal_the_graph_pass(monkeypatch):
+    _krylov_against_graph_pass(monkeypatch, span=0.4)
+
+
+def test_krylov_that_does_not_converge_falls_back_to_the_graph_pass(monkeypatch):
+    _krylov_against_graph_pass(monkeypatch, span=0.05)
