@@ -239,7 +239,7 @@ def _krylov_against_graph_pass(monkeypatch: pytest.MonkeyPatch, span: float) -> 
     graph = nystrom._graph
     monkeypatch.setattr(nystrom, "KRYLOV_MIN", 10**9)
     reference = ncut(X, n_eig=20, n_landmarks=1024, precision="float32")
-    monkeypatch.setattr(nystrom, "KRYLOV_MIN", 512)
+    monkeypatch.setattr(nystrom, "KRYLOV_MIN", 512)  # the test's r = 1024
     monkeypatch.setattr(nystrom, "KRYLOV_SPAN", span)
     calls = []
     monkeypatch.setattr(nystrom, "_graph", lambda *a: calls.append(1) or graph(*a))
