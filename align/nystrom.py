@@ -41,12 +41,13 @@ O(chunk x m + m^2) beyond the result. In float32, C = R^T G R is formed from G =
 float64 (n r^2 / 2 float64 against n (r^2 + r^2 / 2) float32 multiply-adds for Phi and its
 Gram); G's float64 rounding, amplified by at most cond(A_r), stays far below float32's rounding
 in K, which reaches C the same way on both routes. Where K is held in float32 and C is wide
-(r >= KRYLOV_MIN, as at the default 2048 landmarks on high-dimensional features), C is not formed: its top eigenpairs come from block Krylov on the held K
-(`_krylov_top`: 2 n r b float32 multiply-adds per step of b vectors, converged to the distance
-float32 K already puts C from its float64 value), and the G pass runs only where Krylov would
-need more than KRYLOV_SPAN of C's width (then the G pass is cheaper). On the benchmark
-mixtures (n = 20,000, 20 eigenvectors, a flat bulk below the 10 cluster eigenvalues) it
-converges at 640 vectors, a third of r: 0.84 s against 1.6 s for the G pass and C's eigsh.
+(r >= KRYLOV_MIN, as at the default 2048 landmarks on high-dimensional features), C is not
+formed: its top eigenpairs come from block Krylov on the held K (`_krylov_top`: 2 n r b
+float32 multiply-adds per step of b vectors, converged to the distance float32 K already puts
+C from its float64 value), and the G pass runs only where Krylov would need more than
+KRYLOV_SPAN of C's width (then the G pass is cheaper). On the benchmark mixtures (n = 20,000,
+20 eigenvectors, a flat bulk below the 10 cluster eigenvalues) it converges at 640 vectors, a
+third of r: 0.84 s against 1.6 s for the G pass and C's eigsh.
 """
 
 from __future__ import annotations
