@@ -86,7 +86,8 @@ def _varies(a: np.ndarray, b: np.ndarray, eps: float) -> bool:
 def prepare_one(metric: Any, rep: np.ndarray, owned: bool = False) -> tuple[Any, str]:
     """One representation's prepared state, or (None, reason): a constant representation is
     undefined for every metric, decided here before the metric sees it. `owned`: the caller
-    hands `rep` over, so a metric whose prepare takes `overwrite` may reuse its memory."""
+    hands `rep` over (once: not the same array twice), so a metric whose prepare takes
+    `overwrite` may reuse its memory."""
     why = constant_reason(rep)
     if why:
         return None, why
