@@ -3,9 +3,12 @@ matrix-multiply limit of this machine and against the per-pair loop of peer libr
 
 One run prints:
 - the machine (BLAS/LAPACK vendors, threads, load average: benchmarks/machine.py);
-- engine time, best of REPEATS whole-engine runs: `prepare` (float32 layers centred into their
-  float32 factors with float64 column means, one array per layer) and the Gram stage
-  (`score_block`: Gram rows in float32, inner products accumulated in float64);
+- engine time, best of REPEATS whole-engine runs: `prepare` (float32 layers handed over,
+  `owned=True`, as a caller that loaded them does, and centred in place into their float32
+  factors with float64 column means) and the Gram stage (`score_block`: Gram rows in float32,
+  inner products accumulated in float64); the layers are copied for each run outside the
+  timing. Prepare without handing the layers over (one new float32 array per layer) is timed
+  too;
 - the per-pair loop peers use (both Gram matrices and three HSIC terms per pair), timed on a
   seeded sample of pairs and extrapolated to the upper triangle;
 - the float32 GEMM limit: the Gram route's minimal FLOPs (upper triangle of every Gram matrix,
@@ -117,10 +120,14 @@ def main() -> None:
     metric = LinearCKA()
     print(describe())
     results: list[np.ndarray] = []
-    t_prep, t_gram, rates = [], [], []
+    t_prep, t_gram, rates, t_copying = [], [], [], []
     for _ in range(REPEATS):  # interleaved, so both bests come from the same stretch of time
         t0 = time.perf_counter()
-        states, _ = prepare_all(metric, layers)
+        prepare_all(metric, layers)
+        t_copying.append(time.perf_counter() - t0)
+        owned = [x.copy() for x in layers]
+        t0 = time.perf_counter()
+        states, _ = prepare_all(metric, owned, owned=True)
         t_prep.append(time.perf_counter() - t0)
         t_gram.append(_timed(lambda states=states: results.append(
             metric.score_block(states, device=device))))
@@ -154,7 +161,8 @@ def main() -> None:
     limit = minimal / (rate * 1e9)
     t_engine = t_prepare + t_stage
     print(f"engine: prepare {t_prepare:.2f} s + Gram stage {t_stage:.2f} s = {t_engine:.2f} s "
-          f"(best of {REPEATS} engine runs: {', '.join(f'{t:.2f}' for t in t_engines)})")
+          f"(best of {REPEATS} engine runs: {', '.join(f'{t:.2f}' for t in t_engines)}); "
+          f"prepare into new arrays (layers not handed over) {min(t_copying):.2f} s")
     print(f"Gram stage in float64 (previous precision, reference): {t_ref64:.2f} s")
     print(f"per-pair loop (float32, peers' centring by means): {np.mean(peer) * 1e3:.0f} ms/pair "
           f"over {SAMPLED_PAIRS} sampled pairs -> {t_peer:.0f} s for all pairs "

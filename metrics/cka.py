@@ -4,7 +4,8 @@ CKA(K, L) = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)). Each representation is cen
 (`prepare`) with float64 column means; the centred features are the Gram factor, reduced to n
 columns only when they are more than REDUCE_RATIO times wider than n. Where the Gram rows are
 formed in float32 anyway (n >= FLOAT32_MIN_SAMPLES), biased linear CKA centres a float32
-representation straight into its float32 factor (`centre_float32`: one pass, one array).
+representation straight into its float32 factor (`centre_float32`: float64 column sums, then one
+float32 pass; in place when the caller hands the array over, else into one new array).
 Pairs are scored in feature space (cheap when widths are small) or, for whole blocks of pairs,
 as one chunked product of stacked Gram rows (`score_block`, torch).
 """
@@ -12,6 +13,7 @@ as one chunked product of stacked Gram rows (`score_block`, torch).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 import numpy as np
@@ -24,6 +26,7 @@ from zoo.metrics.gram import Gram, forms_float32, gram_inner_products
 # float64 work (n^2 d + ~10 n^3) than the float32 Gram rows it saves ((d - n) n^2), so it only
 # pays for the size of the prepared state, which it bounds to REDUCE_RATIO n-column factors.
 REDUCE_RATIO = 4
+CENTRE_BLOCK_BYTES = 256 * 2**10  # rows centred per step: a block stays in L2 between passes
 
 
 class _GramCKA(Metric):
@@ -83,16 +86,17 @@ class LinearCKA(_GramCKA):
                   "(n - 1)^2 on column-centred data (biased estimator)")
     description = "linear CKA, biased HSIC estimator"
 
-    def prepare(self, X: np.ndarray, **params: Any) -> State:
+    def prepare(self, X: np.ndarray, *, overwrite: bool = False, **params: Any) -> State:
         """As `Metric.prepare`; a float32 representation whose Gram rows are formed in float32
-        (`forms_float32`) and that needs no reduction is centred in one pass into its float32
-        factor, without a float64 copy."""
+        (`forms_float32`) and that needs no reduction is centred into its float32 factor
+        without a float64 copy: in place when `overwrite` (the caller hands X over), else
+        into one new array."""
         X = np.asarray(X)
         if (self.unbiased or X.dtype != np.float32 or X.ndim != 2 or not forms_float32(len(X))
                 or X.shape[1] > REDUCE_RATIO * len(X)):
             return super().prepare(X, **params)
         self.params(params)
-        Z, trace = centre_float32(X)
+        Z, trace = centre_float32(X, overwrite)
         if not trace > 0:
             raise MetricUndefined("the representation has no variance (every feature constant)")
         return State(n=len(Z), gram=Gram(factor=Z, centred=True), trace=trace, hsic=None)
@@ -179,30 +183,55 @@ class RbfCKA(_GramCKA):
         return float(np.sum(a.gram.matrix * b.gram.matrix)) / (a.n - 1) ** 2
 
 
-def centre_float32(X: np.ndarray) -> tuple[np.ndarray, float]:
-    """(Xc, ||Xc||_F^2): float32 X centred into one new float32 array, without a float64 copy.
+def centre_float32(X: np.ndarray, overwrite: bool = False) -> tuple[np.ndarray, float]:
+    """(Xc, ||Xc||_F^2): float32 X centred with float64 column means, in place when
+    `overwrite` (X writeable), else into one new float32 array; never a float64 copy.
 
-    The column means are float64 sums / n, subtracted as a float32 head and the float32 rest
-    (two fast float32 passes whose result matches rounding the exact float64 difference once,
-    to within a unit of float32 rounding of Xc). The float64 column sums also check
-    finiteness: a NaN or inf in a column makes its sum non-finite, and float32 values cannot
-    overflow a float64 sum. An exactly constant column becomes exactly 0 (its mean is exact).
+    Two passes over X, its rows split between torch's threads: float64 column sums, then
+    the float32 subtraction of the mean as a float32 head and the float32 rest, block by
+    block so each block stays in cache between its two subtractions and its squared norm
+    (the result matches rounding the exact float64 difference once, to within a unit of
+    float32 rounding of Xc). The float64 sums also check finiteness: a NaN or inf in a
+    column makes its sum non-finite, and float32 values cannot overflow a float64 sum. An
+    exactly constant column becomes exactly 0 (its mean is exact).
     """
     import torch
 
-    X = np.ascontiguousarray(X)
-    sums = np.add.reduce(X, axis=0, dtype=np.float64)
-    if not np.isfinite(sums).all():
-        raise MetricUndefined("the representation contains NaN or infinite values")
-    mean = sums / len(X)
-    head = mean.astype(np.float32)
-    # torch's allocator: fresh pages of a large array fault in ~3x faster than numpy's here
-    Xc = torch.empty(X.shape, dtype=torch.float32).numpy()
-    np.subtract(X, head, out=Xc)
-    Xc -= (mean - head).astype(np.float32)
-    # row sums in float32 (at most d terms), their total in float64
-    trace = float(np.einsum("ij,ij->i", Xc, Xc).sum(dtype=np.float64))
-    return Xc, trace
+    src = np.ascontiguousarray(X)
+    parts = _row_parts(len(src), torch.get_num_threads())
+    with ThreadPoolExecutor(len(parts)) as pool:
+        sums = sum(pool.map(lambda p: np.add.reduce(src[p[0]:p[1]], axis=0, dtype=np.float64),
+                            parts))
+        if not np.isfinite(sums).all():
+            raise MetricUndefined("the representation contains NaN or infinite values")
+        mean = sums / len(src)
+        head = mean.astype(np.float32)
+        rest = (mean - head).astype(np.float32)
+        in_place = (overwrite or src is not X) and src.flags.writeable
+        # torch's allocator: fresh pages of a large array fault in ~3x faster than numpy's here
+        out = src if in_place else torch.empty(src.shape, dtype=torch.float32).numpy()
+        step = max(1, CENTRE_BLOCK_BYTES // max(1, 4 * src.shape[1]))
+        trace = sum(pool.map(lambda p: _centre_rows(src, out, head, rest, *p, step), parts))
+    return out, float(trace)
+
+
+def _row_parts(n: int, parts: int) -> list[tuple[int, int]]:
+    """`parts` (at least 1) contiguous row ranges covering n rows."""
+    edges = np.linspace(0, n, max(1, min(parts, n)) + 1).astype(int)
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+
+
+def _centre_rows(src: np.ndarray, out: np.ndarray, head: np.ndarray, rest: np.ndarray,
+                 r0: int, r1: int, step: int) -> float:
+    """out[r0:r1] = (src[r0:r1] - head) - rest in float32, `step` rows at a time; returns the
+    block's squared norm (float32 row sums of <= d terms, their total in float64)."""
+    trace = 0.0
+    for a in range(r0, r1, step):
+        b = min(r1, a + step)
+        block = np.subtract(src[a:b], head, out=out[a:b])
+        block -= rest
+        trace += float(np.einsum("ij,ij->i", block, block).sum(dtype=np.float64))
+    return trace
 
 
 def _float64(factor: np.ndarray) -> np.ndarray:

@@ -79,3 +79,39 @@ def test_constant_representation_still_detected_with_the_row_shortcut():
     y = np.repeat(base[None], N, axis=0)
     y[N // 2, 4] += 1
     assert constant_reason(y) == ""
+
+
+def test_callers_arrays_are_not_modified_unless_handed_over():
+    rng = np.random.default_rng(4)
+    layers = _layers(rng)
+    kept = [x.copy() for x in layers]
+    frozen = [x.copy() for x in layers]
+    for x in frozen:
+        x.flags.writeable = False  # read-only inputs (e.g. a read-only memory map) work
+    expected, _ = all_pairs(LinearCKA(), layers)
+    for inputs in (layers, frozen):
+        assert all(np.array_equal(x, k) for x, k in zip(inputs, kept))
+    assert np.array_equal(all_pairs(LinearCKA(), frozen)[0], expected)
+    assert np.array_equal(all_pairs(LinearCKA(), frozen, owned=True)[0], expected)
+    assert all(np.array_equal(x, k) for x, k in zip(frozen, kept))
+    # handed over: centred in place, the factor is the array itself, same values
+    states, _ = prepare_all(LinearCKA(), layers, owned=True)
+    for x, k, s in zip(layers, kept, states):
+        assert s.gram.factor is x and not np.array_equal(x, k)
+    assert np.array_equal(all_pairs(LinearCKA(), kept, owned=True)[0], expected)
+
+
+def test_float32_centring_within_float32_precision_of_float64():
+    rng = np.random.default_rng(5)
+    for x in _layers(rng, widths=(7, 33)):
+        exact = x.astype(np.float64) - x.astype(np.float64).mean(0)
+        for overwrite in (False, True):
+            z, trace = centre_float32(x.copy(), overwrite)
+            # the head/rest subtraction: at most one float32 rounding of the exact difference
+            # plus one of the rest (< a unit of the mean's float32 rounding, far smaller)
+            bound = np.spacing(np.abs(exact).astype(np.float32)) + np.spacing(
+                np.abs(x).astype(np.float32)).max(0) * np.finfo(np.float32).eps
+            assert (np.abs(z - exact) <= bound).all()
+            # row sums of <= d float32 terms: relative error <= d eps32, totals in float64
+            assert abs(trace - (exact**2).sum()) <= x.shape[1] * np.finfo(np.float32).eps * (
+                exact**2).sum()

@@ -83,22 +83,27 @@ def _varies(a: np.ndarray, b: np.ndarray, eps: float) -> bool:
     return bool((np.abs(a - b) > bound).any())
 
 
-def prepare_one(metric: Any, rep: np.ndarray) -> tuple[Any, str]:
+def prepare_one(metric: Any, rep: np.ndarray, owned: bool = False) -> tuple[Any, str]:
     """One representation's prepared state, or (None, reason): a constant representation is
-    undefined for every metric, decided here before the metric sees it."""
+    undefined for every metric, decided here before the metric sees it. `owned`: the caller
+    hands `rep` over (once: not the same array twice), so a metric whose prepare takes
+    `overwrite` may reuse its memory."""
     why = constant_reason(rep)
     if why:
         return None, why
+    if owned and "overwrite" in inspect.signature(metric.prepare).parameters:
+        return attempt(metric.prepare, rep, overwrite=True)
     return attempt(metric.prepare, rep)
 
 
-def prepare_all(metric: Any, reps: Sequence[np.ndarray],
-                progress: Progress | None = None) -> tuple[list[Any], list[str]]:
-    """Each representation's prepared state (None where undefined) and reason ("" if fine)."""
+def prepare_all(metric: Any, reps: Sequence[np.ndarray], progress: Progress | None = None,
+                owned: bool = False) -> tuple[list[Any], list[str]]:
+    """Each representation's prepared state (None where undefined) and reason ("" if fine);
+    `owned` as in `prepare_one`."""
     states: list[Any] = []
     reasons: list[str] = []
     for k, rep in enumerate(reps):
-        state, why = prepare_one(metric, rep)
+        state, why = prepare_one(metric, rep, owned)
         states.append(state)
         reasons.append(why)
         if progress:
@@ -146,8 +151,8 @@ def score_all(metric: Any, states_a: Sequence[Any], reasons_a: Sequence[str],
 
 def all_pairs(metric: Any, reps_a: Sequence[np.ndarray],
               reps_b: Sequence[np.ndarray] | None = None, device: str = "cpu",
-              chunk_size: int | None = None,
-              progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+              chunk_size: int | None = None, progress: Progress | None = None,
+              owned: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(values, reasons): values[i, j] = metric(A_i, B_j); NaN where undefined, with the reason.
 
     Each representation (an (n, d) array, rows paired across all of them) is prepared once.
@@ -157,14 +162,16 @@ def all_pairs(metric: Any, reps_a: Sequence[np.ndarray],
     with itself and symmetric metrics score each pair once. For asymmetric metrics values[i, j]
     is the direction A_i -> B_j; call again with the sides swapped for B -> A. `reasons` is an
     object array of str ("" = defined). A metric's options are bound to it
-    (`zoo.metrics.get(name, **options)`), never passed through here.
+    (`zoo.metrics.get(name, **options)`), never passed through here. The arrays are never
+    modified unless `owned`: then the caller hands them over and a metric may prepare them in
+    place (linear CKA centres float32 layers in place instead of copying them).
     """
     check_rows(reps_a, reps_b)
-    states_a, why_a = prepare_all(metric, reps_a, progress)
+    states_a, why_a = prepare_all(metric, reps_a, progress, owned)
     if reps_b is None:
         return score_all(metric, states_a, why_a, device=device, chunk_size=chunk_size,
                          progress=progress)
-    states_b, why_b = prepare_all(metric, reps_b, progress)
+    states_b, why_b = prepare_all(metric, reps_b, progress, owned)
     return score_all(metric, states_a, why_a, states_b, why_b, device=device,
                      chunk_size=chunk_size, progress=progress)
 
