@@ -206,12 +206,14 @@ def _landmark_basis(A: torch.Tensor, n: int, n_eig: int, sigma: float,
             f"landmarks (about {counts['float64']}) for the same result faster, or a smaller "
             "sigma to resolve finer structure.", DroppedDirectionsWarning, stacklevel=3)
     r = counts[precision]
-    inverse, info = lapack.dtrtri(factor[:r, :r], lower=1, overwrite_c=1)
-    if info != 0:
-        raise ZooError(f"the landmark kernel factor is singular (LAPACK dtrtri info={info}); "
-                       "raise sigma or use fewer landmarks")
-    return LandmarkBasis(order[:r], torch.from_numpy(np.tril(inverse)).T.to(A.device),
-                         precision, note)
+    # R = L^-T by a triangular solve against the identity in torch's BLAS (LAPACK's dtrtri
+    # through scipy took 1.3-2.2 s at r = 2048 on a busy 2-core machine, against 0.2 s)
+    inverse = torch.linalg.solve_triangular(torch.from_numpy(np.tril(factor[:r, :r])),
+                                            torch.eye(r, dtype=torch.float64), upper=False)
+    if not bool(torch.isfinite(inverse).all()):
+        raise ZooError("the landmark kernel factor is singular; raise sigma or use fewer "
+                       "landmarks")
+    return LandmarkBasis(order[:r], inverse.T.to(A.device), precision, note)
 
 
 def _truncated_cosine(full: np.ndarray, short: int, k: int) -> float:
