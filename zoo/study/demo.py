@@ -2,16 +2,17 @@
 
 Trains small UNet++ and Mask2Former models on the synthetic lesion set when their `.demo`
 checkpoints are not in the cache yet, then compares their layers on the held-out test images
-(`lesions:test`, so `zoo compare unetpp mask2former --data lesions:test` gives the same numbers).
-A second run reuses the checkpoints and the cached features.
+(`lesions:test`, so `zoo compare unetpp mask2former --data lesions:test` gives the same numbers,
+to a few float64 ulps: it does not compute under `demo_settings`). A second run reuses the
+checkpoints and the cached features.
 
 Reproducible on any x86-64 machine: training amplifies the last bit of every sum, so the order
 of floating-point operations is fixed, not left to the machine. Before torch loads,
 `pin_kernels` pins the kernels torch, oneDNN and MKL pick to AVX2 (MKL in its strict
-conditional-reproducibility mode), and the whole demo runs with DEMO_THREADS threads (how sums
-are split depends on it), deterministic algorithms and oneDNN off (its blocking follows the
-CPU's cache sizes). `demo_results` are the numbers the README
-shows; `docs/update_demo.py` writes them to docs/demo_results.json and the README's tables.
+conditional-reproducibility mode), and the whole demo runs under `demo_settings`: DEMO_THREADS
+threads (how sums are split depends on it), deterministic algorithms and oneDNN off (its
+blocking follows the CPU's cache sizes). `demo_results` are the numbers the README shows;
+`docs/update_demo.py` writes them to docs/demo_results.json and the README's tables.
 """
 
 from __future__ import annotations
