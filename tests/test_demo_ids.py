@@ -87,7 +87,7 @@ def test_info_says_when_a_family_resolves_to_a_trained_checkpoint(tmp_path):
 @pytest.mark.slow
 def test_the_cli_on_lesions_test_reproduces_the_demos_values(tmp_path, monkeypatch):
     """`zoo demo` (training cut to 1 epoch on 40 images), then `zoo compare unetpp
-    mask2former --data lesions:test` in another process: the same values, bit for bit."""
+    mask2former --data lesions:test`: the same values, to the rounding of float64 sums."""
     import json
 
     import numpy as np
@@ -110,4 +110,9 @@ def test_the_cli_on_lesions_test_reproduces_the_demos_values(tmp_path, monkeypat
         demo = comparison.values(metric)
         got = np.array([[cli[(a, b)] if cli[(a, b)] is not None else np.nan
                          for b in demo.columns] for a in demo.index])
-        np.testing.assert_array_equal(got, demo.to_numpy())
+        # Both score the same float32 features (the CLI reads the demo's from the cache), but
+        # the demo computes under demo_settings and the arrays sit at other addresses, so BLAS
+        # and SIMD reductions may add the float64 terms in another order. The metrics are
+        # ratios of such sums of terms of order 1: a reordering moves them by a few ulps of 1
+        # (1 ulp in 38 of 448 values was seen); a changed feature would move them by ~1e-8.
+        np.testing.assert_allclose(got, demo.to_numpy(), rtol=0, atol=8 * np.finfo(float).eps)

@@ -2,23 +2,26 @@
 
 Trains small UNet++ and Mask2Former models on the synthetic lesion set when their `.demo`
 checkpoints are not in the cache yet, then compares their layers on the held-out test images
-(`lesions:test`, so `zoo compare unetpp mask2former --data lesions:test` gives the same numbers).
-A second run reuses the checkpoints and the cached features.
+(`lesions:test`, so `zoo compare unetpp mask2former --data lesions:test` gives the same numbers,
+to a few float64 ulps: it does not compute under `demo_settings`). A second run reuses the
+checkpoints and the cached features.
 
 Reproducible on any x86-64 machine: training amplifies the last bit of every sum, so the order
 of floating-point operations is fixed, not left to the machine. Before torch loads,
 `pin_kernels` pins the kernels torch, oneDNN and MKL pick to AVX2 (MKL in its strict
-conditional-reproducibility mode), and the whole demo runs with DEMO_THREADS threads (how sums
-are split depends on it), deterministic algorithms and oneDNN off (its blocking follows the
-CPU's cache sizes). `demo_results` are the numbers the README
-shows; `docs/update_demo.py` writes them to docs/demo_results.json and the README's tables.
+conditional-reproducibility mode), and the whole demo runs under `demo_settings`: DEMO_THREADS
+threads (how sums are split depends on it), deterministic algorithms and oneDNN off (its
+blocking follows the CPU's cache sizes). `demo_results` are the numbers the README shows;
+`docs/update_demo.py` writes them to docs/demo_results.json and the README's tables.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -32,14 +35,15 @@ TAG = "demo"
 # under ids that say what they are (`arch`): the base model's reduced `tiny` build. Keyed by
 # the base model id (a bare family would resolve to the trained default itself).
 MODELS: dict[str, dict[str, Any]] = {
-    "unetpp/resnet34": {"options": {"tiny": True, "size": 64}, "epochs": 10, "lr": 3e-3,
+    "unetpp/resnet34": {"options": {"tiny": True, "size": 64}, "epochs": 5, "lr": 5e-3,
                         "arch": "resnet18-tiny",
                         "description": "UNet++, ResNet-18 encoder, narrow decoder, 64 px"},
     "mask2former/swin-base.ade-semantic": {
-        "options": {"tiny": True, "size": 64}, "epochs": 5, "lr": 1e-3, "arch": "swin-w16",
-        "description": "Mask2Former, width-16 Swin (2-2-2-2), 8 queries, 3 decoder layers, "
-                       "64 px"},
+        "options": {"tiny": True, "size": 64}, "epochs": 3, "lr": 2e-3, "arch": "swin-w16",
+        "description": "Mask2Former, width-16 Swin (2-2-2-2), 8 queries, 2 masked-attention "
+                       "decoder layers, 64 px"},
 }
+BATCH = 8  # images per training step
 METRICS = "cka,cka-debiased,cka-rbf,svcca,rsa"
 DEMO_THREADS = 2  # fixed on every machine: how parallel sums are split depends on it
 # Read by torch (ATen), oneDNN and MKL when they load: the same kernels on every x86-64 machine
@@ -69,21 +73,37 @@ def run_demo(retrain: bool = False, permutations: int = 50, device: str = "cpu",
     (with a segmentation-metrics section) and {model id: training summary}. Call
     `pin_kernels` before torch loads for numbers identical on every machine."""
     pin_kernels()
-    import torch
+    with demo_settings():
+        return _run(retrain, permutations, device, say, progress)
 
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+
+@contextmanager
+def demo_settings() -> Iterator[None]:
+    """Compute as the demo does (DEMO_THREADS threads, deterministic algorithms, oneDNN off);
+    the previous settings are restored on exit."""
+    import torch
+    import torch.utils.deterministic
+
+    saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+             torch.utils.deterministic.fill_uninitialized_memory)
     torch.set_num_threads(DEMO_THREADS)
     torch.use_deterministic_algorithms(True)
+    # Deterministic mode also fills every new tensor with NaN to expose reads of uninitialised
+    # memory; no kernel the demo uses reads them, and filling made training 40% slower.
+    torch.utils.deterministic.fill_uninitialized_memory = False
     try:
         # oneDNN sizes its convolution blocking from the CPU's cache sizes, so its sums can
         # split differently on another CPU model even at a pinned ISA (the likely reason a run
         # on an AMD EPYC differed from the README's earlier numbers); without it, convolutions
         # are im2col + MKL GEMM, which MKL_CBWR pins.
-        with torch.backends.mkldnn.flags(enabled=False):
-            return _run(retrain, permutations, device, say, progress)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "TF32 acceleration on top of oneDNN")  # any set
+            with torch.backends.mkldnn.flags(enabled=False):
+                yield
     finally:
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic)
+        torch.set_num_threads(saved[0])
+        torch.use_deterministic_algorithms(saved[1])
+        torch.utils.deterministic.fill_uninitialized_memory = saved[2]
 
 
 def _run(retrain: bool, permutations: int, device: str, say: Callable[[str], None],
@@ -105,7 +125,7 @@ def _run(retrain: bool, permutations: int, device: str, say: Callable[[str], Non
             continue
         say(f"{trained_id}: training {cfg['description']} on {DATA} ({cfg['epochs']} "
             "epochs) ...")
-        train_and_save(base_id, DATA, cfg["epochs"], 8, cfg["lr"], tag=TAG, random_init=True,
+        train_and_save(base_id, DATA, cfg["epochs"], BATCH, cfg["lr"], tag=TAG, random_init=True,
                        device=device, options=cfg["options"], default=True, progress=progress,
                        arch=cfg["arch"], description=cfg["description"])
     reset_registry()  # pick up the checkpoints just written
