@@ -6,13 +6,17 @@ by W ~ K A^+ K^T (exact on the landmark rows). Stable form without any dense eig
 of A: a pivoted Cholesky factorisation P^T A P = L L^T (LAPACK dpstrf, blocked, m^3 / 3
 multiply-adds, a small fraction of an eigh's work) stopped where the largest remaining pivot is
 below what the working precision resolves (below) keeps r landmarks whose kernel rows span the
-others' to that resolution; with R = L_r^-T, Phi = K_r R (n, r) gives W ~ Phi Phi^T (the Nystrom
-approximation on the kept landmarks). Degrees d = Phi (Phi^T 1), Phi~ = D^-1/2 Phi, and the top
-eigenvectors of C = Phi~^T Phi~ = V L V^T give those of the normalised graph, U = Phi~ V L^-1/2,
-eigenvalues L, found by Lanczos on C (r x r) when it is wide. A rounding error in K reaches Phi
-scaled by ||R|| ~ (smallest kept pivot)^-1/2, whereas rounding in a Gram matrix of K sandwiched
-between R factors is scaled by the condition number of A_r: so Phi is formed first, except where
-that Gram matrix is float64 and the cut-off is float32's (below).
+others' to that resolution. Where every landmark is already resolved in its own order (each
+pivot of the unpivoted Cholesky above the cut-off, as on high-dimensional features), that
+factor is used instead (blocked potrf: no pivot search, and nothing is dropped). With
+R = L_r^-T, Phi = K_r R (n, r) gives W ~ Phi Phi^T (the Nystrom approximation on the kept
+landmarks). Degrees d = Phi (Phi^T 1), Phi~ = D^-1/2 Phi, and the top eigenvectors of
+C = Phi~^T Phi~ = V L V^T give those of the normalised graph, U = Phi~ V L^-1/2, eigenvalues L,
+found by Lanczos on C (r x r) when it is wide, or without forming C (block Krylov, below). A
+rounding error in K reaches Phi scaled by ||R|| ~ (smallest kept pivot)^-1/2, whereas rounding
+in a Gram matrix of K sandwiched between R factors is scaled by the condition number of A_r: so
+Phi is formed first, except where that Gram matrix is float64 and the cut-off is float32's
+(below).
 
 Precision. A is always factored in float64. A pivot (the squared distance of a landmark's kernel
 row from the span of those already kept) is resolved in a working precision when it exceeds
@@ -168,13 +172,19 @@ class LandmarkBasis:
 
 def _landmark_basis(A: torch.Tensor, n: int, n_eig: int, sigma: float,
                     precision: str) -> LandmarkBasis:
-    """Pivoted Cholesky of A (float64, LAPACK dpstrf) stopped at the working precision's
-    cut-off; "auto" resolved to float32 where its shorter factor keeps the landmark cut."""
+    """Cholesky of A (float64): in the landmarks' order where every pivot is resolved in the
+    working precision (float32 for "auto"), else pivoted (LAPACK dpstrf) and stopped at the
+    working precision's cut-off; "auto" resolved to float32 where its shorter factor keeps the
+    landmark cut."""
     import torch
     from scipy.linalg import lapack
 
     m = len(A)
     cutoff = {p: _cutoff(p, n, m, A) for p in PRECISIONS[1:]}
+    resolved = _resolved_in_order(A, cutoff["float64" if precision == "float64" else "float32"])
+    if resolved is not None:
+        return LandmarkBasis(np.arange(m), _inverse_transpose(resolved).to(A.device),
+                             "float64" if precision == "float64" else "float32", "")
     # A is a temporary of the caller's: factored in place (no second m x m copy)
     factor, piv, rank, info = lapack.dpstrf(A.double().cpu().numpy(), tol=cutoff["float64"],
                                             lower=1, overwrite_a=1)
@@ -206,14 +216,35 @@ def _landmark_basis(A: torch.Tensor, n: int, n_eig: int, sigma: float,
             f"landmarks (about {counts['float64']}) for the same result faster, or a smaller "
             "sigma to resolve finer structure.", DroppedDirectionsWarning, stacklevel=3)
     r = counts[precision]
-    # R = L^-T by a triangular solve against the identity in torch's BLAS (LAPACK's dtrtri
-    # through scipy took 1.3-2.2 s at r = 2048 on a busy 2-core machine, against 0.2 s)
-    inverse = torch.linalg.solve_triangular(torch.from_numpy(np.tril(factor[:r, :r])),
-                                            torch.eye(r, dtype=torch.float64), upper=False)
+    inverse = _inverse_transpose(torch.from_numpy(np.tril(factor[:r, :r])))
+    return LandmarkBasis(order[:r], inverse.to(A.device), precision, note)
+
+
+def _resolved_in_order(A: torch.Tensor, cutoff: float) -> torch.Tensor | None:
+    """The Cholesky factor L (float64, CPU) of A in the landmarks' own order where every pivot
+    exceeds `cutoff` (each landmark resolved beyond the cut-off from those before it, so
+    all are kept and no pivoting is needed), else None. Blocked potrf runs several times
+    faster than the pivoted dpstrf, which is then only needed where landmarks are dropped."""
+    import torch
+
+    factor, info = torch.linalg.cholesky_ex(A.double().cpu())
+    if int(info) != 0 or not bool((factor.diagonal() ** 2 > cutoff).all()):
+        return None
+    return factor
+
+
+def _inverse_transpose(lower: torch.Tensor) -> torch.Tensor:
+    """R = L^-T for a lower-triangular float64 L, by a triangular solve against the identity in
+    torch's BLAS (LAPACK's dtrtri through scipy took 1.3-2.2 s at r = 2048 on a busy 2-core
+    machine, against 0.2 s)."""
+    import torch
+
+    inverse = torch.linalg.solve_triangular(lower, torch.eye(len(lower), dtype=torch.float64),
+                                            upper=False)
     if not bool(torch.isfinite(inverse).all()):
         raise ZooError("the landmark kernel factor is singular; raise sigma or use fewer "
                        "landmarks")
-    return LandmarkBasis(order[:r], inverse.T.to(A.device), precision, note)
+    return inverse.T
 
 
 def _truncated_cosine(full: np.ndarray, short: int, k: int) -> float:

@@ -267,3 +267,26 @@ def test_krylov_top_eigenpairs_equal_the_graph_pass(monkeypatch):
 
 def test_krylov_that_does_not_converge_falls_back_to_the_graph_pass(monkeypatch):
     _krylov_against_graph_pass(monkeypatch, span=0.05)
+
+
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+def test_landmarks_in_their_own_order_equal_the_pivoted_factor(monkeypatch, precision):
+    """Where every landmark is resolved in its own order, the unpivoted Cholesky is used; it
+    spans the same landmarks as the pivoted one, so the cut is the same to rounding."""
+    from zoo.align import nystrom
+
+    X, _ = blobs(600, 4, 64, 1.0)  # 64-d: float32 resolves every landmark
+    used = []
+    in_order = nystrom._resolved_in_order
+    monkeypatch.setattr(nystrom, "_resolved_in_order", lambda *a: used.append(1) or in_order(*a))
+    fast = ncut(X, n_eig=6, n_landmarks=150, precision=precision)
+    assert used and fast.directions == 150
+    monkeypatch.setattr(nystrom, "_resolved_in_order", lambda *a: None)
+    pivoted = ncut(X, n_eig=6, n_landmarks=150, precision=precision)
+    assert pivoted.directions == 150
+    # two factorisations of one float64 A: eigenvalues agree to its rounding (EXACT_EIGVALS);
+    # in float32, K's rounding reaches C through differently ordered factors (sqrt(eps32 / m),
+    # the module's bound on Phi)
+    tol = EXACT_EIGVALS if precision == "float64" else np.sqrt(F32 / 150)
+    np.testing.assert_allclose(fast.eigvals, pivoted.eigvals, rtol=0, atol=tol)
+    assert subspace_cosines(fast.eigvecs, pivoted.eigvecs).min() >= 1 - tol
