@@ -149,9 +149,10 @@ def stage_line(marks: dict[str, list[float]], seconds: float) -> str:
         return "(no progress marks)"
     first, last = marks["landmarks"][0], [marks[task][1] for task in STAGES]
     spans = [("sigma, centre, FPS projection", first), ("landmarks (FPS)", last[0] - first),
-             ("landmark basis (pivoted Cholesky of A)", last[1] - last[0]),
-             ("pass 1 (degrees)", last[2] - last[1]), ("pass 2 (C)", last[3] - last[2]),
-             ("top eigenpairs of C + pass 3 (eigenvectors)", last[4] - last[3]),
+             ("landmark basis (Cholesky of A)", last[1] - last[0]),
+             ("pass 1 (degrees)", last[2] - last[1]),
+             ("pass 2 (C, or its top eigenpairs by Krylov)", last[3] - last[2]),
+             ("top eigenpairs of C (G route) + pass 3 (eigenvectors)", last[4] - last[3]),
              ("result", seconds - last[4])]
     return ", ".join(f"{name} {secs:.2f}" for name, secs in spans)
 
