@@ -344,40 +344,58 @@ def ncut(X: Any, n_eig: int = 20, n_landmarks: int = DEFAULT_LANDMARKS,
     marks = marks.to(dtype)
     starts = list(chunks(n, chunk))
     source = source_dtype(X, dtype)
-    keep = n * m * itemsize <= CACHE_BYTES
-    cached: list[torch.Tensor] = []
+    # The landmark graph (column sums of K, then C) is fitted on every row where K for all of
+    # them fits in CACHE_BYTES or precision is float64 (exact); otherwise, in float32, on a
+    # seeded sample of the rows whose K does fit, and only the extension runs over all rows.
+    fitted = n if n * m * itemsize <= CACHE_BYTES or precision == "float64" else \
+        CACHE_BYTES // (m * itemsize)
+    sample = None if fitted == n else np.sort(np.random.default_rng(seed).choice(n, fitted,
+                                                                                   replace=False))
+    if sample is not None:
+        note = (f"landmark graph fitted on {fitted:,} of {n:,} rows, drawn with seed {seed} "
+                f"(their affinities fit in {CACHE_BYTES >> 20} MiB); eigenvectors extended to "
+                "every row")
+    hold = fitted * m * itemsize <= CACHE_BYTES
+    fit = list(chunks(fitted, chunk))
+    held: list[torch.Tensor] = []
     # Not held: every block is computed into one buffer (valid until the next block), so the
     # allocator is not left holding freed blocks (glibc keeps them in its heap).
-    work = None if keep else torch.empty(chunk, m, dtype=dtype, device=device)
+    work = None if hold and sample is None else torch.empty(chunk, m, dtype=dtype, device=device)
 
-    def affinities(k: int) -> torch.Tensor:
-        """Block k of K (chunk rows x landmarks, working dtype): from the cache, or computed."""
-        if k < len(cached):
-            return cached[k]
-        start, stop = starts[k]
-        rows = kernel.prepare(rows_of(X, slice(start, stop), device, source))
-        block = kernel(rows.to(dtype), marks, None if keep else work[:stop - start])
-        if keep:
-            cached.append(block)
+    def rows_block(index: slice | np.ndarray, out: torch.Tensor | None) -> torch.Tensor:
+        """K for the rows `index` (working dtype), written into `out` when given."""
+        rows = kernel.prepare(rows_of(X, index, device, source))
+        return kernel(rows.to(dtype), marks, out)
+
+    def fit_block(k: int) -> torch.Tensor:
+        """Block k of K on the fitted rows: held, or computed into the shared buffer."""
+        if k < len(held):
+            return held[k]
+        a, b = fit[k]
+        block = rows_block(slice(a, b) if sample is None else sample[a:b],
+                           None if hold else work[:b - a])
+        if hold:
+            held.append(block)
         return block
 
+    scale = n / fitted  # a sample's sums stand for all rows'
     colsum = torch.zeros(m, dtype=torch.float64, device=device)
-    for k in range(len(starts)):
-        colsum += affinities(k).sum(0).double()  # <= chunk terms per sum in the work dtype
-        _report(progress, "degrees", k, len(starts))
-    total = basis.T @ colsum  # Phi^T 1
+    for k in range(len(fit)):
+        colsum += fit_block(k).sum(0).double()  # <= chunk terms per sum in the work dtype
+        _report(progress, "degrees", k, len(fit))
+    total = basis.T @ (scale * colsum)  # Phi^T 1
     # C from Phi, or from G = K^T D^-1 K in float64 where that is cheaper (module doc).
     via_k = precision == "float32"
     weights = (basis @ total if via_k else total).to(dtype)  # degrees = K A_r^+ K^T 1
-    degrees = torch.empty(n, dtype=torch.float64, device=device)
+    degrees = torch.empty(fitted, dtype=torch.float64, device=device)
     top = None
-    if via_k and keep and basis.shape[1] >= KRYLOV_MIN:
-        for k, (start, stop) in enumerate(starts):
-            degrees[start:stop] = _degrees(cached[k], weights)
-        top = _krylov_top(cached, degrees, basis, total, n_eig, seed, progress)
+    if via_k and hold and basis.shape[1] >= KRYLOV_MIN:
+        for k, (a, b) in enumerate(fit):
+            degrees[a:b] = _degrees(held[k], weights)
+        top = _krylov_top(held, degrees / scale, basis, total, n_eig, seed, progress)
     if top is None:
-        top = _top_eigen(_graph(affinities, starts, basis, weights, degrees, via_k, progress),
-                         n_eig)
+        top = _top_eigen(scale * _graph(fit_block, fit, basis, weights, degrees, via_k,
+                                        progress), n_eig)
     vals, vecs = top
     if not bool((vals > 0).all()):
         raise ZooError(f"the landmark graph has only {int((vals > 0).sum())} usable eigenvectors "
@@ -385,8 +403,12 @@ def ncut(X: Any, n_eig: int = 20, n_landmarks: int = DEFAULT_LANDMARKS,
     project = (basis @ vecs / vals.sqrt()).to(dtype)
     out = np.empty((n, n_eig), dtype=np.float32)
     for k, (start, stop) in enumerate(starts):
-        vecs_k = (affinities(k) @ project).double() * degrees[start:stop].rsqrt()[:, None]
-        out[start:stop] = vecs_k.cpu().numpy()
+        if sample is None:
+            block, degree = fit_block(k), degrees[start:stop]
+        else:
+            block = rows_block(slice(start, stop), work[:stop - start])
+            degree = _degrees(block, weights)
+        out[start:stop] = ((block @ project).double() * degree.rsqrt()[:, None]).cpu().numpy()
         _report(progress, "eigenvectors", k, len(starts))
     return NcutResult(_fix_signs(out), vals.cpu().numpy(), kernel.sigma, landmarks, affinity,
                       basis.shape[1], precision, note)

@@ -294,3 +294,23 @@ def test_landmarks_in_their_own_order_equal_the_pivoted_factor(monkeypatch, prec
     tol = EXACT_EIGVALS if precision == "float64" else np.sqrt(F32 / 150)
     np.testing.assert_allclose(fast.eigvals, pivoted.eigvals, rtol=0, atol=tol)
     assert subspace_cosines(fast.eigvecs, pivoted.eigvecs).min() >= 1 - tol
+
+
+def test_rows_past_the_memory_budget_fit_the_graph_on_a_seeded_sample(monkeypatch):
+    """Where K for every row does not fit CACHE_BYTES, float32 fits the landmark graph on a
+    seeded sample of rows whose K does and extends the eigenvectors to every row: the cut
+    stays within the accuracy rule of the one fitted on all rows; float64 stays exact."""
+    from zoo.align import nystrom
+
+    X, labels = blobs(6000, 6, 32, 1.0)
+    full = ncut(X, n_eig=6, n_landmarks=200, precision="float32")
+    monkeypatch.setattr(nystrom, "CACHE_BYTES", 2000 * 200 * 4)  # K for 2000 rows
+    sampled = ncut(X, n_eig=6, n_landmarks=200, precision="float32")
+    again = ncut(X, n_eig=6, n_landmarks=200, precision="float32")
+    assert "fitted on 2,000 of 6,000 rows" in sampled.note and not full.note
+    assert np.array_equal(sampled.eigvecs, again.eigvecs)  # the sample is seeded
+    assert sampled.eigvecs.shape == (6000, 6)
+    cosines = subspace_cosines(full.eigvecs, sampled.eigvecs)
+    assert cosines.mean() >= 0.999 and cosines.min() >= 0.99
+    exact64 = ncut(X, n_eig=6, n_landmarks=200, precision="float64")
+    assert not exact64.note  # float64 reads every row, within the budget or not
