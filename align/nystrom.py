@@ -52,6 +52,15 @@ C from its float64 value), and the G pass runs only where Krylov would need more
 KRYLOV_SPAN of C's width (then the G pass is cheaper). On the benchmark mixtures (n = 20,000,
 20 eigenvectors, a flat bulk below the 10 cluster eigenvalues) it converges at 640 vectors, a
 third of r: 0.84 s against 1.6 s for the G pass and C's eigsh.
+
+Past CACHE_BYTES (n m itemsize larger), float32 fits the landmark graph on a seeded sample of the
+rows whose K fits (column sums and C scaled by n / sample, so they estimate all rows'), and only
+the final pass, the extension U, runs over every row: an estimate with relative error about
+sample^-1/2 (0.3% at 131,072 rows) where the exact route would recompute K three times and form
+G in float64. At n = 300,000 the top-10 subspace stayed within a cosine of 0.99996 (separated
+clusters) and 0.9985 (overlapping) of the all-rows fit; eigenvectors inside a flat bulk of
+eigenvalues (spacing below the estimate's error) are not reproduced. The result's note says so;
+precision="float64" always reads every row.
 """
 
 from __future__ import annotations
