@@ -76,9 +76,11 @@ def farthest_point_sampling(X: Any, m: int, prepare: Callable[[torch.Tensor], to
     if n <= POOL_PER_LANDMARK * m:
         return _fps(z, m, int(rng.integers(n)), progress)[0]
     pool = np.sort(rng.choice(n, POOL_PER_LANDMARK * m, replace=False))
-    for _ in range(COVER_ROUNDS):
+    for round_ in range(COVER_ROUNDS):
         picked, radius = _fps(z[pool], m, int(rng.integers(len(pool))), progress)
         chosen = pool[picked]
+        if round_ == COVER_ROUNDS - 1:
+            break  # no round left to take in rows the last one leaves uncovered
         far = np.flatnonzero(_nearest_distance(z, z[chosen], device, chunk) > radius)
         far = np.setdiff1d(far, pool, assume_unique=True)  # pool rows are covered by construction
         if not len(far):
