@@ -50,8 +50,8 @@ formed: its top eigenpairs come from block Krylov on the held K (`_krylov_top`: 
 float32 multiply-adds per step of b vectors, converged to the distance float32 K already puts
 C from its float64 value), and the G pass runs only where Krylov would need more than
 KRYLOV_SPAN of C's width (then the G pass is cheaper). On the benchmark mixtures (n = 20,000,
-20 eigenvectors, a flat bulk below the 10 cluster eigenvalues) it converges at 640 vectors, a
-third of r: 0.84 s against 1.6 s for the G pass and C's eigsh.
+20 eigenvectors, a flat bulk below the 10 cluster eigenvalues) it converges at 576-640 vectors,
+under a third of r: 0.84 s against 1.6 s for the G pass and C's eigsh.
 
 Past CACHE_BYTES (n m itemsize larger), float32 fits the landmark graph on a seeded sample of the
 rows whose K fits (column sums and C scaled by n / sample, so they estimate all rows'), and only
@@ -190,10 +190,10 @@ def _landmark_basis(A: torch.Tensor, n: int, n_eig: int, sigma: float,
 
     m = len(A)
     cutoff = {p: _cutoff(p, n, m, A) for p in PRECISIONS[1:]}
-    resolved = _resolved_in_order(A, cutoff["float64" if precision == "float64" else "float32"])
+    working = "float64" if precision == "float64" else "float32"  # "auto" tries float32 first
+    resolved = _resolved_in_order(A, cutoff[working])
     if resolved is not None:
-        return LandmarkBasis(np.arange(m), _inverse_transpose(resolved).to(A.device),
-                             "float64" if precision == "float64" else "float32", "")
+        return LandmarkBasis(np.arange(m), _inverse_transpose(resolved).to(A.device), working, "")
     # A is a temporary of the caller's: factored in place (no second m x m copy)
     factor, piv, rank, info = lapack.dpstrf(A.double().cpu().numpy(), tol=cutoff["float64"],
                                             lower=1, overwrite_a=1)
