@@ -314,3 +314,74 @@ def test_rows_past_the_memory_budget_fit_the_graph_on_a_seeded_sample(monkeypatc
     assert cosines.mean() >= 0.999 and cosines.min() >= 0.99
     exact64 = ncut(X, n_eig=6, n_landmarks=200, precision="float64")
     assert not exact64.note  # float64 reads every row, within the budget or not
+
+
+@pytest.mark.parametrize("error_rows", [2048, 150])
+def test_sampling_error_matches_the_spread_of_sampled_sums(monkeypatch, error_rows):
+    """`_sampling_error` (from one sample, or a subsample of it) against the spread of C v over
+    many seeded samples drawn without replacement: E ||C_s v - C v||^2 is what it estimates."""
+    import torch
+
+    from zoo.align import nystrom
+
+    monkeypatch.setattr(nystrom, "ERROR_ROWS", error_rows)
+    rng = np.random.default_rng(0)
+    population, rows, r = 3000, 600, 24
+    K = torch.from_numpy(rng.gamma(2.0, size=(population, r)).astype(np.float32))
+    degrees = torch.from_numpy(rng.uniform(5.0, 20.0, population))
+    basis = torch.from_numpy(np.triu(rng.normal(size=(r, r))) + 4 * np.eye(r))
+    phi = (K.double() @ basis) / degrees.sqrt()[:, None]
+    vecs = torch.linalg.eigh(phi.T @ phi)[1][:, -3:]  # C's top eigenvectors: fixed directions
+    exact = phi.T @ (phi @ vecs)
+    draws, squared, estimated = 400, [], []
+    for draw in range(draws):
+        sample = torch.from_numpy(np.sort(rng.choice(population, rows, replace=False)))
+        scaled = degrees[sample] * rows / population  # the sample's sum stands for all rows'
+        blocks = [K[sample[:250]], K[sample[250:]]]
+        summed = (phi[sample].T @ (phi[sample] @ vecs)) * population / rows
+        squared.append(((summed - exact) ** 2).sum(0))
+        error = nystrom._sampling_error(blocks, scaled, basis, population, seed=draw)
+        estimated.append(error(vecs, summed.norm(dim=0)) ** 2)
+    ratio = torch.stack(estimated).mean(0) / torch.stack(squared).mean(0)
+    # each mean is over 400 draws of a sum of 24 squared, near-Gaussian terms: relative
+    # standard error about sqrt(2 / 24 / 400) = 1.4% each; 10% is seven of them
+    np.testing.assert_allclose(ratio.numpy(), 1.0, rtol=0.1)
+
+
+def test_sampled_krylov_stops_at_the_sampling_error(monkeypatch):
+    """A sampled fit's Krylov solve stops at SAMPLED_TOLERANCE of the sampling error instead of
+    float32's floor: fewer steps, and the cluster eigenvectors within the angle that residual
+    allows (2 x residual / gap) of the ones solved to the floor."""
+    from zoo.align import nystrom
+
+    X, _ = blobs(6000, 10, 64, 0.6)
+    monkeypatch.setattr(nystrom, "KRYLOV_MIN", 512)
+    monkeypatch.setattr(nystrom, "CACHE_BYTES", 2500 * 1024 * 4)  # K for 2,500 rows
+    runs, errors = {}, []
+    sampling_error = nystrom._sampling_error
+
+    def recorded(*args):
+        error = sampling_error(*args)
+        return lambda vecs, vals: errors.append(error(vecs, vals)) or errors[-1]
+
+    monkeypatch.setattr(nystrom, "_sampling_error", recorded)
+    steps: list[str] = []
+    for tolerance in (0.0, 0.25):
+        monkeypatch.setattr(nystrom, "SAMPLED_TOLERANCE", tolerance)
+        steps.clear()
+        res = ncut(X, n_eig=20, n_landmarks=1024, precision="float32",
+                   progress=lambda task, done, total: steps.append(task))
+        assert "fitted on 2,500 of 6,000 rows" in res.note and res.directions >= 512
+        runs[tolerance] = (res, steps.count("graph"))
+    (floor, floor_steps), (sampled, sampled_steps) = runs[0.0], runs[0.25]
+    assert sampled_steps < floor_steps
+    # residual_j <= 0.25 SE_j: each Ritz value within that of the floor's (which is within
+    # float32's floor of C's), and the cluster space within sin <= ||residuals||_F / gap; the
+    # trivial eigenvector (Phi^T 1, C's fixed point) starts the basis and is exact in both
+    limits = 0.25 * errors[-1].numpy()
+    tol = np.sqrt(sampled.directions) * F32
+    assert np.all(np.abs(sampled.eigvals - floor.eigvals) <= limits + 2 * tol)
+    gap = floor.eigvals[9] - floor.eigvals[10]
+    sine = np.sqrt((limits[1:10] ** 2).sum()) / gap
+    cosines = subspace_cosines(sampled.eigvecs[:, :10], floor.eigvecs[:, :10])
+    assert cosines.min() >= np.sqrt(1 - sine ** 2) - 10 * F32
