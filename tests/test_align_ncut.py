@@ -385,3 +385,15 @@ def test_sampled_krylov_stops_at_the_sampling_error(monkeypatch):
     sine = np.sqrt((limits[1:10] ** 2).sum()) / gap
     cosines = subspace_cosines(sampled.eigvecs[:, :10], floor.eigvecs[:, :10])
     assert cosines.min() >= np.sqrt(1 - sine ** 2) - 10 * F32
+
+
+def test_signs_follow_the_first_largest_magnitude_entry():
+    """Each column is flipped so its largest-magnitude entry is positive; on a tie between a
+    positive and a negative extreme, the first in row order decides."""
+    from zoo.align.nystrom import _fix_signs
+
+    vecs = np.array([[1, -2, 0, 0.5], [-1, 2, -3, -0.25], [0.5, 0, 3, 0]], np.float32)
+    expected = np.array([[1, 2, 0, 0.5], [-1, -2, 3, -0.25], [0.5, 0, -3, 0]], np.float32)
+    out = _fix_signs(vecs)
+    assert out is vecs  # in place
+    np.testing.assert_array_equal(out, expected)
