@@ -55,7 +55,8 @@ under a third of r: 0.84 s against 1.6 s for the G pass and C's eigsh.
 
 Past CACHE_BYTES (n m itemsize larger), float32 fits the landmark graph on a seeded sample of the
 rows whose K fits (column sums and C scaled by n / sample, so they estimate all rows'), and only
-the final pass, the extension U, runs over every row: an estimate with relative error about
+the final pass, the extension U, reaches the other rows (the sample's from its held K, which is
+then freed before the others' is computed): an estimate with relative error about
 sample^-1/2 (0.3% at 131,072 rows) where the exact route would recompute K three times and form
 G in float64. The Krylov solve then stops once every residual is a quarter of the sampling
 error of C v for its eigenvector (estimated from the sample, `_sampling_error`), not at float32's
@@ -365,11 +366,10 @@ def ncut(X: Any, n_eig: int = 20, n_landmarks: int = DEFAULT_LANDMARKS,
     itemsize = torch.empty((), dtype=dtype).element_size()
     chunk = chunk_rows or max(256, CHUNK_BYTES // (itemsize * m))
     marks = marks.to(dtype)
-    starts = list(chunks(n, chunk))
     source = source_dtype(X, dtype)
     # The landmark graph (column sums of K, then C) is fitted on every row where K for all of
     # them fits in CACHE_BYTES or precision is float64 (exact); otherwise, in float32, on a
-    # seeded sample of the rows whose K does fit, and only the extension runs over all rows.
+    # seeded sample of the rows whose K does fit, and only the extension reaches the others.
     fitted = n if n * m * itemsize <= CACHE_BYTES or precision == "float64" else \
         CACHE_BYTES // (m * itemsize)
     sample = None if fitted == n else np.sort(np.random.default_rng(seed).choice(n, fitted,
@@ -423,24 +423,33 @@ def ncut(X: Any, n_eig: int = 20, n_landmarks: int = DEFAULT_LANDMARKS,
         top = _top_eigen(scale * _graph(fit_block, fit, basis, weights, degrees, via_k,
                                         progress), n_eig)
     vals, vecs = top
-    if sample is not None:  # the extension computes every row's K afresh: free the sample's
-        held.clear()
-        store = None
     if not bool((vals > 0).all()):
         raise ZooError(f"the landmark graph has only {int((vals > 0).sum())} usable eigenvectors "
                        f"for n_eig={n_eig}; lower n_eig, add landmarks or raise sigma")
     project = (basis @ vecs / vals.sqrt()).to(dtype)
     out = np.empty((n, n_eig), dtype=np.float32)
-    for k, (start, stop) in enumerate(starts):
-        if sample is None:
-            block, degree = fit_block(k), degrees[start:stop]
-        else:
-            block = rows_block(slice(start, stop), work[:stop - start])
-            degree = _degrees(block, weights)
-        out[start:stop] = ((block @ project).double() * degree.rsqrt()[:, None]).cpu().numpy()
-        _report(progress, "eigenvectors", k, len(starts))
+    # The fitted rows from their K (held, or recomputed) and degrees; after a sampled fit, the
+    # sample's K is then freed and the other rows' is computed.
+    rest = None if sample is None else np.delete(np.arange(n), sample)
+    steps = len(fit) + (0 if rest is None else len(list(chunks(len(rest), chunk))))
+    for k, (a, b) in enumerate(fit):
+        rows = slice(a, b) if sample is None else sample[a:b]
+        out[rows] = _extend(fit_block(k), degrees[a:b], project)
+        _report(progress, "eigenvectors", k, steps)
+    if rest is not None:
+        held.clear()
+        store = None
+        for k, (a, b) in enumerate(chunks(len(rest), chunk), start=len(fit)):
+            block = rows_block(rest[a:b], work[:b - a])
+            out[rest[a:b]] = _extend(block, _degrees(block, weights), project)
+            _report(progress, "eigenvectors", k, steps)
     return NcutResult(_fix_signs(out), vals.cpu().numpy(), kernel.sigma, landmarks, affinity,
                       basis.shape[1], precision, note)
+
+
+def _extend(block: torch.Tensor, degrees: torch.Tensor, project: torch.Tensor) -> np.ndarray:
+    """The eigenvectors on a block of rows, D^-1/2 K R V L^-1/2, from their K and degrees."""
+    return ((block @ project).double() * degrees.rsqrt()[:, None]).cpu().numpy()
 
 
 def _graph(affinities: Callable[[int], torch.Tensor], starts: list[tuple[int, int]],
