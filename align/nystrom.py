@@ -430,16 +430,17 @@ def ncut(X: Any, n_eig: int = 20, n_landmarks: int = DEFAULT_LANDMARKS,
     out = np.empty((n, n_eig), dtype=np.float32)
     # The fitted rows from their K (held, or recomputed) and degrees; after a sampled fit, the
     # sample's K is then freed and the other rows' is computed.
-    rest = None if sample is None else np.delete(np.arange(n), sample)
-    steps = len(fit) + (0 if rest is None else len(list(chunks(len(rest), chunk))))
+    rest = np.empty(0, dtype=np.int64) if sample is None else np.delete(np.arange(n), sample)
+    others = list(chunks(len(rest), chunk))
+    steps = len(fit) + len(others)
     for k, (a, b) in enumerate(fit):
         rows = slice(a, b) if sample is None else sample[a:b]
         out[rows] = _extend(fit_block(k), degrees[a:b], project)
         _report(progress, "eigenvectors", k, steps)
-    if rest is not None:
+    if sample is not None:
         held.clear()
         store = None
-        for k, (a, b) in enumerate(chunks(len(rest), chunk), start=len(fit)):
+        for k, (a, b) in enumerate(others, start=len(fit)):
             block = rows_block(rest[a:b], work[:b - a])
             out[rest[a:b]] = _extend(block, _degrees(block, weights), project)
             _report(progress, "eigenvectors", k, steps)
@@ -550,8 +551,8 @@ def _krylov_top(blocks: list[torch.Tensor], degrees: torch.Tensor, basis: torch.
 def _sampling_error(blocks: list[torch.Tensor], degrees: torch.Tensor, basis: torch.Tensor,
                     population: int, seed: int) -> Callable[[torch.Tensor, torch.Tensor],
                                                             torch.Tensor]:
-    """x -> the standard error (k,) of C v for eigenpairs (v (r, k), t (k,)) of C summed over
-    the held rows, a uniform sample without replacement of s of `population` rows:
+    """A function of eigenpairs (v (r, k), t (k,)) giving the standard error (k,) of C v, for C
+    summed over the held rows, a uniform sample without replacement of s of `population` rows:
     sqrt((1 - s / N) (sum_i ||x_i||^2 - ||C v||^2 / s)), x_i = phi_i (phi_i . v) the rows'
     terms (phi_i = R^T k_i / sqrt(degree_i)), ||C v|| = t, and the sum estimated from a seeded
     subsample of ERROR_ROWS held rows (float64: R^T k_i may cancel)."""
