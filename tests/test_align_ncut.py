@@ -397,3 +397,18 @@ def test_signs_follow_the_first_largest_magnitude_entry():
     out = _fix_signs(vecs)
     assert out is vecs  # in place
     np.testing.assert_array_equal(out, expected)
+
+
+def test_covering_distances_equal_the_direct_ones():
+    """The FPS covering pass's squared distance to the nearest landmark, from one product of
+    augmented factors per block, against the direct differences: equal to float32 rounding of
+    the expanded square (a few eps32 times the largest squared norm involved)."""
+    from zoo.align.landmarks import _nearest_distance
+
+    rng = np.random.default_rng(0)
+    z = (rng.normal(size=(3000, 16)) * rng.uniform(0.1, 10, 16)).astype(np.float32)
+    marks = z[rng.choice(3000, 70, replace=False)] + 0.5
+    direct = ((z[:, None, :].astype(np.float64) - marks[None]) ** 2).sum(2).min(1)
+    blocked = _nearest_distance(z, marks, "cpu", chunk=128)  # many blocks, one partial
+    scale = (z.astype(np.float64) ** 2).sum(1).max() + (marks.astype(np.float64) ** 2).sum(1).max()
+    np.testing.assert_allclose(blocked, direct, rtol=0, atol=32 * F32 * scale)
