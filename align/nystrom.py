@@ -415,9 +415,8 @@ def ncut(X: Any, n_eig: int = 20, n_landmarks: int = DEFAULT_LANDMARKS,
     degrees = torch.empty(fitted, dtype=torch.float64, device=device)
     top = None
     if via_k and hold and basis.shape[1] >= KRYLOV_MIN:
-        for k, (a, b) in enumerate(fit):
-            degrees[a:b] = _degrees(held[k], weights)
-        top = _krylov_top(held, degrees / scale, basis, total, n_eig, seed, progress,
+        degrees[:] = _degrees(store, weights)  # the degrees pass has filled the store
+        top = _krylov_top(store, degrees / scale, basis, total, n_eig, seed, progress,
                           None if sample is None else n)
     if top is None:
         top = _top_eigen(scale * _graph(fit_block, fit, basis, weights, degrees, via_k,
@@ -476,15 +475,15 @@ def _graph(affinities: Callable[[int], torch.Tensor], starts: list[tuple[int, in
     return basis.T @ gram @ basis if via_k else gram
 
 
-def _krylov_top(blocks: list[torch.Tensor], degrees: torch.Tensor, basis: torch.Tensor,
+def _krylov_top(held: torch.Tensor, degrees: torch.Tensor, basis: torch.Tensor,
                 start: torch.Tensor, k: int, seed: int, progress: Progress | None,
                 population: int | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The k largest eigenpairs of C = R^T K^T D^-1 K R by block Krylov from the held blocks
-    of K (float32), without forming C; None where the residuals do not reach the tolerance
+    """The k largest eigenpairs of C = R^T K^T D^-1 K R by block Krylov from the held K
+    (float32), without forming C; None where the residuals do not reach the tolerance
     before the basis holds KRYLOV_SPAN of C's width (the G pass is then cheaper).
 
     Each step applies C to a block of KRYLOV_BLOCK orthonormal vectors (two float32 products
-    per block of K, 2 n r b multiply-adds, against n r^2 / 2 in float64 for G) and takes the
+    per slice of K's rows, 2 n r b multiply-adds, against n r^2 / 2 in float64 for G) and takes the
     Ritz pairs of everything applied so far (Rayleigh-Ritz on the symmetric part of the
     projected matrix, fully reorthogonalised). It stops when every residual ||C v - t v|| is
     at most t_1 times the larger of sqrt(r) eps32 and twice the norm of the projected matrix's
@@ -493,26 +492,24 @@ def _krylov_top(blocks: list[torch.Tensor], degrees: torch.Tensor, basis: torch.
     sqrt(r) eps32, on the benchmark mixtures); the second measures the float32 applications'
     own rounding (C is symmetric, its applied form is not), below which no residual can fall,
     larger where A_r is worse conditioned (5e-6 at r = 1024 on 64-d clusters). Where the
-    blocks are a uniform sample of `population` rows, C is itself an estimate: each residual
+    held rows are a uniform sample of `population` rows, C is itself an estimate: each residual
     need then only reach SAMPLED_TOLERANCE times the standard error of C v (`_sampling_error`).
     """
     import torch
 
-    r, dtype = basis.shape[1], blocks[0].dtype
+    r, dtype = basis.shape[1], held.dtype
     width = max(2 * k, KRYLOV_BLOCK)
     tol = float(np.sqrt(r) * np.finfo(np.float32).eps)
-    bounds = np.cumsum([0] + [len(b) for b in blocks])
-    inverse = [(1.0 / degrees[a:b]).to(dtype)[:, None] for a, b in zip(bounds, bounds[1:])]
+    inverse = (1.0 / degrees).to(dtype)[:, None]
 
     def apply(q: torch.Tensor) -> torch.Tensor:
         y, out = (basis @ q).to(dtype), torch.zeros_like(q)
-        for block, inv in zip(blocks, inverse):
-            for s in range(0, len(block), KRYLOV_ROWS):  # rows reused from cache
-                part = block[s:s + KRYLOV_ROWS]
-                out += (part.T @ (part @ y).mul_(inv[s:s + KRYLOV_ROWS])).double()
+        for s in range(0, len(held), KRYLOV_ROWS):  # rows reused from cache
+            part = held[s:s + KRYLOV_ROWS]
+            out += (part.T @ (part @ y).mul_(inverse[s:s + KRYLOV_ROWS])).double()
         return basis.T @ out
 
-    error = None if population is None else _sampling_error(blocks, degrees, basis, population,
+    error = None if population is None else _sampling_error(held, degrees, basis, population,
                                                             seed)
     probe = torch.randn(r, width, dtype=torch.float64,
                         generator=torch.Generator().manual_seed(seed)).to(basis.device)
@@ -548,7 +545,7 @@ def _krylov_top(blocks: list[torch.Tensor], degrees: torch.Tensor, basis: torch.
     return None
 
 
-def _sampling_error(blocks: list[torch.Tensor], degrees: torch.Tensor, basis: torch.Tensor,
+def _sampling_error(held: torch.Tensor, degrees: torch.Tensor, basis: torch.Tensor,
                     population: int, seed: int) -> Callable[[torch.Tensor, torch.Tensor],
                                                             torch.Tensor]:
     """A function of eigenpairs (v (r, k), t (k,)) giving the standard error (k,) of C v, for C
@@ -558,13 +555,10 @@ def _sampling_error(blocks: list[torch.Tensor], degrees: torch.Tensor, basis: to
     subsample of ERROR_ROWS held rows (float64: R^T k_i may cancel)."""
     import torch
 
-    bounds = np.cumsum([0] + [len(b) for b in blocks])
-    rows = int(bounds[-1])
+    rows = len(held)
     pick = np.sort(np.random.default_rng(seed).choice(rows, min(rows, ERROR_ROWS), replace=False))
     index = torch.from_numpy(pick).to(degrees.device)
-    picked = torch.cat([block[index[(index >= a) & (index < b)] - a]
-                        for block, a, b in zip(blocks, bounds.tolist(), bounds[1:].tolist())])
-    phi = (picked.double() @ basis) / degrees[index].sqrt()[:, None]
+    phi = (held[index].double() @ basis) / degrees[index].sqrt()[:, None]
     norms = (phi * phi).sum(1, keepdim=True)
     share = rows / len(pick)
 

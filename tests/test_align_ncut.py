@@ -337,10 +337,9 @@ def test_sampling_error_matches_the_spread_of_sampled_sums(monkeypatch, error_ro
     for draw in range(draws):
         sample = torch.from_numpy(np.sort(rng.choice(population, rows, replace=False)))
         scaled = degrees[sample] * rows / population  # the sample's sum stands for all rows'
-        blocks = [K[sample[:250]], K[sample[250:]]]
         summed = (phi[sample].T @ (phi[sample] @ vecs)) * population / rows
         squared.append(((summed - exact) ** 2).sum(0))
-        error = nystrom._sampling_error(blocks, scaled, basis, population, seed=draw)
+        error = nystrom._sampling_error(K[sample], scaled, basis, population, seed=draw)
         estimated.append(error(vecs, summed.norm(dim=0)) ** 2)
     ratio = torch.stack(estimated).mean(0) / torch.stack(squared).mean(0)
     # each mean is over 400 draws of a sum of 24 squared, near-Gaussian terms: relative
