@@ -9,14 +9,14 @@ below what the working precision resolves (below) keeps r landmarks whose kernel
 others' to that resolution. Where every landmark is already resolved in its own order (each
 pivot of the unpivoted Cholesky above the cut-off, as on high-dimensional features), that
 factor is used instead (blocked potrf: no pivot search, and nothing is dropped). With
-R = L_r^-T, Phi = K_r R (n, r) gives W ~ Phi Phi^T (the Nystrom approximation on the kept
-landmarks). Degrees d = Phi (Phi^T 1), Phi~ = D^-1/2 Phi, and the top eigenvectors of
-C = Phi~^T Phi~ = V L V^T give those of the normalised graph, U = Phi~ V L^-1/2, eigenvalues L,
-found by Lanczos on C (r x r) when it is wide, or without forming C (block Krylov, below). A
-rounding error in K reaches Phi scaled by ||R|| ~ (smallest kept pivot)^-1/2, whereas rounding
-in a Gram matrix of K sandwiched between R factors is scaled by the condition number of A_r: so
-Phi is formed first, except where that Gram matrix is float64 and the cut-off is float32's
-(below).
+R = L_r^-T (applied by triangular solves with L_r, never formed), Phi = K_r R (n, r) gives
+W ~ Phi Phi^T (the Nystrom approximation on the kept landmarks). Degrees d = Phi (Phi^T 1),
+Phi~ = D^-1/2 Phi, and the top eigenvectors of C = Phi~^T Phi~ = V L V^T give those of the
+normalised graph, U = Phi~ V L^-1/2, eigenvalues L, found by Lanczos on C (r x r) when it is
+wide, or without forming C (block Krylov, below). A rounding error in K reaches Phi scaled by
+||R|| ~ (smallest kept pivot)^-1/2, whereas rounding in a Gram matrix of K sandwiched between R
+factors is scaled by the condition number of A_r: so Phi is formed first, except where that
+Gram matrix is float64 and the cut-off is float32's (below).
 
 Precision. A is always factored in float64. A pivot (the squared distance of a landmark's kernel
 row from the span of those already kept) is resolved in a working precision when it exceeds
@@ -51,7 +51,7 @@ float32 multiply-adds per step of b vectors, converged to the distance float32 K
 C from its float64 value), and the G pass runs only where Krylov would need more than
 KRYLOV_SPAN of C's width (then the G pass is cheaper). On the benchmark mixtures (n = 20,000,
 20 eigenvectors, a flat bulk below the 10 cluster eigenvalues) it converges at 576-640 vectors,
-under a third of r: 0.84 s against 1.6 s for the G pass and C's eigsh.
+under a third of r: 0.6-0.7 s against 1.5 s for the G pass and C's eigsh.
 
 Past CACHE_BYTES (n m itemsize larger), float32 fits the landmark graph on a seeded sample of the
 rows whose K fits (column sums and C scaled by n / sample, so they estimate all rows'), and only
@@ -189,13 +189,44 @@ def _cutoff(precision: str, n: int, m: int, A: torch.Tensor) -> float:
 
 @dataclass(frozen=True)
 class LandmarkBasis:
-    """The kept landmarks (positions among the FPS landmarks, pivot order) and R = L^-T (r, r,
-    float64, upper triangular) with A[kept, kept] = L L^T, so that Phi = K[:, kept] R."""
+    """The kept landmarks (positions among the FPS landmarks, pivot order) and the Cholesky
+    factor L (r, r, float64, lower triangular) of A[kept, kept] = L L^T; R = L^-T, with
+    Phi = K[:, kept] R, is applied by triangular solves and never formed (forming it took 0.08
+    s at r = 2048, and each solve runs in half the time of a product with R)."""
 
     kept: np.ndarray
-    basis: torch.Tensor
+    lower: torch.Tensor
     precision: str
     note: str
+
+    @property
+    def width(self) -> int:
+        """r, the number of kept landmark directions."""
+        return len(self.lower)
+
+    def times(self, x: torch.Tensor) -> torch.Tensor:
+        """R x (x of shape (r,) or (r, k), float64)."""
+        return _solve(self.lower.T, x, upper=True)
+
+    def transposed_times(self, x: torch.Tensor) -> torch.Tensor:
+        """R^T x (x of shape (r,) or (r, k), float64)."""
+        return _solve(self.lower, x, upper=False)
+
+    def rows_times(self, rows: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """rows R for float64 rows (k, r), e.g. rows of K: Phi's rows; written into `out`."""
+        import torch
+
+        return torch.linalg.solve_triangular(self.lower.T, rows, upper=True, left=False,
+                                             out=out)
+
+
+def _solve(triangle: torch.Tensor, x: torch.Tensor, upper: bool) -> torch.Tensor:
+    """triangle^-1 x for a vector or a matrix x."""
+    import torch
+
+    column = x[:, None] if x.dim() == 1 else x
+    solved = torch.linalg.solve_triangular(triangle, column, upper=upper)
+    return solved[:, 0] if x.dim() == 1 else solved
 
 
 def _landmark_basis(A: torch.Tensor, n: int, n_eig: int, sigma: float,
@@ -212,7 +243,7 @@ def _landmark_basis(A: torch.Tensor, n: int, n_eig: int, sigma: float,
     working = "float64" if precision == "float64" else "float32"  # "auto" tries float32 first
     resolved = _resolved_in_order(A, cutoff[working])
     if resolved is not None:
-        return LandmarkBasis(np.arange(m), _inverse_transpose(resolved).to(A.device), working, "")
+        return LandmarkBasis(np.arange(m), _checked(resolved).to(A.device), working, "")
     # A is a temporary of the caller's: factored in place (no second m x m copy)
     factor, piv, rank, info = lapack.dpstrf(A.double().cpu().numpy(), tol=cutoff["float64"],
                                             lower=1, overwrite_a=1)
@@ -244,8 +275,8 @@ def _landmark_basis(A: torch.Tensor, n: int, n_eig: int, sigma: float,
             f"landmarks (about {counts['float64']}) for the same result faster, or a smaller "
             "sigma to resolve finer structure.", DroppedDirectionsWarning, stacklevel=3)
     r = counts[precision]
-    inverse = _inverse_transpose(torch.from_numpy(np.tril(factor[:r, :r])))
-    return LandmarkBasis(order[:r], inverse.to(A.device), precision, note)
+    lower = _checked(torch.from_numpy(np.tril(factor[:r, :r])))
+    return LandmarkBasis(order[:r], lower.to(A.device), precision, note)
 
 
 def _resolved_in_order(A: torch.Tensor, cutoff: float) -> torch.Tensor | None:
@@ -261,18 +292,17 @@ def _resolved_in_order(A: torch.Tensor, cutoff: float) -> torch.Tensor | None:
     return factor
 
 
-def _inverse_transpose(lower: torch.Tensor) -> torch.Tensor:
-    """R = L^-T for a lower-triangular float64 L, by a triangular solve against the identity in
-    torch's BLAS (LAPACK's dtrtri through scipy took 1.3-2.2 s at r = 2048 on a busy 2-core
-    machine, against 0.2 s)."""
+def _checked(lower: torch.Tensor) -> torch.Tensor:
+    """`lower`, the float64 Cholesky factor, after checking that solves with it stay finite
+    (R^T 1 and R 1: a factor whose solves overflow is numerically singular)."""
     import torch
 
-    inverse = torch.linalg.solve_triangular(lower, torch.eye(len(lower), dtype=torch.float64),
-                                            upper=False)
-    if not bool(torch.isfinite(inverse).all()):
+    ones = torch.ones(len(lower), dtype=lower.dtype)
+    probes = (_solve(lower, ones, upper=False), _solve(lower.T, ones, upper=True))
+    if not all(bool(torch.isfinite(p).all()) for p in probes):
         raise ZooError("the landmark kernel factor is singular; raise sigma or use fewer "
                        "landmarks")
-    return inverse.T
+    return lower
 
 
 def _truncated_cosine(full: np.ndarray, short: int, k: int) -> float:
@@ -360,12 +390,12 @@ def ncut(X: Any, n_eig: int = 20, n_landmarks: int = DEFAULT_LANDMARKS,
     landmarks = np.sort(farthest_point_sampling(X, m, kernel.prepare, seed, device, chunk,
                                                 progress))
     marks = kernel.prepare(rows_of(X, landmarks, device, torch.float64))
-    found = _landmark_basis(kernel(marks, marks), n, n_eig, kernel.sigma, precision)
-    basis, precision, note = found.basis, found.precision, found.note
+    basis = _landmark_basis(kernel(marks, marks), n, n_eig, kernel.sigma, precision)
+    precision, note = basis.precision, basis.note
     _report(progress, "basis", 0, 1)
-    if basis.shape[1] < n_eig:
-        raise ZooError(_too_few(basis.shape[1], n_eig, kernel.sigma, precision))
-    marks, m = marks[found.kept], len(found.kept)  # the pivots span the rest (module doc)
+    if basis.width < n_eig:
+        raise ZooError(_too_few(basis.width, n_eig, kernel.sigma, precision))
+    marks, m = marks[basis.kept], len(basis.kept)  # the pivots span the rest (module doc)
     dtype = getattr(torch, precision)
     itemsize = torch.empty((), dtype=dtype).element_size()
     chunk = chunk_rows or max(256, CHUNK_BYTES // (itemsize * m))
@@ -412,13 +442,13 @@ def ncut(X: Any, n_eig: int = 20, n_landmarks: int = DEFAULT_LANDMARKS,
     for k in range(len(fit)):
         colsum += fit_block(k).sum(0).double()  # <= chunk terms per sum in the work dtype
         _report(progress, "degrees", k, len(fit))
-    total = basis.T @ (scale * colsum)  # Phi^T 1
+    total = basis.transposed_times(scale * colsum)  # Phi^T 1
     # C from Phi, or from G = K^T D^-1 K in float64 where that is cheaper (module doc).
     via_k = precision == "float32"
-    weights = (basis @ total if via_k else total).to(dtype)  # degrees = K A_r^+ K^T 1
+    weights = (basis.times(total) if via_k else total).to(dtype)  # degrees = K A_r^+ K^T 1
     degrees = torch.empty(fitted, dtype=torch.float64, device=device)
     top = None
-    if via_k and hold and basis.shape[1] >= KRYLOV_MIN:
+    if via_k and hold and basis.width >= KRYLOV_MIN:
         degrees[:] = _degrees(store, weights)  # the degrees pass has filled the store
         top = _krylov_top(store, degrees / scale, basis, total, n_eig, seed, progress,
                           None if sample is None else n)
@@ -429,7 +459,7 @@ def ncut(X: Any, n_eig: int = 20, n_landmarks: int = DEFAULT_LANDMARKS,
     if not bool((vals > 0).all()):
         raise ZooError(f"the landmark graph has only {int((vals > 0).sum())} usable eigenvectors "
                        f"for n_eig={n_eig}; lower n_eig, add landmarks or raise sigma")
-    project = (basis @ vecs / vals.sqrt()).to(dtype)
+    project = (basis.times(vecs) / vals.sqrt()).to(dtype)
     out = np.empty((n, n_eig), dtype=np.float32)
     # The fitted rows from their K (held, or recomputed) and degrees; after a sampled fit, the
     # sample's K is then freed and the other rows' is computed.
@@ -448,7 +478,7 @@ def ncut(X: Any, n_eig: int = 20, n_landmarks: int = DEFAULT_LANDMARKS,
             out[rest[a:b]] = _extend(block, _degrees(block, weights), project)
             _report(progress, "eigenvectors", k, steps)
     return NcutResult(_fix_signs(out), vals.cpu().numpy(), kernel.sigma, landmarks, affinity,
-                      basis.shape[1], precision, note)
+                      basis.width, precision, note)
 
 
 def _extend(block: torch.Tensor, degrees: torch.Tensor, project: torch.Tensor) -> np.ndarray:
@@ -457,7 +487,7 @@ def _extend(block: torch.Tensor, degrees: torch.Tensor, project: torch.Tensor) -
 
 
 def _graph(affinities: Callable[[int], torch.Tensor], starts: list[tuple[int, int]],
-           basis: torch.Tensor, weights: torch.Tensor, degrees: torch.Tensor, via_k: bool,
+           basis: LandmarkBasis, weights: torch.Tensor, degrees: torch.Tensor, via_k: bool,
            progress: Progress | None) -> torch.Tensor:
     """C (r x r, float64) in one pass over the blocks of K, filling `degrees`: Phi~^T Phi~, or
     R^T G R with G = K^T D^-1 K summed in float64 when `via_k` (module doc)."""
@@ -467,19 +497,19 @@ def _graph(affinities: Callable[[int], torch.Tensor], starts: list[tuple[int, in
     gram = torch.zeros(len(weights), len(weights), dtype=torch.float64, device=device)
     scaled = torch.empty(chunk, len(weights), dtype=torch.float64 if via_k else dtype,
                          device=device)  # reused buffers: fresh pages cost more than products
-    phi = None if via_k else torch.empty(chunk, basis.shape[1], dtype=dtype, device=device)
-    basis_w = basis.to(dtype)
+    phi = None if via_k else torch.empty(chunk, basis.width, dtype=dtype, device=device)
     for k, (start, stop) in enumerate(starts):
         rows = (affinities(k) if via_k
-                else torch.mm(affinities(k), basis_w, out=phi[:stop - start]))
+                else basis.rows_times(affinities(k), out=phi[:stop - start]))
         degrees[start:stop] = _degrees(rows, weights)
         scale = degrees[start:stop].rsqrt()[:, None].to(scaled.dtype)
         gram += _gram(torch.mul(rows, scale, out=scaled[:stop - start]))
         _report(progress, "graph", k, len(starts))
-    return basis.T @ gram @ basis if via_k else gram
+    # R^T G R as R^T (R^T G)^T, G symmetric
+    return basis.transposed_times(basis.transposed_times(gram).T) if via_k else gram
 
 
-def _krylov_top(held: torch.Tensor, degrees: torch.Tensor, basis: torch.Tensor,
+def _krylov_top(held: torch.Tensor, degrees: torch.Tensor, basis: LandmarkBasis,
                 start: torch.Tensor, k: int, seed: int, progress: Progress | None,
                 population: int | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The k largest eigenpairs of C = R^T K^T D^-1 K R by block Krylov from the held K
@@ -501,32 +531,32 @@ def _krylov_top(held: torch.Tensor, degrees: torch.Tensor, basis: torch.Tensor,
     """
     import torch
 
-    r, dtype = basis.shape[1], held.dtype
+    r, dtype, device = basis.width, held.dtype, basis.lower.device
     width = max(2 * k, KRYLOV_BLOCK)
     tol = float(np.sqrt(r) * np.finfo(np.float32).eps)
     inverse = (1.0 / degrees).to(dtype)[:, None]
 
     def apply(q: torch.Tensor) -> torch.Tensor:
-        y = (basis @ q).to(dtype)
+        y = basis.times(q).to(dtype)
         out = torch.zeros(q.shape[1], r, dtype=torch.float64, device=q.device)  # (C q)^T
         for s in range(0, len(held), KRYLOV_ROWS):
             part = held[s:s + KRYLOV_ROWS]
             out += ((part @ y).mul_(inverse[s:s + KRYLOV_ROWS]).T @ part).double()
-        return basis.T @ out.T
+        return basis.transposed_times(out.T)
 
     error = None if population is None else _sampling_error(held, degrees, basis, population,
                                                             seed)
     probe = torch.randn(r, width, dtype=torch.float64,
-                        generator=torch.Generator().manual_seed(seed)).to(basis.device)
+                        generator=torch.Generator().manual_seed(seed)).to(device)
     probe[:, 0] = start  # Phi^T 1 is C's top eigenvector (eigenvalue 1)
     steps = int(KRYLOV_SPAN * r) // width
     if steps < 1:
         return None
     # the basis Q, C Q and the projection Q^T C Q, grown one block per step
-    q_all, z_all = (torch.empty(r, steps * width, dtype=torch.float64, device=basis.device)
+    q_all, z_all = (torch.empty(r, steps * width, dtype=torch.float64, device=device)
                     for _ in range(2))
     projection = torch.zeros(steps * width, steps * width, dtype=torch.float64,
-                             device=basis.device)
+                             device=device)
     q_all[:, :width] = torch.linalg.qr(probe).Q
     for step in range(steps):
         j0, j1 = step * width, (step + 1) * width
@@ -550,7 +580,7 @@ def _krylov_top(held: torch.Tensor, degrees: torch.Tensor, basis: torch.Tensor,
     return None
 
 
-def _sampling_error(held: torch.Tensor, degrees: torch.Tensor, basis: torch.Tensor,
+def _sampling_error(held: torch.Tensor, degrees: torch.Tensor, basis: LandmarkBasis,
                     population: int, seed: int) -> Callable[[torch.Tensor, torch.Tensor],
                                                             torch.Tensor]:
     """A function of eigenpairs (v (r, k), t (k,)) giving the standard error (k,) of C v, for C
@@ -563,7 +593,7 @@ def _sampling_error(held: torch.Tensor, degrees: torch.Tensor, basis: torch.Tens
     rows = len(held)
     pick = np.sort(np.random.default_rng(seed).choice(rows, min(rows, ERROR_ROWS), replace=False))
     index = torch.from_numpy(pick).to(degrees.device)
-    phi = (held[index].double() @ basis) / degrees[index].sqrt()[:, None]
+    phi = basis.rows_times(held[index].double()) / degrees[index].sqrt()[:, None]
     norms = (phi * phi).sum(1, keepdim=True)
     share = rows / len(pick)
 

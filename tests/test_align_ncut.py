@@ -329,8 +329,9 @@ def test_sampling_error_matches_the_spread_of_sampled_sums(monkeypatch, error_ro
     population, rows, r = 3000, 600, 24
     K = torch.from_numpy(rng.gamma(2.0, size=(population, r)).astype(np.float32))
     degrees = torch.from_numpy(rng.uniform(5.0, 20.0, population))
-    basis = torch.from_numpy(np.triu(rng.normal(size=(r, r))) + 4 * np.eye(r))
-    phi = (K.double() @ basis) / degrees.sqrt()[:, None]
+    R = torch.from_numpy(np.triu(rng.normal(size=(r, r))) + 4 * np.eye(r))
+    basis = nystrom.LandmarkBasis(np.arange(r), torch.linalg.inv(R).T, "float32", "")  # L = R^-T
+    phi = (K.double() @ R) / degrees.sqrt()[:, None]
     vecs = torch.linalg.eigh(phi.T @ phi)[1][:, -3:]  # C's top eigenvectors: fixed directions
     exact = phi.T @ (phi @ vecs)
     draws, squared, estimated = 400, [], []
