@@ -538,7 +538,7 @@ def _krylov_top(held: torch.Tensor, degrees: torch.Tensor, basis: LandmarkBasis,
 
     def apply(q: torch.Tensor) -> torch.Tensor:
         y = basis.times(q).to(dtype)
-        out = torch.zeros(q.shape[1], r, dtype=torch.float64, device=q.device)  # (C q)^T
+        out = torch.zeros(q.shape[1], r, dtype=torch.float64, device=q.device)  # (K^T D^-1 K R q)^T
         for s in range(0, len(held), KRYLOV_ROWS):
             part = held[s:s + KRYLOV_ROWS]
             out += ((part @ y).mul_(inverse[s:s + KRYLOV_ROWS]).T @ part).double()
