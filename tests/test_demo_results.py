@@ -77,3 +77,25 @@ def test_a_fresh_demo_run_reproduces_the_committed_results(tmp_path):
     subprocess.run([sys.executable, "-m", "zoo", "demo", "--out", str(tmp_path / "demo")],
                    cwd=REPO, env=env, check=True, capture_output=True, timeout=3600)
     assert json.loads((tmp_path / "demo" / "demo_results.json").read_text()) == committed()
+
+
+def test_demo_settings_pin_inside_and_restore_after():
+    import torch
+    import torch.utils.deterministic
+
+    from zoo.study.demo import demo_settings
+
+    def current():
+        return (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+                torch.utils.deterministic.fill_uninitialized_memory, torch.backends.mkldnn.enabled)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # unlike DEMO_THREADS, so a missed restore shows
+    try:
+        outside = current()
+        with demo_settings():
+            assert current()[:3] == (DEMO_THREADS, True, False)
+            assert not torch.backends.mkldnn.enabled
+        assert current() == outside
+    finally:
+        torch.set_num_threads(threads)

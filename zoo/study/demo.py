@@ -84,8 +84,9 @@ def demo_settings() -> Iterator[None]:
     import torch
     import torch.utils.deterministic
 
-    saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-             torch.utils.deterministic.fill_uninitialized_memory)
+    threads, deterministic, fill = (torch.get_num_threads(),
+                                    torch.are_deterministic_algorithms_enabled(),
+                                    torch.utils.deterministic.fill_uninitialized_memory)
     torch.set_num_threads(DEMO_THREADS)
     torch.use_deterministic_algorithms(True)
     # Deterministic mode also fills every new tensor with NaN to expose reads of uninitialised
@@ -101,9 +102,9 @@ def demo_settings() -> Iterator[None]:
             with torch.backends.mkldnn.flags(enabled=False):
                 yield
     finally:
-        torch.set_num_threads(saved[0])
-        torch.use_deterministic_algorithms(saved[1])
-        torch.utils.deterministic.fill_uninitialized_memory = saved[2]
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+        torch.utils.deterministic.fill_uninitialized_memory = fill
 
 
 def _run(retrain: bool, permutations: int, device: str, say: Callable[[str], None],
