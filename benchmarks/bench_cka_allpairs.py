@@ -16,7 +16,7 @@ One run prints:
   per distinct pair over n(n+1)/2 entries) divided by the rate of a plain n x n x n float32
   torch.mm measured here, and the fraction of it the Gram stage (and the whole engine,
   prepare included) reaches; also the fraction the stage's matrix products alone reach (every
-  tile the engine forms, for every layer, into one buffer: no inner products, no prepare), the
+  tile the engine forms, for every layer, by its own stacker: no inner products, no prepare), the
   ceiling of the Gram route at these tile shapes;
 - the max difference against float64 references: the same Gram route in float64 over all
   pairs, and an independent feature-space float64 CKA (||Xc^T Yc||_F^2) on sampled pairs.
@@ -41,7 +41,14 @@ from machine import describe, load_line
 
 from zoo.engine.allpairs import all_pairs, prepare_all
 from zoo.metrics.cka import LinearCKA
-from zoo.metrics.gram import block_rows, gram_inner_products, gram_tiles
+from zoo.metrics.gram import (
+    Gram,
+    _Stacker,
+    block_rows,
+    gram_inner_products,
+    gram_tiles,
+    torch_device,
+)
 
 N, LAYERS = 2000, 48
 WIDTHS = (256, 512, 1024, 2048)
@@ -101,22 +108,21 @@ def route_flops(widths: list[int], rows: int) -> tuple[float, float]:
     return minimal, 2 * entries * (sum(widths) + len(widths) ** 2)
 
 
-def tile_products(factors: list[torch.Tensor], rows: int) -> tuple[float, float]:
+def tile_products(grams: list[Gram], rows: int, device: str) -> tuple[float, float]:
     """(seconds, FLOPs) of the Gram route's matrix products alone, best of 3: every tile of
-    `gram_tiles` for every layer, into one reused buffer."""
+    `gram_tiles` formed by the engine's own stacker (all layers into one buffer), without the
+    inner products."""
     tiles = [tile for block in gram_tiles(N, rows) for tile in block]
-    out = torch.empty(max((r1 - r0) * (c1 - c0) for r0, r1, c0, c1 in tiles),
-                      device=factors[0].device)
+    size = max((r1 - r0) * (c1 - c0) for r0, r1, c0, c1 in tiles)
+    stacker = _Stacker(grams, torch_device(device), False, torch.float32, size)
 
     def products() -> None:
-        for r0, r1, c0, c1 in tiles:
-            for x in factors:
-                torch.mm(x[r0:r1], x[c0:c1].T, out=out[:(r1 - r0) * (c1 - c0)].view(r1 - r0,
-                                                                                  c1 - c0))
+        for tile in tiles:
+            stacker.tile(*tile)
 
     products()
     flops = 2 * sum((r1 - r0) * (c1 - c0) for r0, r1, c0, c1 in tiles) * sum(
-        x.shape[1] for x in factors)
+        g.factor.shape[1] for g in grams)
     return min(_timed(products) for _ in range(3)), flops
 
 
@@ -181,8 +187,7 @@ def main() -> None:
     rows = block_rows(N, LAYERS)
     minimal, performed = route_flops(widths, rows)
     limit = minimal / (rate * 1e9)
-    factors = [torch.from_numpy(s.gram.factor).to(device) for s in states]
-    t_products, product_flops = tile_products(factors, rows)
+    t_products, product_flops = tile_products([s.gram for s in states], rows, device)
     t_engine = t_prepare + t_stage
     print(f"engine: prepare {t_prepare:.2f} s + Gram stage {t_stage:.2f} s = {t_engine:.2f} s "
           f"(best of {REPEATS} engine runs: {', '.join(f'{t:.2f}' for t in t_engines)}); "
